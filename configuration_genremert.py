@@ -1,0 +1,300 @@
+"""Configurations of the genremert models: GenreMERT (frozen MERT + time attention) and CRNN_FGNL.
+
+Both carry the same `counterfactual` field, which switches on the learnable counterfactual attention
+(LCA) branch used only in training:
+
+- `"none"`: the plain model.
+- `"learned"`: LCA (Lin et al., TASLP 2025): a second, learned attention of the same design.
+- `"random"`: the CAL ablation (Rao et al., ICCV 2021): random counterfactual attention, no parameters.
+
+This file may import only torch/transformers-level packages: it is copied next to the weights by
+`save_pretrained` and executed with `trust_remote_code=True`.
+"""
+
+from transformers import HubertConfig, PretrainedConfig
+
+
+COUNTERFACTUAL_MODES = ("none", "learned", "random")
+SONG_AGGREGATIONS = ("mean", "vote")
+
+# The audio-classification pipeline of a saved model folder: one pass per training-length slice,
+# then the song-level answer (see pipeline_genremert.py).
+DEFAULT_CUSTOM_PIPELINES = {
+    "audio-classification": {
+        "impl": "pipeline_genremert.SongLevelAudioClassificationPipeline",
+        "pt": ["AutoModelForAudioClassification"],
+        "tf": [],
+        "type": "audio",
+    }
+}
+
+# MERT-v1-95M expressed as a stock HubertConfig (NOTES §1b). `mask_time_prob` > 0 keeps the
+# `masked_spec_embed` parameter so that MERT checkpoints load strictly; SpecAugment itself never
+# runs because the frozen backbone is kept in eval mode.
+MERT_V1_95M_BACKBONE = {
+    "hidden_size": 768,
+    "num_hidden_layers": 12,
+    "num_attention_heads": 12,
+    "intermediate_size": 3072,
+    "hidden_act": "gelu",
+    "feat_extract_norm": "group",
+    "conv_dim": [512] * 7,
+    "conv_stride": [5, 2, 2, 2, 2, 2, 2],
+    "conv_kernel": [10, 3, 3, 3, 3, 2, 2],
+    "conv_bias": False,
+    "num_conv_pos_embeddings": 128,
+    "num_conv_pos_embedding_groups": 16,
+    "do_stable_layer_norm": False,
+    "feat_proj_layer_norm": True,
+    "layer_norm_eps": 1e-5,
+    "mask_time_prob": 0.05,
+}
+
+
+def _check_choice(field: str, value, allowed) -> None:
+    if value not in allowed:
+        raise ValueError(f"`{field}` must be one of {list(allowed)}, got {value!r}.")
+
+
+def _check_positive(field: str, value, *, allow_zero: bool = False) -> None:
+    ok = value >= 0 if allow_zero else value > 0
+    if not ok:
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"`{field}` must be {bound}, got {value!r}.")
+
+
+def _check_probability(field: str, value) -> None:
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"`{field}` must be a dropout probability in [0, 1), got {value!r}.")
+
+
+class GenreMERTConfig(PretrainedConfig):
+    r"""
+    Configuration of [`GenreMERTForAudioClassification`]: a frozen MERT backbone (a stock `HubertModel`),
+    a learned 1×1 aggregation of its hidden layers, time attention pooling, a shared projection and a
+    classifier. The defaults reproduce the reference genreMERT (94.40 M parameters with 10 labels).
+
+    Args:
+        backbone_config (`dict` or `HubertConfig`, *optional*):
+            The MERT backbone as a `HubertConfig`. Defaults to the MERT-v1-95M shape.
+        aggregation_layers (`list[int]`, *optional*):
+            Which hidden states feed the layer aggregation (0 = the embeddings, i = layer i). Defaults
+            to all of them (13 for MERT-v1-95M).
+        attention_hidden_size (`int`, *optional*, defaults to 16):
+            Channels of the time attention's hidden 1×1 convolution.
+        representation_size (`int`, *optional*, defaults to 32):
+            Size of the shared projection between the pooled features and the classifier.
+        classifier_dropout (`float`, *optional*, defaults to 0.3):
+            Dropout on the pooled features of the main branch.
+        counterfactual_dropout (`float`, *optional*, defaults to 0.6):
+            Dropout on the pooled features of the counterfactual branch.
+        counterfactual (`str`, *optional*, defaults to `"none"`):
+            `"none"`, `"learned"` (LCA) or `"random"` (CAL ablation).
+        freeze_backbone (`bool`, *optional*, defaults to `True`):
+            Keep the backbone frozen (no gradients) and in eval mode. `False` fine-tunes it.
+        sampling_rate (`int`, *optional*, defaults to 24000):
+            Sampling rate of `input_values` (MERT is trained at 24 kHz).
+        slice_seconds (`float`, *optional*, defaults to 10.0):
+            Length of the training slices; the pipeline classifies longer recordings slice by slice.
+        song_aggregation (`str`, *optional*, defaults to `"mean"`):
+            How the pipeline combines slices into the song-level answer: `"mean"` of the probabilities
+            or majority `"vote"`.
+    """
+
+    model_type = "genremert"
+    sub_configs = {"backbone_config": HubertConfig}
+
+    def __init__(
+        self,
+        backbone_config=None,
+        aggregation_layers=None,
+        attention_hidden_size=16,
+        representation_size=32,
+        classifier_dropout=0.3,
+        counterfactual_dropout=0.6,
+        counterfactual="none",
+        freeze_backbone=True,
+        sampling_rate=24000,
+        slice_seconds=10.0,
+        song_aggregation="mean",
+        **kwargs,
+    ):
+        if backbone_config is None:
+            backbone_config = HubertConfig(**MERT_V1_95M_BACKBONE)
+        elif isinstance(backbone_config, dict):
+            backbone_config = {k: v for k, v in backbone_config.items() if k != "model_type"}
+            backbone_config = HubertConfig(**backbone_config)
+        elif not isinstance(backbone_config, HubertConfig):
+            raise ValueError(
+                f"`backbone_config` must be a dict or a HubertConfig, got {type(backbone_config).__name__}."
+            )
+        self.backbone_config = backbone_config
+
+        num_hidden_states = backbone_config.num_hidden_layers + 1  # embeddings + every layer
+        if aggregation_layers is None:
+            aggregation_layers = list(range(num_hidden_states))
+        aggregation_layers = [int(layer) for layer in aggregation_layers]
+        if not aggregation_layers:
+            raise ValueError("`aggregation_layers` must name at least one hidden state.")
+        for layer in aggregation_layers:
+            if not 0 <= layer < num_hidden_states:
+                raise ValueError(
+                    f"`aggregation_layers` entries must be in [0, {num_hidden_states - 1}] (0 = embeddings, "
+                    f"{num_hidden_states - 1} = last layer), got {layer}."
+                )
+        if len(set(aggregation_layers)) != len(aggregation_layers):
+            raise ValueError(f"`aggregation_layers` must not repeat a layer, got {aggregation_layers}.")
+        self.aggregation_layers = aggregation_layers
+
+        _check_positive("attention_hidden_size", attention_hidden_size)
+        _check_positive("representation_size", representation_size)
+        _check_probability("classifier_dropout", classifier_dropout)
+        _check_probability("counterfactual_dropout", counterfactual_dropout)
+        _check_choice("counterfactual", counterfactual, COUNTERFACTUAL_MODES)
+        _check_positive("sampling_rate", sampling_rate)
+        _check_positive("slice_seconds", slice_seconds)
+        _check_choice("song_aggregation", song_aggregation, SONG_AGGREGATIONS)
+
+        self.attention_hidden_size = attention_hidden_size
+        self.representation_size = representation_size
+        self.classifier_dropout = classifier_dropout
+        self.counterfactual_dropout = counterfactual_dropout
+        self.counterfactual = counterfactual
+        self.freeze_backbone = freeze_backbone
+        self.sampling_rate = sampling_rate
+        self.slice_seconds = float(slice_seconds)
+        self.song_aggregation = song_aggregation
+        kwargs.setdefault("custom_pipelines", DEFAULT_CUSTOM_PIPELINES)
+        super().__init__(**kwargs)
+
+    @property
+    def hidden_size(self) -> int:
+        return self.backbone_config.hidden_size
+
+
+class CRNNFGNLConfig(PretrainedConfig):
+    r"""
+    Configuration of [`CRNNFGNLForAudioClassification`]: log-mel front end → four conv blocks → the fully
+    generalized non-local (FGNL) module (Kuo, Wei & Lin, AAAI 2021) → two GRUs → classifier. The defaults
+    reproduce the official model (≈ 582.5 K trainable parameters with 20 labels).
+
+    Args:
+        sampling_rate (`int`, *optional*, defaults to 16000): rate of the raw waveform `input_values`.
+        n_fft (`int`, *optional*, defaults to 2048): STFT size of the mel front end.
+        hop_length (`int`, *optional*, defaults to 512): STFT hop.
+        num_mel_bins (`int`, *optional*, defaults to 128): mel bands.
+        f_min (`float`, *optional*, defaults to 0.0): lowest mel frequency.
+        f_max (`float`, *optional*): highest mel frequency; defaults to the Nyquist frequency.
+        top_db (`float`, *optional*, defaults to 80.0): dynamic range kept by the dB conversion.
+        conv_channels (`list[int]`, *optional*, defaults to `[64, 128, 128, 128]`): conv block channels.
+        conv_pool (`list[bool]`, *optional*, defaults to `[False, True, True, True]`): 2×2 max pool per block.
+        conv_dropout (`float`, *optional*, defaults to 0.1): dropout after each conv block.
+        fgnl_reduction (`int`, *optional*, defaults to 32): channel reduction of θ, φ, g (C' = C / reduction = 4).
+        num_rolls (`int`, *optional*, defaults to 4): channel rolls of the non-local operation (K).
+        gaussian_kernel_size (`int`, *optional*, defaults to 5): size of the fixed Gaussian filter.
+        gaussian_sigma (`float`, *optional*, defaults to 0.707): its standard deviation.
+        mose_hidden_size (`int`, *optional*, defaults to 16): hidden channels of the MoSE roll attention.
+        gru_hidden_size (`int`, *optional*, defaults to 32): size of both GRUs.
+        classifier_dropout (`float`, *optional*, defaults to 0.3): dropout before the classifier.
+        counterfactual (`str`, *optional*, defaults to `"none"`): `"none"`, `"learned"` or `"random"`.
+        slice_seconds (`float`, *optional*, defaults to 5.0): training slice length (pipeline slicing).
+        song_aggregation (`str`, *optional*, defaults to `"mean"`): `"mean"` or `"vote"`.
+    """
+
+    model_type = "crnn_fgnl"
+
+    def __init__(
+        self,
+        sampling_rate=16000,
+        n_fft=2048,
+        hop_length=512,
+        num_mel_bins=128,
+        f_min=0.0,
+        f_max=None,
+        top_db=80.0,
+        conv_channels=(64, 128, 128, 128),
+        conv_pool=(False, True, True, True),
+        conv_dropout=0.1,
+        fgnl_reduction=32,
+        num_rolls=4,
+        gaussian_kernel_size=5,
+        gaussian_sigma=0.707,
+        mose_hidden_size=16,
+        gru_hidden_size=32,
+        classifier_dropout=0.3,
+        counterfactual="none",
+        slice_seconds=5.0,
+        song_aggregation="mean",
+        **kwargs,
+    ):
+        for field, value in (
+            ("sampling_rate", sampling_rate),
+            ("n_fft", n_fft),
+            ("hop_length", hop_length),
+            ("num_mel_bins", num_mel_bins),
+            ("fgnl_reduction", fgnl_reduction),
+            ("num_rolls", num_rolls),
+            ("gaussian_kernel_size", gaussian_kernel_size),
+            ("gaussian_sigma", gaussian_sigma),
+            ("mose_hidden_size", mose_hidden_size),
+            ("gru_hidden_size", gru_hidden_size),
+            ("slice_seconds", slice_seconds),
+        ):
+            _check_positive(field, value)
+        _check_positive("f_min", f_min, allow_zero=True)
+        if f_max is not None and not f_min < f_max <= sampling_rate / 2:
+            raise ValueError(
+                f"`f_max` must be in (f_min={f_min}, sampling_rate/2={sampling_rate / 2}], got {f_max!r}."
+            )
+        _check_positive("top_db", top_db)
+        conv_channels = [int(c) for c in conv_channels]
+        conv_pool = [bool(p) for p in conv_pool]
+        if not conv_channels or len(conv_channels) != len(conv_pool):
+            raise ValueError(
+                f"`conv_channels` and `conv_pool` must be non-empty and of equal length, got "
+                f"{len(conv_channels)} and {len(conv_pool)}."
+            )
+        if len(conv_channels) < 2:
+            raise ValueError("`conv_channels` needs at least 2 blocks: FGNL reads the last two.")
+        for field, channels in (("conv_channels[-1]", conv_channels[-1]), ("conv_channels[-2]", conv_channels[-2])):
+            if channels % fgnl_reduction != 0:
+                raise ValueError(
+                    f"`{field}` ({channels}) must be divisible by `fgnl_reduction` ({fgnl_reduction})."
+                )
+        if conv_channels[-1] // fgnl_reduction < num_rolls:
+            raise ValueError(
+                f"`num_rolls` ({num_rolls}) must not exceed the reduced channels "
+                f"conv_channels[-1] / fgnl_reduction = {conv_channels[-1] // fgnl_reduction}."
+            )
+        if gaussian_kernel_size % 2 != 1:
+            raise ValueError(f"`gaussian_kernel_size` must be odd, got {gaussian_kernel_size}.")
+        _check_probability("conv_dropout", conv_dropout)
+        _check_probability("classifier_dropout", classifier_dropout)
+        _check_choice("counterfactual", counterfactual, COUNTERFACTUAL_MODES)
+        _check_choice("song_aggregation", song_aggregation, SONG_AGGREGATIONS)
+
+        self.sampling_rate = sampling_rate
+        self.n_fft = n_fft
+        self.hop_length = hop_length
+        self.num_mel_bins = num_mel_bins
+        self.f_min = float(f_min)
+        self.f_max = f_max
+        self.top_db = float(top_db)
+        self.conv_channels = conv_channels
+        self.conv_pool = conv_pool
+        self.conv_dropout = conv_dropout
+        self.fgnl_reduction = fgnl_reduction
+        self.num_rolls = num_rolls
+        self.gaussian_kernel_size = gaussian_kernel_size
+        self.gaussian_sigma = gaussian_sigma
+        self.mose_hidden_size = mose_hidden_size
+        self.gru_hidden_size = gru_hidden_size
+        self.classifier_dropout = classifier_dropout
+        self.counterfactual = counterfactual
+        self.slice_seconds = float(slice_seconds)
+        self.song_aggregation = song_aggregation
+        kwargs.setdefault("custom_pipelines", DEFAULT_CUSTOM_PIPELINES)
+        super().__init__(**kwargs)
+
+
+__all__ = ["GenreMERTConfig", "CRNNFGNLConfig", "COUNTERFACTUAL_MODES"]
