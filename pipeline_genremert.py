@@ -1,11 +1,575 @@
-"""Audio-classification pipeline of the genremert models (first version: the stock pipeline; the song-level
-slicing lands with issue #2 item 4)."""
+"""Song-level audio-classification pipeline of the genremert models.
 
+`pipeline("audio-classification", model=folder, trust_remote_code=True)` loads
+[`SongLevelAudioClassificationPipeline`] from a saved model folder (the configs carry `custom_pipelines`). It differs
+from the stock [`~transformers.AudioClassificationPipeline`] in three ways:
+
+- A recording longer than one training slice (`config.slice_seconds`) is cut into slices of exactly that length; the
+  model classifies every slice and the song-level answer combines them (`config.song_aggregation`: the mean of the
+  slice probabilities, or the fraction of slices that vote for each label). The model never sees a length it was not
+  trained on, except for recordings shorter than one slice, which get one pass over their whole length.
+- It needs neither torchaudio nor torchcodec: dict inputs at another sampling rate are resampled with
+  `scipy.signal.resample_poly`; files are decoded with soundfile when it is installed (wav, flac, ogg, mp3) and with
+  the `ffmpeg` binary otherwise.
+- Bad input fails early with an error that names what was wrong: empty or too-short audio, NaN/inf, unsupported
+  dtypes or shapes, a missing or invalid sampling rate. Stereo arrays are mixed down to mono.
+
+This file is remote code (copied next to the weights by `save_pretrained`): it imports only numpy, scipy, torch and
+transformers at module level, and has no side effects on import.
+"""
+
+import io
+import math
+import os
+import subprocess
+import sys
+from fractions import Fraction
+
+import numpy as np
+import torch
+from scipy.signal import resample_poly
 from transformers.pipelines.audio_classification import AudioClassificationPipeline
+from transformers.utils import logging
+
+
+logger = logging.get_logger(__name__)
+
+SONG_AGGREGATIONS = ("mean", "vote")
+SLICE_REMAINDERS = ("end", "drop")
+# A 2-D array is read as multichannel audio only if its shorter axis has at most this many channels.
+MAX_CHANNELS = 8
+# Integer PCM dtypes scaled to [-1, 1) by their full-scale value (the convention of WAV files and soundfile).
+PCM_FULL_SCALE = {np.dtype(np.int16): 2.0**15, np.dtype(np.int32): 2.0**31}
+_UNSET = object()
+
+
+def minimum_num_samples(config) -> int:
+    """
+    The shortest waveform (in samples at `config.sampling_rate`) that the model can classify.
+
+    - GenreMERT (`model_type == "genremert"`): the receptive field of the backbone's conv feature encoder, i.e. the
+      shortest input that still yields one frame (400 samples = 16.7 ms for MERT-v1).
+    - CRNN_FGNL (`model_type == "crnn_fgnl"`): enough STFT frames (centred STFT: `1 + samples // hop_length`) to
+      survive every 2×2 max pool of the conv blocks (8 frames for three pools), and more than `n_fft // 2` samples
+      (the reflection padding of the centred STFT needs it).
+    - Any other model: 1 sample.
+    """
+    model_type = getattr(config, "model_type", None)
+    if model_type == "genremert":
+        backbone = config.backbone_config
+        num_samples = 1  # one output frame
+        for kernel, stride in reversed(list(zip(backbone.conv_kernel, backbone.conv_stride))):
+            num_samples = (num_samples - 1) * stride + kernel
+        return num_samples
+    if model_type == "crnn_fgnl":
+        num_frames = 2 ** sum(bool(pool) for pool in config.conv_pool)
+        return max((num_frames - 1) * config.hop_length, config.n_fft // 2 + 1)
+    return 1
+
+
+def slice_starts(num_samples: int, slice_samples: int, hop_samples: int, remainder: str = "end") -> list[int]:
+    """
+    Start samples of the slices that cover a recording of `num_samples` samples.
+
+    Slices are `slice_samples` long and start every `hop_samples` samples from 0. When they do not end exactly at the
+    end of the recording, `remainder="end"` adds one last slice aligned to the end of the recording (it overlaps the
+    previous one, so every sample is classified), `remainder="drop"` leaves the tail out (the way training slices
+    are usually cut). A recording of at most one slice gives `[0]`: the caller classifies it whole.
+    """
+    if remainder not in SLICE_REMAINDERS:
+        raise ValueError(f"`slice_remainder` must be one of {list(SLICE_REMAINDERS)}, got {remainder!r}.")
+    if num_samples <= slice_samples:
+        return [0]
+    starts = list(range(0, num_samples - slice_samples + 1, hop_samples))
+    if remainder == "end" and starts[-1] + slice_samples < num_samples:
+        starts.append(num_samples - slice_samples)
+    return starts
+
+
+def aggregate_slice_scores(slice_scores: torch.Tensor, aggregation: str) -> tuple[torch.Tensor, list[int]]:
+    """
+    Combine per-slice scores `(num_slices, num_labels)` into the song-level scores `(num_labels,)`.
+
+    - `"mean"`: the mean of the slice scores (probabilities after softmax).
+    - `"vote"`: the fraction of slices whose top label is each label; ties are broken by the mean score.
+
+    A single slice returns its own scores with either aggregation (one vote would throw its probabilities away).
+
+    Returns the song scores and the label ids ordered best first (ties: lower label id first).
+    """
+    if aggregation not in SONG_AGGREGATIONS:
+        raise ValueError(f"`aggregation` must be one of {list(SONG_AGGREGATIONS)}, got {aggregation!r}.")
+    slice_scores = slice_scores.double()
+    mean_scores = slice_scores.mean(dim=0)  # (num_labels,)
+    if aggregation == "mean" or slice_scores.shape[0] == 1:
+        song_scores = mean_scores
+        sort_keys = [(-score,) for score in song_scores.tolist()]
+    else:
+        winners = slice_scores.argmax(dim=-1)  # (num_slices,)
+        votes = torch.bincount(winners, minlength=slice_scores.shape[-1]).double()
+        song_scores = votes / slice_scores.shape[0]  # (num_labels,)
+        sort_keys = list(zip((-song_scores).tolist(), (-mean_scores).tolist()))
+    order = sorted(range(len(sort_keys)), key=lambda label_id: (*sort_keys[label_id], label_id))
+    return song_scores.float(), order
+
+
+def mix_down(waveform: np.ndarray, name: str = "audio") -> np.ndarray:
+    """
+    Bring a 1-D or 2-D array to a mono `(samples,)` array; other shapes raise a `ValueError`.
+
+    A 2-D array is multichannel audio: `(channels, samples)` or `(samples, channels)`, the channel axis being the
+    shorter one, which must hold at most `MAX_CHANNELS` channels; the channels are averaged. A square array is
+    ambiguous and refused.
+    """
+    if waveform.ndim == 1:
+        return waveform
+    if waveform.ndim != 2:
+        raise ValueError(
+            f"{name} must be a 1-D mono waveform (samples,) or a 2-D multichannel waveform (channels, samples) or "
+            f"(samples, channels), got an array of shape {tuple(waveform.shape)}."
+        )
+    rows, columns = waveform.shape
+    if rows == columns:
+        raise ValueError(
+            f"{name} has shape {tuple(waveform.shape)}: which axis holds the channels is ambiguous. Pass a 1-D mono "
+            "waveform."
+        )
+    channel_axis = 0 if rows < columns else 1
+    num_channels = waveform.shape[channel_axis]
+    if num_channels > MAX_CHANNELS:
+        raise ValueError(
+            f"{name} has shape {tuple(waveform.shape)}, which does not look like multichannel audio (at most "
+            f"{MAX_CHANNELS} channels on the shorter axis). Pass a 1-D mono waveform, or one recording at a time."
+        )
+    return waveform.mean(axis=channel_axis, dtype=np.float64).astype(waveform.dtype)
+
+
+def as_float_waveform(waveform, name: str = "audio") -> np.ndarray:
+    """
+    Validate a waveform and return it as a float32 numpy array of the same shape.
+
+    Floating point arrays and tensors are cast to float32; int16 and int32 PCM are scaled to [-1, 1) by their full
+    scale (2**15, 2**31); every other dtype (other integers, bool, complex, object) raises a `TypeError`. Empty audio
+    and NaN/inf values raise a `ValueError`.
+    """
+    if isinstance(waveform, torch.Tensor):
+        waveform = waveform.detach().cpu()
+        if waveform.is_floating_point() and waveform.dtype not in (torch.float32, torch.float64):
+            waveform = waveform.float()  # numpy has no bfloat16
+        waveform = waveform.numpy()
+    if not isinstance(waveform, np.ndarray):
+        raise TypeError(
+            f"{name} must be a numpy array or a torch tensor, got {type(waveform).__name__}. Pass a path, bytes, an "
+            'array, or a dict {"array": array, "sampling_rate": int}.'
+        )
+    if waveform.dtype in PCM_FULL_SCALE:
+        waveform = (waveform.astype(np.float64) / PCM_FULL_SCALE[waveform.dtype]).astype(np.float32)
+    elif np.issubdtype(waveform.dtype, np.floating):
+        waveform = waveform.astype(np.float32)
+    else:
+        raise TypeError(
+            f"{name} has dtype {waveform.dtype}; expected a floating point waveform (values in [-1, 1]) or int16/int32 "
+            "PCM. Convert it, e.g. `array.astype(np.float32) / 32768` for 16-bit samples stored as another integer type."
+        )
+    if waveform.size == 0:
+        raise ValueError(f"{name} is empty (shape {tuple(waveform.shape)}): there is nothing to classify.")
+    finite = np.isfinite(waveform)
+    if not finite.all():
+        first_bad = int(np.flatnonzero(~finite.reshape(-1))[0])
+        raise ValueError(
+            f"{name} contains {int((~finite).sum())} NaN or infinite values (the first at flat index {first_bad})."
+        )
+    return waveform
+
+
+def resample(waveform: np.ndarray, orig_sampling_rate: int, target_sampling_rate: int) -> np.ndarray:
+    """
+    Resample a mono float waveform with `scipy.signal.resample_poly` (polyphase FIR, Kaiser window), using the reduced
+    ratio `target / orig` as up/down factors. Computed in float64, returned as float32.
+    """
+    if orig_sampling_rate == target_sampling_rate:
+        return waveform
+    ratio = Fraction(int(target_sampling_rate), int(orig_sampling_rate))
+    resampled = resample_poly(waveform.astype(np.float64), ratio.numerator, ratio.denominator)
+    return resampled.astype(np.float32)
+
+
+def check_sampling_rate(sampling_rate, name: str = "sampling_rate") -> int:
+    """Return `sampling_rate` as a positive int, or raise a `ValueError` naming the bad value."""
+    if isinstance(sampling_rate, torch.Tensor) and sampling_rate.numel() == 1:
+        sampling_rate = sampling_rate.item()
+    is_number = isinstance(sampling_rate, (int, float, np.integer, np.floating)) and not isinstance(sampling_rate, bool)
+    if not is_number or not math.isfinite(sampling_rate) or sampling_rate <= 0 or sampling_rate != int(sampling_rate):
+        raise ValueError(f"`{name}` must be a positive integer number of samples per second, got {sampling_rate!r}.")
+    return int(sampling_rate)
+
+
+def _read_with_soundfile(source, name: str):
+    """Decode with soundfile at the file's own rate: `(waveform (frames, channels) float32, rate)`, or `None` when
+    soundfile is not installed or cannot read the format."""
+    try:
+        import soundfile
+    except ImportError:
+        return None
+    try:
+        waveform, sampling_rate = soundfile.read(source, dtype="float32", always_2d=True)
+    except (RuntimeError, TypeError, ValueError) as error:  # soundfile's LibsndfileError is a RuntimeError
+        logger.info(f"soundfile cannot read {name} ({error}); decoding it with ffmpeg.")
+        return None
+    return waveform, sampling_rate
+
+
+def _read_with_ffmpeg(source, sampling_rate: int, name: str) -> np.ndarray:
+    """Decode a file path or bytes with the `ffmpeg` binary, which also mixes down to mono and resamples to
+    `sampling_rate`. Returns a float32 `(samples,)` array."""
+    if isinstance(source, bytes):
+        input_arg, payload = "pipe:0", source
+    else:
+        input_arg, payload = source, None
+    command = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-i", input_arg]
+    command += ["-ac", "1", "-ar", str(sampling_rate), "-f", "f32le", "pipe:1"]
+    try:
+        completed = subprocess.run(
+            command, input=payload, stdin=None if payload is not None else subprocess.DEVNULL, capture_output=True
+        )
+    except FileNotFoundError as error:
+        raise ValueError(
+            f"Cannot decode {name}: soundfile could not read it and the `ffmpeg` binary is not installed "
+            "(e.g. `apt-get install ffmpeg`)."
+        ) from error
+    waveform = np.frombuffer(completed.stdout, dtype=np.float32)
+    if completed.returncode != 0 or waveform.size == 0:
+        message = completed.stderr.decode(errors="replace").strip().splitlines()
+        reason = message[-1] if message else "no audio samples decoded"
+        raise ValueError(f"Cannot decode {name} as audio: {reason}.")
+    return waveform.copy()
 
 
 class SongLevelAudioClassificationPipeline(AudioClassificationPipeline):
-    """Audio classification that answers at song level for recordings longer than the training slice."""
+    """
+    Audio classification that answers at song level: a recording longer than the model's training slice is cut into
+    slices of `config.slice_seconds`, each slice is classified, and the slice scores are combined (mean of the
+    probabilities or majority vote). Needs neither torchaudio nor torchcodec.
+
+    Example:
+
+    ```python
+    >>> from transformers import pipeline
+
+    >>> classifier = pipeline("audio-classification", model="path/to/genremert-folder", trust_remote_code=True)
+    >>> classifier("song.mp3", top_k=3)
+    [{'score': 0.81, 'label': 'jazz'}, {'score': 0.11, 'label': 'blues'}, {'score': 0.04, 'label': 'classical'}]
+    ```
+
+    With an in-memory model, name the class and the feature extractor (a model object carries no folder to load them
+    from):
+
+    ```python
+    >>> from modeling_genremert import build_feature_extractor
+    >>> from pipeline_genremert import SongLevelAudioClassificationPipeline
+
+    >>> classifier = pipeline(
+    ...     "audio-classification",
+    ...     model=model,
+    ...     feature_extractor=build_feature_extractor(model.config),
+    ...     pipeline_class=SongLevelAudioClassificationPipeline,
+    ... )
+    ```
+
+    The model is put in eval mode: dropout and the counterfactual branch are training-only.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.feature_extractor is None:
+            raise ValueError(
+                "SongLevelAudioClassificationPipeline needs a feature extractor: load the pipeline from a saved model "
+                "folder (it holds preprocessor_config.json) or pass "
+                "`feature_extractor=build_feature_extractor(model.config)`."
+            )
+        model_rate = self.model.config.sampling_rate
+        if self.feature_extractor.sampling_rate != model_rate:
+            raise ValueError(
+                f"The feature extractor works at {self.feature_extractor.sampling_rate} Hz but the model expects "
+                f"config.sampling_rate = {model_rate} Hz: pass the feature extractor saved with this model."
+            )
+        self.model.eval()
+
+    def check_model_type(self, supported_models):
+        """Any audio classifier whose config says how long its slices are (`sampling_rate`, `slice_seconds`)."""
+        config = self.model.config
+        for field in ("sampling_rate", "slice_seconds"):
+            if getattr(config, field, None) is None:
+                raise ValueError(
+                    f"SongLevelAudioClassificationPipeline needs `config.{field}`, which the config of "
+                    f"{self.model.__class__.__name__} does not have."
+                )
+
+    @property
+    def sampling_rate(self) -> int:
+        """The model's sampling rate: every input is brought to it."""
+        return int(self.model.config.sampling_rate)
+
+    @property
+    def slice_samples(self) -> int:
+        """Length of one training slice in samples."""
+        return int(round(self.model.config.slice_seconds * self.sampling_rate))
+
+    def __call__(self, inputs, **kwargs):
+        """
+        Classify one recording (or a list of recordings) at song level.
+
+        Args:
+            inputs (`str`, `os.PathLike`, `bytes`, `np.ndarray`, `torch.Tensor` or `dict`):
+                - a path to an audio file (wav, flac, ogg, mp3 through soundfile; any other format ffmpeg reads),
+                  or `bytes` holding such a file: decoded at the file's own rate, mixed down, and resampled to the
+                  model's rate;
+                - a waveform array or tensor, assumed to be at the model's rate (`config.sampling_rate`), as in
+                  Transformers: 1-D mono, or 2-D multichannel (mixed down by averaging the channels);
+                - a dict `{"array" or "raw": waveform, "sampling_rate": int}` at any rate: resampled to the model's
+                  rate with `scipy.signal.resample_poly`. A `"path"` key (from 🤗 Datasets) is ignored.
+                Float waveforms are expected in [-1, 1]; int16/int32 PCM is scaled to [-1, 1).
+            top_k (`int`, *optional*, defaults to 5):
+                How many labels to return; `None` returns every label.
+            function_to_apply (`str`, *optional*):
+                `"softmax"` (default for single-label classification), `"sigmoid"` or `"none"`, applied to every
+                slice's logits before aggregation.
+            aggregation (`str`, *optional*, defaults to `config.song_aggregation`):
+                `"mean"` of the slice scores, or `"vote"`: the fraction of slices whose top label is each label
+                (ties broken by the mean score).
+            slice_overlap_seconds (`float`, *optional*, defaults to 0.0):
+                Overlap between consecutive slices; the hop is `slice_seconds - slice_overlap_seconds`.
+            slice_remainder (`str`, *optional*, defaults to `"end"`):
+                `"end"`: when the slices do not reach the end of the recording, one more slice is aligned to its end;
+                `"drop"`: the tail shorter than a hop is left out.
+            slice_batch_size (`int`, *optional*, defaults to 8):
+                How many slices go through the model at once.
+            return_slices (`bool`, *optional*, defaults to `False`):
+                Return a dict `{"scores": song answer, "aggregation": str, "slices": [{"start", "end" (seconds),
+                "scores"}, ...]}` instead of the song answer alone.
+
+        Return:
+            A list of `{"label": str, "score": float}`, best first (or the dict above with `return_slices=True`).
+        """
+        return super().__call__(inputs, **kwargs)
+
+    def _sanitize_parameters(
+        self,
+        top_k=_UNSET,
+        function_to_apply=None,
+        aggregation=None,
+        slice_overlap_seconds=None,
+        slice_remainder=None,
+        slice_batch_size=None,
+        return_slices=None,
+        **kwargs,
+    ):
+        if kwargs:
+            raise TypeError(
+                f"Unknown argument(s) {sorted(kwargs)} for SongLevelAudioClassificationPipeline; expected top_k, "
+                "function_to_apply, aggregation, slice_overlap_seconds, slice_remainder, slice_batch_size, "
+                "return_slices, batch_size, num_workers."
+            )
+        preprocess_params, forward_params, postprocess_params = {}, {}, {}
+
+        if top_k is not _UNSET:
+            num_labels = self.model.config.num_labels
+            if top_k is None:
+                top_k = num_labels
+            elif isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
+                raise ValueError(f"`top_k` must be a positive integer or None, got {top_k!r}.")
+            postprocess_params["top_k"] = min(int(top_k), num_labels)
+        if function_to_apply is not None:
+            if function_to_apply not in ("softmax", "sigmoid", "none"):
+                raise ValueError(
+                    f"`function_to_apply` must be one of ['softmax', 'sigmoid', 'none'], got {function_to_apply!r}."
+                )
+            postprocess_params["function_to_apply"] = function_to_apply
+        if aggregation is not None:
+            if aggregation not in SONG_AGGREGATIONS:
+                raise ValueError(f"`aggregation` must be one of {list(SONG_AGGREGATIONS)}, got {aggregation!r}.")
+            postprocess_params["aggregation"] = aggregation
+        if return_slices is not None:
+            postprocess_params["return_slices"] = bool(return_slices)
+
+        if slice_overlap_seconds is not None:
+            slice_seconds = self.model.config.slice_seconds
+            if not isinstance(slice_overlap_seconds, (int, float)) or not 0 <= slice_overlap_seconds < slice_seconds:
+                raise ValueError(
+                    f"`slice_overlap_seconds` must be in [0, slice_seconds={slice_seconds}), got "
+                    f"{slice_overlap_seconds!r}."
+                )
+            preprocess_params["slice_overlap_seconds"] = float(slice_overlap_seconds)
+        if slice_remainder is not None:
+            if slice_remainder not in SLICE_REMAINDERS:
+                raise ValueError(
+                    f"`slice_remainder` must be one of {list(SLICE_REMAINDERS)}, got {slice_remainder!r}."
+                )
+            preprocess_params["slice_remainder"] = slice_remainder
+        if slice_batch_size is not None:
+            if isinstance(slice_batch_size, bool) or not isinstance(slice_batch_size, int) or slice_batch_size < 1:
+                raise ValueError(f"`slice_batch_size` must be a positive integer, got {slice_batch_size!r}.")
+            forward_params["slice_batch_size"] = slice_batch_size
+        return preprocess_params, forward_params, postprocess_params
+
+    def get_iterator(self, inputs, num_workers, batch_size, preprocess_params, forward_params, postprocess_params):
+        # One recording gives a variable number of slices, already batched by `slice_batch_size`: recordings are
+        # never padded together, so lists are processed one recording at a time.
+        if batch_size != 1:
+            logger.warning(
+                f"SongLevelAudioClassificationPipeline ignores batch_size={batch_size}: it classifies one recording at "
+                "a time and batches that recording's slices; use `slice_batch_size` instead."
+            )
+        return super().get_iterator(inputs, num_workers, 1, preprocess_params, forward_params, postprocess_params)
+
+    def load_waveform(self, inputs) -> np.ndarray:
+        """
+        Turn any supported input into a float32 mono waveform `(samples,)` at the model's sampling rate, validated
+        (dtype, shape, NaN/inf, emptiness) but not yet checked for length.
+        """
+        target_rate = self.sampling_rate
+        if isinstance(inputs, os.PathLike):
+            inputs = os.fspath(inputs)
+
+        if isinstance(inputs, str):
+            if inputs.startswith(("http://", "https://")):
+                from huggingface_hub.utils import httpx
+
+                return self._decode(httpx.get(inputs, follow_redirects=True).content, f"audio downloaded from {inputs}")
+            if not os.path.isfile(inputs):
+                raise FileNotFoundError(f"Audio file not found: {inputs!r}.")
+            return self._decode(inputs, f"audio file {inputs!r}")
+        if isinstance(inputs, (bytes, bytearray)):
+            return self._decode(bytes(inputs), "audio bytes")
+
+        # An `AudioDecoder` input means torchcodec is already imported: it is never imported here.
+        torchcodec = sys.modules.get("torchcodec")
+        if torchcodec is not None and isinstance(inputs, torchcodec.decoders.AudioDecoder):
+            samples = inputs.get_all_samples()
+            inputs = {"array": samples.data, "sampling_rate": samples.sample_rate}
+
+        if isinstance(inputs, dict):
+            array_keys = [key for key in ("array", "raw") if key in inputs]
+            if len(array_keys) != 1 or "sampling_rate" not in inputs:
+                raise ValueError(
+                    'A dict input must hold the waveform under exactly one of "array" or "raw" and its rate under '
+                    f'"sampling_rate", got keys {sorted(inputs)}.'
+                )
+            input_rate = check_sampling_rate(inputs["sampling_rate"], name='"sampling_rate" of the dict input')
+            name = f"the dict input's {array_keys[0]!r}"
+            waveform = mix_down(as_float_waveform(inputs[array_keys[0]], name), name)
+            return resample(waveform, input_rate, target_rate)
+
+        if isinstance(inputs, (np.ndarray, torch.Tensor)):
+            # A bare waveform carries no rate: it is assumed to be at the model's rate, as in Transformers.
+            return mix_down(as_float_waveform(inputs, "audio array"), "audio array")
+
+        raise TypeError(
+            f"Unsupported audio input of type {type(inputs).__name__}; expected a file path, bytes, a numpy array or "
+            'torch tensor at the model\'s sampling rate, or a dict {"array": ..., "sampling_rate": int}.'
+        )
+
+    def _decode(self, source, name: str) -> np.ndarray:
+        """Decode a file path or file bytes to a float32 mono waveform at the model's rate: soundfile at the file's
+        own rate, then mix-down and `resample`; ffmpeg (which mixes down and resamples itself) when soundfile is not
+        installed or cannot read the format."""
+        if isinstance(source, bytes) and not source:
+            raise ValueError(f"{name} are empty: there is nothing to decode.")
+        decoded = _read_with_soundfile(io.BytesIO(source) if isinstance(source, bytes) else source, name)
+        if decoded is None:
+            return as_float_waveform(_read_with_ffmpeg(source, self.sampling_rate, name), name)
+        waveform, file_rate = decoded  # (frames, channels)
+        waveform = mix_down(as_float_waveform(waveform, name), name)  # (frames,)
+        return resample(waveform, file_rate, self.sampling_rate)
+
+    def preprocess(self, inputs, slice_overlap_seconds=0.0, slice_remainder="end"):
+        waveform = self.load_waveform(inputs)  # (samples,) float32 at self.sampling_rate
+        num_samples = waveform.shape[0]
+        minimum = minimum_num_samples(self.model.config)
+        if num_samples < minimum:
+            raise ValueError(
+                f"The audio is too short: {num_samples} samples ({num_samples / self.sampling_rate:.4f} s at "
+                f"{self.sampling_rate} Hz) after decoding and resampling; this model needs at least {minimum} samples "
+                f"({minimum / self.sampling_rate:.4f} s)."
+            )
+        peak = float(np.abs(waveform).max())
+        if peak > 1.0:
+            logger.warning_once(
+                f"The audio reaches {peak:.1f} in amplitude; float waveforms are expected in [-1, 1] (integer PCM "
+                "should be passed as int16/int32 so that it is scaled)."
+            )
+
+        slice_samples = self.slice_samples
+        hop_samples = slice_samples - int(round(slice_overlap_seconds * self.sampling_rate))
+        starts = slice_starts(num_samples, slice_samples, hop_samples, slice_remainder)
+        if num_samples <= slice_samples:
+            slices = waveform[None, :]  # (1, samples): a short recording is classified whole
+        else:
+            slices = np.stack([waveform[start : start + slice_samples] for start in starts])  # (slices, slice_samples)
+
+        # Each slice is normalised on its own (rows of a 2-D array are separate examples), as in training.
+        model_inputs = self.feature_extractor(slices, sampling_rate=self.sampling_rate, return_tensors="pt")
+        model_inputs = dict(model_inputs)
+        if self.dtype is not None:
+            model_inputs["input_values"] = model_inputs["input_values"].to(self.dtype)
+        model_inputs["slice_starts"] = torch.tensor(starts)  # (slices,)
+        model_inputs["slice_lengths"] = torch.full((len(starts),), slices.shape[1])  # (slices,)
+        return model_inputs
+
+    def _forward(self, model_inputs, slice_batch_size=8):
+        slice_starts_ = model_inputs.pop("slice_starts")
+        slice_lengths = model_inputs.pop("slice_lengths")
+        num_slices = slice_starts_.shape[0]
+        logits = []
+        for begin in range(0, num_slices, slice_batch_size):
+            batch = {name: tensor[begin : begin + slice_batch_size] for name, tensor in model_inputs.items()}
+            logits.append(self.model(**batch).logits)  # (batch, num_labels)
+        return {
+            "logits": torch.cat(logits).float(),  # (slices, num_labels)
+            "slice_starts": slice_starts_,
+            "slice_lengths": slice_lengths,
+        }
+
+    def postprocess(self, model_outputs, top_k=5, function_to_apply=None, aggregation=None, return_slices=False):
+        config = self.model.config
+        if function_to_apply is None:
+            if config.problem_type == "regression":
+                function_to_apply = "none"
+            elif config.problem_type == "multi_label_classification":
+                function_to_apply = "sigmoid"
+            else:
+                function_to_apply = "softmax"
+        if aggregation is None:
+            aggregation = getattr(config, "song_aggregation", "mean")
+
+        logits = model_outputs["logits"]  # (slices, num_labels)
+        if function_to_apply == "softmax":
+            slice_scores = logits.softmax(dim=-1)
+        elif function_to_apply == "sigmoid":
+            slice_scores = logits.sigmoid()
+        else:
+            slice_scores = logits
+        song_scores, order = aggregate_slice_scores(slice_scores, aggregation)
+
+        def ranked(scores: torch.Tensor, label_order: list[int]) -> list[dict]:
+            return [{"score": float(scores[i]), "label": config.id2label[i]} for i in label_order[:top_k]]
+
+        song = ranked(song_scores, order)
+        if not return_slices:
+            return song
+        slices = []
+        for start, length, scores in zip(
+            model_outputs["slice_starts"].tolist(), model_outputs["slice_lengths"].tolist(), slice_scores
+        ):
+            slice_order = sorted(range(scores.shape[0]), key=lambda i: (-float(scores[i]), i))
+            slices.append(
+                {
+                    "start": start / self.sampling_rate,
+                    "end": (start + length) / self.sampling_rate,
+                    "scores": ranked(scores, slice_order),
+                }
+            )
+        return {"scores": song, "aggregation": aggregation, "slices": slices}
 
 
-__all__ = ["SongLevelAudioClassificationPipeline"]
+__all__ = ["SongLevelAudioClassificationPipeline", "minimum_num_samples", "slice_starts", "aggregate_slice_scores"]
