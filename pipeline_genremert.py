@@ -40,31 +40,9 @@ SLICE_REMAINDERS = ("end", "drop")
 MAX_CHANNELS = 8
 # Integer PCM dtypes scaled to [-1, 1) by their full-scale value (the convention of WAV files and soundfile).
 PCM_FULL_SCALE = {np.dtype(np.int16): 2.0**15, np.dtype(np.int32): 2.0**31}
+# Float audio peaking above this is probably unscaled PCM (lossy decoders overshoot 1.0 a little: no warning for that).
+PEAK_WARNING_THRESHOLD = 2.0
 _UNSET = object()
-
-
-def minimum_num_samples(config) -> int:
-    """
-    The shortest waveform (in samples at `config.sampling_rate`) that the model can classify.
-
-    - GenreMERT (`model_type == "genremert"`): the receptive field of the backbone's conv feature encoder, i.e. the
-      shortest input that still yields one frame (400 samples = 16.7 ms for MERT-v1).
-    - CRNN_FGNL (`model_type == "crnn_fgnl"`): enough STFT frames (centred STFT: `1 + samples // hop_length`) to
-      survive every 2×2 max pool of the conv blocks (8 frames for three pools), and more than `n_fft // 2` samples
-      (the reflection padding of the centred STFT needs it).
-    - Any other model: 1 sample.
-    """
-    model_type = getattr(config, "model_type", None)
-    if model_type == "genremert":
-        backbone = config.backbone_config
-        num_samples = 1  # one output frame
-        for kernel, stride in reversed(list(zip(backbone.conv_kernel, backbone.conv_stride))):
-            num_samples = (num_samples - 1) * stride + kernel
-        return num_samples
-    if model_type == "crnn_fgnl":
-        num_frames = 2 ** sum(bool(pool) for pool in config.conv_pool)
-        return max((num_frames - 1) * config.hop_length, config.n_fft // 2 + 1)
-    return 1
 
 
 def slice_starts(num_samples: int, slice_samples: int, hop_samples: int, remainder: str = "end") -> list[int]:
@@ -315,6 +293,12 @@ class SongLevelAudioClassificationPipeline(AudioClassificationPipeline):
         """Length of one training slice in samples."""
         return int(round(self.model.config.slice_seconds * self.sampling_rate))
 
+    @property
+    def minimum_num_samples(self) -> int:
+        """Shortest input the model can classify, from `model.minimum_input_length` (GenreMERT: the receptive field of
+        its conv feature encoder; CRNN_FGNL: enough STFT frames to survive its 2×2 poolings); 1 for other models."""
+        return int(getattr(self.model, "minimum_input_length", 1))
+
     def __call__(self, inputs, **kwargs):
         """
         Classify one recording (or a list of recordings) at song level.
@@ -485,7 +469,7 @@ class SongLevelAudioClassificationPipeline(AudioClassificationPipeline):
     def preprocess(self, inputs, slice_overlap_seconds=0.0, slice_remainder="end"):
         waveform = self.load_waveform(inputs)  # (samples,) float32 at self.sampling_rate
         num_samples = waveform.shape[0]
-        minimum = minimum_num_samples(self.model.config)
+        minimum = self.minimum_num_samples
         if num_samples < minimum:
             raise ValueError(
                 f"The audio is too short: {num_samples} samples ({num_samples / self.sampling_rate:.4f} s at "
@@ -493,10 +477,10 @@ class SongLevelAudioClassificationPipeline(AudioClassificationPipeline):
                 f"({minimum / self.sampling_rate:.4f} s)."
             )
         peak = float(np.abs(waveform).max())
-        if peak > 1.0:
+        if peak > PEAK_WARNING_THRESHOLD:
             logger.warning_once(
-                f"The audio reaches {peak:.1f} in amplitude; float waveforms are expected in [-1, 1] (integer PCM "
-                "should be passed as int16/int32 so that it is scaled)."
+                f"The audio reaches {peak:.1f} in amplitude, far outside [-1, 1] where float waveforms are expected: "
+                "integer PCM stored as floats? Pass it as int16/int32 so that it is scaled."
             )
 
         slice_samples = self.slice_samples
@@ -572,4 +556,4 @@ class SongLevelAudioClassificationPipeline(AudioClassificationPipeline):
         return {"scores": song, "aggregation": aggregation, "slices": slices}
 
 
-__all__ = ["SongLevelAudioClassificationPipeline", "minimum_num_samples", "slice_starts", "aggregate_slice_scores"]
+__all__ = ["SongLevelAudioClassificationPipeline", "slice_starts", "aggregate_slice_scores"]
