@@ -1,0 +1,396 @@
+"""Frame- and song-level metrics of the genremert classifiers: accuracy, F1, majority voting, confusion matrices.
+
+A *frame* is one training-length slice of a song (the papers' wording); a *song* is scored by a majority vote over
+its slices (Kuo et al. 2021; Lin et al. 2025). Everything here works on plain numpy arrays that hold **every** slice
+of an evaluation split exactly once, in any order: under multi-process evaluation the Trainer gathers the logits,
+the labels and the song indices of all ranks (``gather_for_metrics`` drops the duplicated padding of the last
+batch) before :class:`LCAMetrics` counts a single vote.
+
+Song voting (:func:`vote_songs`)
+    - Every slice votes for its arg-max class. With a confidence ``threshold``, only slices whose top probability
+      is strictly greater than it vote (the CRNN reference keeps slices that *exceed* 0.5); a song none of whose
+      slices passes falls back to the votes of all its slices, so every song gets an answer.
+    - The class with the most votes wins. Ties are broken by the summed probability of the tied classes over the
+      voting slices, then by the lowest label id, so the result never depends on slice order.
+    - The threshold is a hyper-parameter: :func:`choose_vote_threshold` picks it on the **validation** split and
+      the caller applies it unchanged to the test split (the LCA reference code picked it on test, which inflates
+      the song-level score).
+
+F1
+    ``f1`` is the **weighted** F1 (the metric of the singer-identification papers); ``f1_macro`` is reported next to
+    it. Both use every label id of the model, so a class absent from a small split counts as zero support instead of
+    shifting the label indices.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import numpy as np
+from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, f1_score
+
+
+DEFAULT_THRESHOLD_GRID = tuple(round(0.05 * i, 2) for i in range(20))  # 0.0, 0.05, ..., 0.95
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Basic helpers
+# ------------------------------------------------------------------------------------------------------------------
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Numerically stable softmax over the last axis; `(slices, classes)` → probabilities of the same shape."""
+    logits = np.asarray(logits, dtype=np.float64)
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=-1, keepdims=True)
+
+
+def _check_inputs(probabilities: np.ndarray, labels: np.ndarray, song_index: Optional[np.ndarray] = None) -> None:
+    if probabilities.ndim != 2:
+        raise ValueError(f"predictions must have shape (slices, classes), got shape {probabilities.shape}.")
+    if labels.shape != (probabilities.shape[0],):
+        raise ValueError(
+            f"labels must have shape ({probabilities.shape[0]},) to match the predictions, got {labels.shape}."
+        )
+    if song_index is not None and song_index.shape != (probabilities.shape[0],):
+        raise ValueError(
+            f"song_index must have shape ({probabilities.shape[0]},) to match the predictions, got {song_index.shape}."
+        )
+    if probabilities.shape[0] == 0:
+        raise ValueError("cannot score an empty evaluation set (0 slices).")
+
+
+def classification_scores(predictions: np.ndarray, labels: np.ndarray, num_labels: int) -> dict:
+    """Accuracy, weighted F1 (`f1`) and macro F1 of integer `predictions` against integer `labels`."""
+    label_ids = list(range(num_labels))
+    return {
+        "accuracy": float(accuracy_score(labels, predictions)),
+        "f1": float(f1_score(labels, predictions, labels=label_ids, average="weighted", zero_division=0)),
+        "f1_macro": float(f1_score(labels, predictions, labels=label_ids, average="macro", zero_division=0)),
+    }
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Song-level voting
+# ------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SongVotes:
+    """The song-level answer of one evaluation split; arrays are indexed by song, sorted by song index."""
+
+    song_index: np.ndarray  # (songs,) the song indices, ascending
+    labels: np.ndarray  # (songs,) the true class of each song
+    predictions: np.ndarray  # (songs,) the voted class
+    votes: np.ndarray  # (songs, classes) vote counts of the slices that voted
+    num_slices: np.ndarray  # (songs,) slices of each song
+    num_voting: np.ndarray  # (songs,) slices that passed the threshold (= num_slices when it fell back)
+    fell_back: np.ndarray  # (songs,) bool: no slice passed the threshold, all slices voted
+
+
+def vote_songs(
+    probabilities: np.ndarray, labels: np.ndarray, song_index: np.ndarray, threshold: Optional[float] = None
+) -> SongVotes:
+    """Majority vote of each song's slices (see the module docstring for the threshold, fall-back and ties).
+
+    Args:
+        probabilities: `(slices, classes)` softmax probabilities of every slice of the split.
+        labels: `(slices,)` true class of each slice; all slices of a song must agree.
+        song_index: `(slices,)` integer id of the song each slice comes from; any order, uneven counts.
+        threshold: confidence threshold in [0, 1), or `None` for a plain majority vote.
+    """
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    labels = np.asarray(labels).astype(np.int64)
+    song_index = np.asarray(song_index).astype(np.int64)
+    _check_inputs(probabilities, labels, song_index)
+    if threshold is not None and not 0.0 <= threshold < 1.0:
+        raise ValueError(f"the vote threshold must be in [0, 1) or None, got {threshold!r}.")
+
+    num_classes = probabilities.shape[1]
+    songs, inverse = np.unique(song_index, return_inverse=True)  # songs ascending; inverse: slice → song row
+    num_songs = len(songs)
+
+    song_labels = np.full(num_songs, -1, dtype=np.int64)
+    song_labels[inverse] = labels
+    disagreeing = song_labels[inverse] != labels
+    if disagreeing.any():
+        bad = int(song_index[np.argmax(disagreeing)])
+        found = sorted(set(labels[song_index == bad].tolist()))
+        raise ValueError(f"the slices of song index {bad} carry different labels {found}; a song has one label.")
+
+    slice_votes = probabilities.argmax(axis=1)  # (slices,)
+    top_probability = probabilities.max(axis=1)  # (slices,)
+    passes = np.ones(len(slice_votes), dtype=bool) if threshold is None else top_probability > threshold
+
+    num_slices = np.bincount(inverse, minlength=num_songs)
+    num_passing = np.bincount(inverse, weights=passes, minlength=num_songs).astype(np.int64)
+    fell_back = num_passing == 0
+    voting = passes | fell_back[inverse]  # (slices,) the slices whose vote counts
+
+    votes = np.zeros((num_songs, num_classes), dtype=np.int64)
+    np.add.at(votes, (inverse[voting], slice_votes[voting]), 1)
+    summed_probability = np.zeros((num_songs, num_classes), dtype=np.float64)
+    np.add.at(summed_probability, inverse[voting], probabilities[voting])
+
+    # Lexicographic winner: most votes, then highest summed probability, then the lowest label id (argmax keeps the
+    # first maximum). Exact float ties in the summed probability fall through to the label id.
+    is_top_vote = votes == votes.max(axis=1, keepdims=True)
+    tie_break = np.where(is_top_vote, summed_probability, -np.inf)
+    predictions = tie_break.argmax(axis=1)
+
+    return SongVotes(
+        song_index=songs,
+        labels=song_labels,
+        predictions=predictions,
+        votes=votes,
+        num_slices=num_slices,
+        num_voting=np.where(fell_back, num_slices, num_passing),
+        fell_back=fell_back,
+    )
+
+
+def song_scores(
+    probabilities: np.ndarray,
+    labels: np.ndarray,
+    song_index: np.ndarray,
+    num_labels: int,
+    threshold: Optional[float] = None,
+) -> dict:
+    """Song-level accuracy / weighted F1 / macro F1 of the majority vote, plus the number of songs."""
+    voted = vote_songs(probabilities, labels, song_index, threshold)
+    scores = classification_scores(voted.predictions, voted.labels, num_labels)
+    scores["num_songs"] = int(len(voted.song_index))
+    return scores
+
+
+def choose_vote_threshold(
+    probabilities: np.ndarray,
+    labels: np.ndarray,
+    song_index: np.ndarray,
+    num_labels: int,
+    grid: Sequence[float] = DEFAULT_THRESHOLD_GRID,
+) -> tuple[float, float]:
+    """The confidence threshold of the grid with the best song-level weighted F1 on this (validation) split.
+
+    Ties go to the smallest threshold (the one closest to a plain vote). Returns `(threshold, f1)`.
+    """
+    if len(grid) == 0:
+        raise ValueError("the threshold grid is empty.")
+    best_threshold, best_f1 = None, -1.0
+    for threshold in sorted(float(t) for t in grid):
+        f1 = song_scores(probabilities, labels, song_index, num_labels, threshold)["f1"]
+        if f1 > best_f1 + 1e-12:
+            best_threshold, best_f1 = threshold, f1
+    return best_threshold, best_f1
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Everything for one split
+# ------------------------------------------------------------------------------------------------------------------
+
+
+def split_predictions(predictions, label_ids) -> tuple[np.ndarray, Optional[np.ndarray], np.ndarray, np.ndarray]:
+    """Unpacks what the Trainer gathered: `(logits, counterfactual_logits or None, labels, song_index)`.
+
+    `predictions` is the logits array, or a tuple `(logits, counterfactual_logits)` when the trainer asked the model
+    for its counterfactual branch; `label_ids` is the tuple `(labels, song_index)` (the trainer's `label_names`).
+    """
+    counterfactual_logits = None
+    if isinstance(predictions, (tuple, list)):
+        logits = predictions[0]
+        if len(predictions) > 1:
+            counterfactual_logits = np.asarray(predictions[1])
+    else:
+        logits = predictions
+    if not isinstance(label_ids, (tuple, list)) or len(label_ids) != 2:
+        raise ValueError(
+            "song-level metrics need the song index of every slice: the label ids must be the tuple (labels, "
+            "song_index); set the trainer's `label_names=['labels', 'song_index']` and use the slice collator of "
+            "run_classification.py."
+        )
+    labels, song_index = label_ids
+    return np.asarray(logits), counterfactual_logits, np.asarray(labels), np.asarray(song_index)
+
+
+def compute_split_metrics(
+    logits: np.ndarray,
+    labels: np.ndarray,
+    song_index: np.ndarray,
+    num_labels: int,
+    counterfactual_logits: Optional[np.ndarray] = None,
+    vote_threshold: Optional[float] = None,
+) -> dict:
+    """Every scalar metric of one split (keys without the split prefix; the Trainer adds `eval_`/`test_`).
+
+    Keys: `frame_accuracy`, `frame_f1` (weighted), `frame_f1_macro`, `song_accuracy`, `song_f1`, `song_f1_macro`
+    (plain majority vote), `num_songs`, `num_slices`; with `vote_threshold`, also `song_accuracy_thresholded`,
+    `song_f1_thresholded`, `vote_threshold`; with `counterfactual_logits`, the same frame/song keys prefixed
+    `counterfactual_` (paper Table 4).
+    """
+    logits = np.asarray(logits)
+    labels = np.asarray(labels).astype(np.int64)
+    song_index = np.asarray(song_index).astype(np.int64)
+    probabilities = softmax(logits)
+    _check_inputs(probabilities, labels, song_index)
+    metrics = {"num_slices": int(len(labels))}
+
+    def add_branch(prefix: str, branch_probabilities: np.ndarray, with_threshold: bool) -> None:
+        frame = classification_scores(branch_probabilities.argmax(axis=1), labels, num_labels)
+        for key, value in frame.items():
+            metrics[f"{prefix}frame_{key}"] = value
+        song = song_scores(branch_probabilities, labels, song_index, num_labels)
+        metrics[f"{prefix}num_songs"] = song.pop("num_songs")
+        for key, value in song.items():
+            metrics[f"{prefix}song_{key}"] = value
+        if with_threshold and vote_threshold is not None:
+            thresholded = song_scores(branch_probabilities, labels, song_index, num_labels, vote_threshold)
+            metrics[f"{prefix}song_accuracy_thresholded"] = thresholded["accuracy"]
+            metrics[f"{prefix}song_f1_thresholded"] = thresholded["f1"]
+
+    add_branch("", probabilities, with_threshold=True)
+    if vote_threshold is not None:
+        metrics["vote_threshold"] = float(vote_threshold)
+    if counterfactual_logits is not None:
+        add_branch("counterfactual_", softmax(counterfactual_logits), with_threshold=False)
+        metrics.pop("counterfactual_num_songs")
+    return metrics
+
+
+class LCAMetrics:
+    """`compute_metrics` for the Trainer: frame and song metrics of the main (and counterfactual) branch.
+
+    `vote_threshold` (set by the training script after choosing it on validation) adds the thresholded song-level
+    scores; the plain majority vote is always reported.
+    """
+
+    def __init__(self, num_labels: int, vote_threshold: Optional[float] = None):
+        self.num_labels = num_labels
+        self.vote_threshold = vote_threshold
+
+    def __call__(self, eval_prediction) -> dict:
+        logits, counterfactual_logits, labels, song_index = split_predictions(
+            eval_prediction.predictions, eval_prediction.label_ids
+        )
+        return compute_split_metrics(
+            logits, labels, song_index, self.num_labels, counterfactual_logits, self.vote_threshold
+        )
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Reports: per-class scores and confusion matrices
+# ------------------------------------------------------------------------------------------------------------------
+
+
+def per_class_report(predictions: np.ndarray, labels: np.ndarray, label_names: Sequence[str]) -> dict:
+    """scikit-learn's classification report as a dict: precision / recall / F1 / support per class and averages."""
+    return classification_report(
+        labels,
+        predictions,
+        labels=list(range(len(label_names))),
+        target_names=list(label_names),
+        output_dict=True,
+        zero_division=0,
+    )
+
+
+def save_confusion_matrix(
+    predictions: np.ndarray, labels: np.ndarray, label_names: Sequence[str], path_stem: str, title: str
+) -> np.ndarray:
+    """Writes `<path_stem>.json` (counts, rows = true class) and `<path_stem>.png`; returns the matrix.
+
+    Both files are written to a temporary name first and renamed, so a crash never leaves a half-written file.
+    """
+    matrix = confusion_matrix(labels, predictions, labels=list(range(len(label_names))))  # (true, predicted)
+    record = {"title": title, "labels": list(label_names), "rows": "true class", "columns": "predicted class",
+              "matrix": matrix.tolist()}
+    tmp_json = f"{path_stem}.json.tmp"
+    with open(tmp_json, "w") as handle:
+        json.dump(record, handle, indent=1)
+    os.replace(tmp_json, f"{path_stem}.json")
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    size = max(4.0, 0.45 * len(label_names) + 2.0)
+    figure, axis = plt.subplots(figsize=(size, size))
+    totals = matrix.sum(axis=1, keepdims=True)
+    normalised = np.divide(matrix, totals, out=np.zeros(matrix.shape, dtype=float), where=totals > 0)
+    axis.imshow(normalised, cmap="Blues", vmin=0.0, vmax=1.0)
+    for row in range(matrix.shape[0]):
+        for column in range(matrix.shape[1]):
+            color = "white" if normalised[row, column] > 0.5 else "black"
+            axis.text(column, row, str(matrix[row, column]), ha="center", va="center", color=color, fontsize=8)
+    axis.set_xticks(range(len(label_names)), labels=list(label_names), rotation=60, ha="right", fontsize=8)
+    axis.set_yticks(range(len(label_names)), labels=list(label_names), fontsize=8)
+    axis.set_xlabel("predicted class")
+    axis.set_ylabel("true class")
+    axis.set_title(title)
+    figure.tight_layout()
+    tmp_png = f"{path_stem}.tmp.png"
+    figure.savefig(tmp_png, dpi=120)
+    plt.close(figure)
+    os.replace(tmp_png, f"{path_stem}.png")
+    return matrix
+
+
+def write_split_reports(
+    output_dir: str,
+    split_name: str,
+    logits: np.ndarray,
+    labels: np.ndarray,
+    song_index: np.ndarray,
+    label_names: Sequence[str],
+    vote_threshold: Optional[float] = None,
+) -> dict:
+    """Confusion matrices (frame and song, PNG + JSON) and the per-class report of one split into `output_dir`.
+
+    File names: `confusion_matrix_<split>_frame.{png,json}`, `confusion_matrix_<split>_song.{png,json}`,
+    `classification_report_<split>.json`. The song matrix uses `vote_threshold` when given. Returns the report.
+    """
+    os.makedirs(output_dir, exist_ok=True)
+    probabilities = softmax(logits)
+    labels = np.asarray(labels).astype(np.int64)
+    frame_predictions = probabilities.argmax(axis=1)
+    voted = vote_songs(probabilities, labels, song_index, vote_threshold)
+    vote_name = "majority vote" if vote_threshold is None else f"vote, threshold {vote_threshold:g}"
+    save_confusion_matrix(
+        frame_predictions, labels, label_names,
+        os.path.join(output_dir, f"confusion_matrix_{split_name}_frame"), f"{split_name}: frames (slices)",
+    )
+    save_confusion_matrix(
+        voted.predictions, voted.labels, label_names,
+        os.path.join(output_dir, f"confusion_matrix_{split_name}_song"), f"{split_name}: songs ({vote_name})",
+    )
+    report = {
+        "frame": per_class_report(frame_predictions, labels, label_names),
+        "song": per_class_report(voted.predictions, voted.labels, label_names),
+        "vote_threshold": vote_threshold,
+    }
+    tmp_path = os.path.join(output_dir, f"classification_report_{split_name}.json.tmp")
+    with open(tmp_path, "w") as handle:
+        json.dump(report, handle, indent=1)
+    os.replace(tmp_path, os.path.join(output_dir, f"classification_report_{split_name}.json"))
+    return report
+
+
+__all__ = [
+    "DEFAULT_THRESHOLD_GRID",
+    "LCAMetrics",
+    "SongVotes",
+    "choose_vote_threshold",
+    "classification_scores",
+    "compute_split_metrics",
+    "per_class_report",
+    "save_confusion_matrix",
+    "softmax",
+    "song_scores",
+    "split_predictions",
+    "vote_songs",
+    "write_split_reports",
+]
