@@ -436,8 +436,13 @@ class GenreMERTForAudioClassification(GenreMERTPreTrainedModel):
         backbone_outputs = self.backbone(
             input_values, attention_mask=attention_mask, output_hidden_states=True, return_dict=True
         )
+        all_hidden_states = list(backbone_outputs.hidden_states)  # embeddings + every layer, (batch, frames, hidden)
+        if self.config.backbone_config.do_stable_layer_norm:
+            # Pre-LN encoders (MERT-v1-330M): transformers 5.x records the last layer before the encoder's final
+            # LayerNorm; MERT (and transformers 4.x) gave it after, which is what `last_hidden_state` holds.
+            all_hidden_states[-1] = backbone_outputs.last_hidden_state
         hidden_states = torch.stack(
-            [backbone_outputs.hidden_states[layer] for layer in self.config.aggregation_layers], dim=1
+            [all_hidden_states[layer] for layer in self.config.aggregation_layers], dim=1
         )  # (batch, layers, frames, hidden)
         hidden_states = self.layer_aggregation(hidden_states)  # (batch, frames, hidden)
 

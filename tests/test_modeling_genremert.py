@@ -661,3 +661,18 @@ def test_output_is_model_output():
     assert issubclass(LCAClassifierOutput, ModelOutput)
     output = LCAClassifierOutput(logits=torch.zeros(1, 2))
     assert output.to_tuple() == (output.logits,)
+
+
+def test_pre_layer_norm_backbone_last_hidden_state_is_normalised():
+    """MERT-v1-330M is pre-LN: its last aggregated hidden state must be after the encoder's final LayerNorm."""
+    backbone = {**TINY_BACKBONE, "do_stable_layer_norm": True, "feat_extract_norm": "layer"}
+    last = TINY_BACKBONE["num_hidden_layers"]  # the last layer
+    model = make_model(TESTERS["genremert"], backbone_config=backbone, aggregation_layers=[last]).eval()
+    inputs = make_inputs(TESTERS["genremert"])
+    with torch.no_grad():
+        expected = model.backbone(inputs).last_hidden_state  # (batch, frames, hidden)
+        weight, bias = model.layer_aggregation.conv.weight.flatten(), model.layer_aggregation.conv.bias
+        expected = expected * weight + bias
+        attention = model(inputs).attention
+        pooled = torch.einsum("bt,bth->bh", attention, expected)
+        torch.testing.assert_close(model.head(pooled)[1], model(inputs).logits)
