@@ -1,0 +1,322 @@
+"""The song-level audio-classification pipeline, loaded the way users load it: from a saved model folder with
+`pipeline("audio-classification", model=folder, trust_remote_code=True)`, on both tiny models, with no torchaudio."""
+
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+import transformers.dynamic_module_utils as dynamic_module_utils
+from scipy.signal import resample_poly
+from transformers import AudioClassificationPipeline, pipeline
+
+from modeling_genremert import CRNNFGNLForAudioClassification, GenreMERTForAudioClassification, build_feature_extractor
+from pipeline_genremert import SongLevelAudioClassificationPipeline, aggregate_slice_scores, slice_starts
+from tiny_configs import tiny_crnn_fgnl_config, tiny_genremert_config
+
+
+MODELS = {
+    "genremert": (GenreMERTForAudioClassification, tiny_genremert_config),
+    "crnn_fgnl": (CRNNFGNLForAudioClassification, tiny_crnn_fgnl_config),
+}
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    """Both tiny models saved with `save_pretrained`, and their pipelines loaded back from the folders alone."""
+    root = tmp_path_factory.mktemp("pipeline")
+    with pytest.MonkeyPatch.context() as patch:
+        # Remote code is copied into a private modules cache, never into the user's ~/.cache.
+        patch.setenv("HF_MODULES_CACHE", str(root / "modules"))
+        patch.setattr(dynamic_module_utils, "HF_MODULES_CACHE", str(root / "modules"))
+        result = {}
+        for name, (model_class, make_config) in MODELS.items():
+            torch.manual_seed(0)
+            model = model_class(make_config(id2label={0: "blues", 1: "jazz", 2: "rock"}))
+            folder = root / name
+            model.save_pretrained(folder)
+            classifier = pipeline("audio-classification", model=str(folder), trust_remote_code=True)
+            result[name] = {"folder": folder, "pipe": classifier, "model": model}
+        yield result
+
+
+@pytest.fixture(params=list(MODELS))
+def setup(request, saved):
+    return saved[request.param]
+
+
+def noise(seconds: float, sampling_rate: int, seed: int = 0, channels: int | None = None) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    shape = (int(round(seconds * sampling_rate)),) if channels is None else (int(round(seconds * sampling_rate)), channels)
+    return rng.uniform(-0.5, 0.5, shape).astype(np.float32)
+
+
+def as_dict(result) -> dict:
+    return {entry["label"]: entry["score"] for entry in result}
+
+
+def assert_same_answer(result, expected, atol=1e-6):
+    assert [entry["label"] for entry in result] == [entry["label"] for entry in expected]
+    np.testing.assert_allclose([e["score"] for e in result], [e["score"] for e in expected], atol=atol, rtol=0)
+
+
+def slice_probabilities(model, feature_extractor, slices: list[np.ndarray]) -> torch.Tensor:
+    """The model's softmax probabilities `(slices, labels)`, each slice through the feature extractor on its own."""
+    features = [feature_extractor(s, sampling_rate=feature_extractor.sampling_rate, return_tensors="pt") for s in slices]
+    input_values = torch.cat([f["input_values"] for f in features])  # (slices, samples)
+    with torch.no_grad():
+        return model.eval()(input_values=input_values).logits.softmax(-1)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Loading
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def test_folder_carries_preprocessor_and_pipeline_code(setup):
+    folder, classifier = setup["folder"], setup["pipe"]
+    assert (folder / "preprocessor_config.json").is_file()
+    assert (folder / "pipeline_genremert.py").is_file()
+    # The class came from the folder's remote code, not from this checkout.
+    assert type(classifier).__name__ == "SongLevelAudioClassificationPipeline"
+    assert type(classifier).__module__.startswith("transformers_modules.")
+    assert classifier.feature_extractor.sampling_rate == setup["model"].config.sampling_rate
+
+
+def test_in_memory_model_needs_pipeline_class(setup):
+    model, classifier = setup["model"], setup["pipe"]
+    in_memory = pipeline(
+        "audio-classification",
+        model=model,
+        feature_extractor=build_feature_extractor(model.config),
+        pipeline_class=SongLevelAudioClassificationPipeline,
+    )
+    audio = noise(2.5, model.config.sampling_rate)
+    assert_same_answer(in_memory(audio), classifier(audio))
+    # Without `pipeline_class` a model object gets the stock pipeline (documented in docs/inference.md).
+    stock = pipeline("audio-classification", model=model, feature_extractor=build_feature_extractor(model.config))
+    assert type(stock) is AudioClassificationPipeline
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The three input kinds
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def test_array_at_model_rate_is_one_pass_when_shorter_than_a_slice(setup):
+    classifier, model = setup["pipe"], setup["model"]
+    rate = model.config.sampling_rate
+    audio = noise(0.6, rate)  # shorter than the 1 s training slice: classified whole
+    expected = slice_probabilities(model, classifier.feature_extractor, [audio])[0]
+    for aggregation in ("mean", "vote"):  # one slice: its probabilities, whatever the aggregation
+        result = classifier(audio, top_k=None, aggregation=aggregation)
+        scores = as_dict(result)
+        np.testing.assert_allclose(
+            [scores[model.config.id2label[i]] for i in range(3)], expected.numpy(), atol=1e-6, rtol=0
+        )
+        assert [e["score"] for e in result] == sorted((e["score"] for e in result), reverse=True)
+    # A torch tensor is the same input as the numpy array.
+    assert_same_answer(classifier(torch.from_numpy(audio)), classifier(audio))
+
+
+def test_dict_at_another_rate_is_resampled(setup):
+    classifier, rate = setup["pipe"], setup["model"].config.sampling_rate
+    audio_44k = noise(2.2, 44100, seed=1)
+    ratio = np.gcd(rate, 44100)
+    resampled = resample_poly(audio_44k.astype(np.float64), rate // ratio, 44100 // ratio).astype(np.float32)
+    for key in ("array", "raw"):
+        result = classifier({key: audio_44k, "sampling_rate": 44100, "path": None})
+        assert_same_answer(result, classifier(resampled))
+    # The dict at the model's own rate is the plain array.
+    audio = noise(1.5, rate, seed=2)
+    assert_same_answer(classifier({"array": audio, "sampling_rate": rate}), classifier(audio))
+
+
+def test_wav_and_mp3_paths_and_bytes(setup, tmp_path):
+    classifier, rate = setup["pipe"], setup["model"].config.sampling_rate
+    audio = noise(2.5, rate, seed=3)
+    for suffix in ("wav", "mp3"):
+        path = tmp_path / f"song.{suffix}"
+        soundfile.write(path, audio, rate)
+        decoded, file_rate = soundfile.read(path, dtype="float32")
+        expected = classifier({"array": decoded, "sampling_rate": file_rate})
+        assert_same_answer(classifier(str(path)), expected)
+        assert_same_answer(classifier(path), expected)  # pathlib.Path
+        assert_same_answer(classifier(path.read_bytes()), expected)
+
+
+def test_stereo_file_at_another_rate_is_mixed_down_and_resampled(setup, tmp_path):
+    classifier = setup["pipe"]
+    stereo = noise(3.5, 44100, seed=4, channels=2)  # (samples, channels)
+    path = tmp_path / "stereo_44k.wav"
+    soundfile.write(path, stereo, 44100, subtype="FLOAT")
+    result = classifier(str(path), return_slices=True)
+    # The slices cover exactly the 3.5 s of the file (right rate after resampling).
+    assert result["slices"][-1]["end"] == pytest.approx(3.5, abs=1e-4)
+    assert_same_answer(result["scores"], classifier({"array": stereo.mean(axis=1), "sampling_rate": 44100}))
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs the ffmpeg binary")
+def test_formats_soundfile_cannot_read_are_decoded_with_ffmpeg(saved, tmp_path):
+    classifier = saved["crnn_fgnl"]["pipe"]
+    wav = tmp_path / "song.wav"
+    soundfile.write(wav, noise(3.0, 22050, seed=5), 22050)
+    m4a = tmp_path / "song.m4a"
+    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-i", str(wav), str(m4a)], check=True)
+    with pytest.raises(soundfile.LibsndfileError):
+        soundfile.read(m4a)
+    result = classifier(str(m4a), return_slices=True)
+    assert result["slices"][-1]["end"] == pytest.approx(3.0, abs=0.05)  # AAC priming may add a few ms
+    assert sum(e["score"] for e in result["scores"]) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_stereo_arrays_int_pcm_and_top_k(saved):
+    classifier = saved["crnn_fgnl"]["pipe"]
+    mono = noise(1.5, 16000, seed=6)
+    stereo = np.stack([mono, -0.5 * mono])  # (channels, samples)
+    expected = classifier(stereo.mean(axis=0))
+    assert_same_answer(classifier(stereo), expected)
+    assert_same_answer(classifier(stereo.T), expected)  # (samples, channels)
+    pcm16 = np.round(mono * 32767).astype(np.int16)
+    assert_same_answer(classifier(pcm16), classifier(pcm16.astype(np.float32) / 32768))
+    assert len(classifier(mono)) == 3  # default top_k=5, clamped to the 3 labels
+    assert len(classifier(mono, top_k=1)) == 1
+    assert len(classifier(mono, top_k=None)) == 3
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Song level
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def test_long_recording_gets_the_song_level_answer(setup):
+    classifier, model = setup["pipe"], setup["model"]
+    rate = model.config.sampling_rate  # slice_seconds = 1.0 in the tiny configs
+    audio = noise(3.5, rate, seed=7)
+    # No overlap, the remainder covered by a last slice aligned to the end: 0-1, 1-2, 2-3, 2.5-3.5 s.
+    starts = [0, rate, 2 * rate, int(2.5 * rate)]
+    probabilities = slice_probabilities(model, classifier.feature_extractor, [audio[s : s + rate] for s in starts])
+    labels = [model.config.id2label[i] for i in range(3)]
+
+    mean = classifier(audio, top_k=None, aggregation="mean")
+    expected_mean = probabilities.mean(0).numpy()
+    np.testing.assert_allclose([as_dict(mean)[label] for label in labels], expected_mean, atol=1e-6, rtol=0)
+    assert [e["label"] for e in mean] == [labels[i] for i in np.argsort(-expected_mean, kind="stable")]
+
+    vote = classifier(audio, top_k=None, aggregation="vote", slice_batch_size=3)
+    votes = np.bincount(probabilities.argmax(-1).numpy(), minlength=3) / 4
+    np.testing.assert_allclose([as_dict(vote)[label] for label in labels], votes, atol=0, rtol=0)
+    expected_order = sorted(range(3), key=lambda i: (-votes[i], -expected_mean[i]))  # ties by mean probability
+    assert [e["label"] for e in vote] == [labels[i] for i in expected_order]
+
+    # The config's song_aggregation is the default.
+    assert_same_answer(classifier(audio, top_k=None), mean if model.config.song_aggregation == "mean" else vote)
+
+
+def test_return_slices_overlap_and_remainder(saved):
+    classifier = saved["crnn_fgnl"]["pipe"]
+    audio = noise(3.5, 16000, seed=8)
+    result = classifier(audio, return_slices=True)
+    assert result["aggregation"] == "mean"
+    assert [(s["start"], s["end"]) for s in result["slices"]] == [(0.0, 1.0), (1.0, 2.0), (2.0, 3.0), (2.5, 3.5)]
+    slice_means = np.mean([[as_dict(s["scores"])[label] for label in ("blues", "jazz", "rock")] for s in result["slices"]], 0)
+    np.testing.assert_allclose([as_dict(result["scores"])[label] for label in ("blues", "jazz", "rock")], slice_means, atol=1e-6)
+    assert_same_answer(result["scores"], classifier(audio))
+
+    overlapped = classifier(audio, return_slices=True, slice_overlap_seconds=0.25)
+    assert [s["start"] for s in overlapped["slices"]] == [0.0, 0.75, 1.5, 2.25, 2.5]
+    dropped = classifier(audio, return_slices=True, slice_remainder="drop")
+    assert [s["end"] for s in dropped["slices"]] == [1.0, 2.0, 3.0]
+    # Batching the slices differently does not change the answer.
+    assert_same_answer(classifier(audio, slice_batch_size=1), classifier(audio, slice_batch_size=4), atol=1e-5)
+
+
+def test_slice_starts_and_aggregation_rules():
+    assert slice_starts(100, 100, 100) == [0]
+    assert slice_starts(60, 100, 100) == [0]
+    assert slice_starts(300, 100, 100) == [0, 100, 200]
+    assert slice_starts(350, 100, 100) == [0, 100, 200, 250]
+    assert slice_starts(350, 100, 100, remainder="drop") == [0, 100, 200]
+    assert slice_starts(350, 100, 75) == [0, 75, 150, 225, 250]
+    # Votes 2 / 2 / 1: labels 0 and 1 tie on votes, label 1 wins on mean probability.
+    scores = torch.tensor([[0.6, 0.3, 0.1], [0.5, 0.4, 0.1], [0.1, 0.8, 0.1], [0.2, 0.7, 0.1], [0.1, 0.1, 0.8]])
+    vote, order = aggregate_slice_scores(scores, "vote")
+    np.testing.assert_allclose(vote.numpy(), [0.4, 0.4, 0.2])
+    assert order == [1, 0, 2]
+    mean, order = aggregate_slice_scores(scores, "mean")
+    np.testing.assert_allclose(mean.numpy(), scores.mean(0).numpy(), atol=1e-7)
+    assert order == [1, 0, 2]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Bad input
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def test_too_short_audio_names_the_minimum(setup):
+    classifier, model = setup["pipe"], setup["model"]
+    minimum = model.minimum_input_length
+    assert len(classifier(noise(1.0, model.config.sampling_rate)[:minimum])) == 3  # the minimum itself works
+    with pytest.raises(ValueError, match=rf"too short: {minimum - 1} samples.*at least {minimum} samples"):
+        classifier(noise(1.0, model.config.sampling_rate)[: minimum - 1])
+
+
+BAD_INPUTS = [
+    ("empty", np.zeros(0, np.float32), ValueError, r"empty"),
+    ("nan", np.r_[np.zeros(4000), np.nan].astype(np.float32), ValueError, r"1 NaN or infinite values.*index 4000"),
+    ("inf", np.r_[np.inf, np.zeros(4000)].astype(np.float32), ValueError, r"NaN or infinite"),
+    ("int64", np.zeros(4000, np.int64), TypeError, r"dtype int64.*int16/int32"),
+    ("bool", np.zeros(4000, bool), TypeError, r"dtype bool"),
+    ("complex", np.zeros(4000, np.complex64), TypeError, r"dtype complex64"),
+    ("3-D", np.zeros((2, 2, 4000), np.float32), ValueError, r"shape \(2, 2, 4000\)"),
+    ("square", np.zeros((300, 300), np.float32), ValueError, r"ambiguous"),
+    ("many channels", np.zeros((16, 4000), np.float32), ValueError, r"at most 8 channels"),
+    ("no rate", {"array": np.zeros(4000, np.float32)}, ValueError, r'"sampling_rate".*got keys \[\'array\'\]'),
+    ("no array", {"sampling_rate": 16000}, ValueError, r'"array" or "raw"'),
+    ("both keys", {"array": np.zeros(4000), "raw": np.zeros(4000), "sampling_rate": 16000}, ValueError, r"exactly one"),
+    ("zero rate", {"array": np.zeros(4000, np.float32), "sampling_rate": 0}, ValueError, r"positive integer.*got 0"),
+    ("negative rate", {"array": np.zeros(4000, np.float32), "sampling_rate": -8000}, ValueError, r"got -8000"),
+    ("fractional rate", {"array": np.zeros(4000, np.float32), "sampling_rate": 22050.5}, ValueError, r"got 22050.5"),
+    ("string rate", {"array": np.zeros(4000, np.float32), "sampling_rate": "16000"}, ValueError, r"got '16000'"),
+    ("list in dict", {"array": [0.0] * 4000, "sampling_rate": 16000}, TypeError, r"numpy array or a torch tensor"),
+    ("missing file", "/nonexistent/song.wav", FileNotFoundError, r"/nonexistent/song.wav"),
+    ("empty bytes", b"", ValueError, r"audio bytes are empty"),
+    ("unsupported type", 3.0, TypeError, r"Unsupported audio input of type float"),
+]
+
+
+@pytest.mark.parametrize("name, bad_input, error, message", BAD_INPUTS, ids=[case[0] for case in BAD_INPUTS])
+def test_bad_input_raises_a_clear_error(saved, name, bad_input, error, message):
+    with pytest.raises(error, match=message):
+        saved["crnn_fgnl"]["pipe"](bad_input)
+
+
+def test_undecodable_file_names_the_file(saved, tmp_path):
+    path = tmp_path / "not_audio.wav"
+    path.write_text("this is not audio " * 100)
+    with pytest.raises(ValueError, match=r"Cannot decode audio file .*not_audio\.wav"):
+        saved["crnn_fgnl"]["pipe"](str(path))
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"aggregation": "median"}, r"`aggregation` must be one of \['mean', 'vote'\], got 'median'"),
+        ({"slice_overlap_seconds": 1.0}, r"`slice_overlap_seconds` must be in \[0, slice_seconds=1.0\), got 1.0"),
+        ({"slice_overlap_seconds": -0.1}, r"`slice_overlap_seconds`"),
+        ({"slice_remainder": "pad"}, r"`slice_remainder` must be one of"),
+        ({"slice_batch_size": 0}, r"`slice_batch_size` must be a positive integer, got 0"),
+        ({"top_k": 0}, r"`top_k` must be a positive integer or None, got 0"),
+        ({"function_to_apply": "relu"}, r"`function_to_apply`"),
+    ],
+)
+def test_bad_call_arguments(saved, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        saved["crnn_fgnl"]["pipe"](noise(1.0, 16000), **kwargs)
+
+
+def test_unknown_call_argument_is_refused(saved):
+    with pytest.raises(TypeError, match=r"Unknown argument\(s\) \['aggregate'\]"):
+        saved["crnn_fgnl"]["pipe"](noise(1.0, 16000), aggregate="vote")
