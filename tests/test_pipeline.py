@@ -1,8 +1,10 @@
 """The song-level audio-classification pipeline, loaded the way users load it: from a saved model folder with
 `pipeline("audio-classification", model=folder, trust_remote_code=True)`, on both tiny models, with no torchaudio."""
 
+import os
 import shutil
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -83,6 +85,28 @@ def test_folder_carries_preprocessor_and_pipeline_code(setup):
     assert type(classifier).__name__ == "SongLevelAudioClassificationPipeline"
     assert type(classifier).__module__.startswith("transformers_modules.")
     assert classifier.feature_extractor.sampling_rate == setup["model"].config.sampling_rate
+
+
+def test_folder_alone_works_in_a_fresh_process(saved, tmp_path):
+    """What a Hub user does: a fresh interpreter, outside this checkout, with only the folder."""
+    script = f"""
+import sys
+import numpy as np
+from transformers import pipeline
+classifier = pipeline("audio-classification", model={str(saved["crnn_fgnl"]["folder"])!r}, trust_remote_code=True)
+audio = np.random.default_rng(0).uniform(-0.5, 0.5, 3 * 22050).astype(np.float32)
+result = classifier({{"array": audio, "sampling_rate": 22050}}, top_k=None)
+assert sorted(entry["label"] for entry in result) == ["blues", "jazz", "rock"], result
+assert abs(sum(entry["score"] for entry in result) - 1) < 1e-5, result
+assert "pipeline_genremert" not in sys.modules and "torchaudio" not in sys.modules
+print(type(classifier).__module__)
+"""
+    environment = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules"), "PYTHONPATH": ""}
+    completed = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=120
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert completed.stdout.strip().startswith("transformers_modules.")
 
 
 def test_in_memory_model_needs_pipeline_class(setup):
