@@ -1,0 +1,148 @@
+"""Benchmark of both genremert models on default-size configs (random weights): prints the figures of docs/models.md.
+
+For GenreMERT (MERT-v1-95M shape, 10 labels) and CRNN_FGNL (20 labels):
+
+- parameters with and without the counterfactual branch (all / trainable);
+- eval latency per 10 s slice (batch 1, `torch.inference_mode`), median of `--repeats` runs;
+- the train-step time ratio counterfactual / plain: forward + an LCA-style loss + backward + Adam step, with
+  `counterfactual="learned"` versus `"none"`, interleaved runs, medians. Target for GenreMERT: ≤ 1.10 (the frozen
+  backbone runs once per step, the branch only adds a second time attention);
+- that eval logits are identical with and without the branch (same weights).
+
+Usage:
+    python benchmarks/benchmark_models.py                   # CPU, all threads torch picks
+    python benchmarks/benchmark_models.py --threads 2 --batch-size 4 --repeats 5
+    python benchmarks/benchmark_models.py --device cuda
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+import torch
+from torch.nn import functional as F
+
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from configuration_genremert import CRNNFGNLConfig, GenreMERTConfig  # noqa: E402
+from modeling_genremert import CRNNFGNLForAudioClassification, GenreMERTForAudioClassification  # noqa: E402
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def lca_style_loss(output, labels: torch.Tensor) -> torch.Tensor:
+    """The terms of paper Eq. 1 (reference form), so the timed step does the work a real LCA step does."""
+    loss = F.cross_entropy(output.logits, labels)
+    if output.counterfactual_logits is None:
+        return loss
+    main, counterfactual = output.logits.softmax(-1), output.counterfactual_logits.softmax(-1)
+    entropy = -(counterfactual * counterfactual.clamp_min(1e-12).log()).sum(-1).mean()
+    effect = F.cross_entropy(main - counterfactual, labels)
+    attention_l1 = (output.attention - output.counterfactual_attention).abs().mean()
+    return loss + effect + F.cross_entropy(output.counterfactual_logits, labels) - entropy - attention_l1
+
+
+def count(model) -> tuple[int, int]:
+    return model.num_parameters(), model.num_parameters(only_trainable=True)
+
+
+def eval_latency(model, inputs, repeats: int, device) -> float:
+    model.eval()
+    with torch.inference_mode():
+        model(inputs)  # warm-up
+        timings = []
+        for _ in range(repeats):
+            synchronize(device)
+            start = time.perf_counter()
+            model(inputs)
+            synchronize(device)
+            timings.append(time.perf_counter() - start)
+    return statistics.median(timings)
+
+
+def train_step_times(models: dict, inputs, labels, repeats: int, device) -> dict:
+    optimizers = {
+        name: torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+        for name, model in models.items()
+    }
+    timings = {name: [] for name in models}
+    for step in range(repeats + 1):  # the first round warms up
+        for name, model in models.items():  # interleaved, so load changes hit both alike
+            model.train()
+            synchronize(device)
+            start = time.perf_counter()
+            optimizers[name].zero_grad(set_to_none=True)
+            lca_style_loss(model(inputs), labels).backward()
+            optimizers[name].step()
+            synchronize(device)
+            if step:
+                timings[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in timings.items()}
+
+
+def benchmark(name, model_class, config_class, config_kwargs, args, device) -> None:
+    torch.manual_seed(0)
+    plain = model_class(config_class(counterfactual="none", **config_kwargs)).to(device)
+    torch.manual_seed(0)
+    lca = model_class(config_class(counterfactual="learned", **config_kwargs)).to(device)
+    lca.load_state_dict(plain.state_dict(), strict=False)  # same weights outside the branch
+
+    sampling_rate = plain.config.sampling_rate
+    slice_samples = int(args.slice_seconds * sampling_rate)
+    generator = torch.Generator().manual_seed(0)
+    one_slice = (0.1 * torch.randn(1, slice_samples, generator=generator)).to(device)
+    batch = (0.1 * torch.randn(args.batch_size, slice_samples, generator=generator)).to(device)
+    labels = torch.arange(args.batch_size, device=device) % plain.config.num_labels
+
+    plain_all, plain_trainable = count(plain)
+    lca_all, lca_trainable = count(lca)
+    print(f"== {name} ({plain.config.num_labels} labels) on {device}, {torch.get_num_threads()} threads ==")
+    print(f"parameters without branch: {plain_all:,} ({plain_all / 1e6:.2f} M), trainable {plain_trainable:,}")
+    print(f"parameters with branch:    {lca_all:,} ({lca_all / 1e6:.2f} M), trainable {lca_trainable:,} "
+          f"(branch: {lca_all - plain_all:,})")
+
+    plain.eval(), lca.eval()
+    with torch.inference_mode():
+        identical = torch.equal(plain(one_slice).logits, lca(one_slice).logits)
+    print(f"eval logits identical with and without the branch: {identical}")
+
+    latency = eval_latency(plain, one_slice, args.repeats, device)
+    print(f"eval latency per {args.slice_seconds:g} s slice (batch 1): {latency * 1000:.1f} ms")
+    batch_latency = eval_latency(plain, batch, args.repeats, device)
+    print(f"eval latency per {args.slice_seconds:g} s slice (batch {args.batch_size}): "
+          f"{batch_latency / args.batch_size * 1000:.1f} ms")
+
+    times = train_step_times({"plain": plain, "learned": lca}, batch, labels, args.repeats, device)
+    ratio = times["learned"] / times["plain"]
+    print(f"train step (batch {args.batch_size}): plain {times['plain'] * 1000:.1f} ms, "
+          f"counterfactual {times['learned'] * 1000:.1f} ms, ratio {ratio:.3f}")
+    print()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--batch-size", type=int, default=4, help="batch of the train step (default: 4)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed repetitions, medians reported (default: 5)")
+    parser.add_argument("--slice-seconds", type=float, default=10.0, help="slice length (default: 10 s)")
+    parser.add_argument("--models", nargs="+", default=["crnn_fgnl", "genremert"], choices=["crnn_fgnl", "genremert"])
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+
+    if "genremert" in args.models:
+        benchmark("GenreMERT", GenreMERTForAudioClassification, GenreMERTConfig, {"num_labels": 10}, args, device)
+    if "crnn_fgnl" in args.models:
+        benchmark("CRNN_FGNL", CRNNFGNLForAudioClassification, CRNNFGNLConfig, {"num_labels": 20}, args, device)
+
+
+if __name__ == "__main__":
+    main()
