@@ -483,35 +483,32 @@ class SongLevelAudioClassificationPipeline(AudioClassificationPipeline):
                 "integer PCM stored as floats? Pass it as int16/int32 so that it is scaled."
             )
 
-        slice_samples = self.slice_samples
-        hop_samples = slice_samples - int(round(slice_overlap_seconds * self.sampling_rate))
-        starts = slice_starts(num_samples, slice_samples, hop_samples, slice_remainder)
-        if num_samples <= slice_samples:
-            slices = waveform[None, :]  # (1, samples): a short recording is classified whole
-        else:
-            slices = np.stack([waveform[start : start + slice_samples] for start in starts])  # (slices, slice_samples)
-
-        # Each slice is normalised on its own (rows of a 2-D array are separate examples), as in training.
-        model_inputs = self.feature_extractor(slices, sampling_rate=self.sampling_rate, return_tensors="pt")
-        model_inputs = dict(model_inputs)
-        if self.dtype is not None:
-            model_inputs["input_values"] = model_inputs["input_values"].to(self.dtype)
-        model_inputs["slice_starts"] = torch.tensor(starts)  # (slices,)
-        model_inputs["slice_lengths"] = torch.full((len(starts),), slices.shape[1])  # (slices,)
-        return model_inputs
+        slice_samples = min(self.slice_samples, num_samples)  # a short recording is one slice, classified whole
+        hop_samples = self.slice_samples - int(round(slice_overlap_seconds * self.sampling_rate))
+        starts = slice_starts(num_samples, self.slice_samples, hop_samples, slice_remainder)
+        # The slices are cut (and feature-extracted) batch by batch in `_forward`: memory stays bounded by
+        # `slice_batch_size` however long the recording and however large the overlap.
+        # numpy and Python values: the base class moves only tensors to the device, and only slices need to go there.
+        return {"waveform": waveform, "slice_starts": starts, "slice_samples": slice_samples}
 
     def _forward(self, model_inputs, slice_batch_size=8):
-        slice_starts_ = model_inputs.pop("slice_starts")
-        slice_lengths = model_inputs.pop("slice_lengths")
-        num_slices = slice_starts_.shape[0]
+        waveform = model_inputs["waveform"]  # (samples,) numpy float32
+        starts = model_inputs["slice_starts"]  # list of slice start samples
+        slice_samples = model_inputs["slice_samples"]
         logits = []
-        for begin in range(0, num_slices, slice_batch_size):
-            batch = {name: tensor[begin : begin + slice_batch_size] for name, tensor in model_inputs.items()}
-            logits.append(self.model(**batch).logits)  # (batch, num_labels)
+        for begin in range(0, len(starts), slice_batch_size):
+            batch_starts = starts[begin : begin + slice_batch_size]
+            slices = np.stack([waveform[start : start + slice_samples] for start in batch_starts])  # (batch, samples)
+            # Rows of a 2-D array are separate examples: each slice is normalised on its own, as in training.
+            batch = self.feature_extractor(slices, sampling_rate=self.sampling_rate, return_tensors="pt")
+            if self.dtype is not None:
+                batch["input_values"] = batch["input_values"].to(self.dtype)
+            batch = self._ensure_tensor_on_device(dict(batch), self.device)
+            logits.append(self.model(**batch).logits.float())  # (batch, num_labels)
         return {
-            "logits": torch.cat(logits).float(),  # (slices, num_labels)
-            "slice_starts": slice_starts_,
-            "slice_lengths": slice_lengths,
+            "logits": torch.cat(logits),  # (slices, num_labels)
+            "slice_starts": torch.tensor(starts),  # (slices,)
+            "slice_lengths": torch.full((len(starts),), slice_samples),  # (slices,)
         }
 
     def postprocess(self, model_outputs, top_k=5, function_to_apply=None, aggregation=None, return_slices=False):

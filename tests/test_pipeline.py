@@ -257,6 +257,17 @@ def test_return_slices_overlap_and_remainder(saved):
     assert_same_answer(classifier(audio, slice_batch_size=1), classifier(audio, slice_batch_size=4), atol=1e-5)
 
 
+def test_a_list_of_recordings_gives_one_answer_each(saved):
+    classifier = saved["genremert"]["pipe"]
+    recordings = [noise(2.5, 24000, seed=9), noise(0.5, 24000, seed=10), {"array": noise(1.7, 44100), "sampling_rate": 44100}]
+    expected = [classifier(recording) for recording in recordings]
+    for batch_size in (1, 2):  # recordings are never padded together: batch_size > 1 falls back to one at a time
+        results = classifier(recordings, batch_size=batch_size)
+        assert len(results) == 3
+        for result, single in zip(results, expected):
+            assert_same_answer(result, single)
+
+
 def test_slice_starts_and_aggregation_rules():
     assert slice_starts(100, 100, 100) == [0]
     assert slice_starts(60, 100, 100) == [0]
