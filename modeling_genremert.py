@@ -430,6 +430,7 @@ class GenreMERTForAudioClassification(GenreMERTPreTrainedModel):
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         _check_waveform(input_values, attention_mask, self.minimum_input_length, self.config.sampling_rate)
+        input_values = input_values.to(self.dtype)  # e.g. float32 audio into a bfloat16 model
         if attention_mask is not None:
             attention_mask = attention_mask.long()
 
@@ -574,14 +575,25 @@ def _resolve_checkpoint_folder(name_or_path, revision, token, cache_dir, local_f
     """A local folder as is, otherwise the Hub snapshot of config.json and the weights (safetensors first)."""
     if os.path.isdir(name_or_path):
         return str(name_or_path)
+    name = str(name_or_path)
+    if name.startswith((".", "/", "~")) or name.count("/") != 1 or os.path.exists(name):
+        raise ValueError(
+            f"MERT checkpoint {name!r}: not a folder, and not a Hub id of the form 'owner/name' (e.g. "
+            "'m-a-p/MERT-v1-95M')."
+        )
     from huggingface_hub import hf_hub_download
 
     download = dict(revision=revision, token=token, cache_dir=cache_dir, local_files_only=local_files_only)
-    config_path = hf_hub_download(str(name_or_path), "config.json", **download)
+    try:
+        config_path = hf_hub_download(name, "config.json", **download)
+    except Exception as error:  # noqa: BLE001 - offline, missing repo, gated repo...: say which and why
+        raise ValueError(
+            f"MERT checkpoint {name!r}: could not fetch config.json from the Hub ({type(error).__name__}: {error})."
+        ) from error
     errors = []
     for filename in ("model.safetensors", "pytorch_model.bin"):
         try:
-            hf_hub_download(str(name_or_path), filename, **download)
+            hf_hub_download(name, filename, **download)
             break
         except Exception as error:  # noqa: BLE001 - reported below if no weights file can be had
             errors.append(f"{filename}: {type(error).__name__}: {error}")
@@ -644,17 +656,18 @@ class CRNNFGNLLogMel(nn.Module):
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
         # waveform: (batch, samples)
+        # Always in float32 (also in a half-precision model): the dB conversion needs the range.
         spectrum = torch.stft(
             waveform.float(),
             n_fft=self.n_fft,
             hop_length=self.hop_length,
-            window=self.window,
+            window=self.window.float(),
             center=True,
             pad_mode="reflect",
             return_complex=True,
         )  # (batch, n_fft // 2 + 1, frames)
         power = spectrum.real.square() + spectrum.imag.square()
-        mel = torch.matmul(self.mel_filters.T, power)  # (batch, num_mel_bins, frames)
+        mel = torch.matmul(self.mel_filters.float().T, power)  # (batch, num_mel_bins, frames)
         log_mel = 20.0 * torch.log10(mel.clamp_min(1e-5))
         peak = log_mel.amax(dim=(1, 2), keepdim=True)
         return torch.maximum(log_mel, peak - self.top_db)  # (batch, num_mel_bins, frames)
@@ -875,12 +888,12 @@ class CRNNFGNLForAudioClassification(CRNNFGNLPreTrainedModel):
             raise ValueError("Pass exactly one of `input_values` (raw waveform) and `input_features` (log-mel).")
         if input_values is not None:
             _check_waveform(input_values, attention_mask, self.minimum_input_length, self.config.sampling_rate)
-            log_mel = self.log_mel(input_values)  # (batch, mel, frames)
+            log_mel = self.log_mel(input_values).to(self.dtype)  # (batch, mel, frames)
             if attention_mask is not None:
                 frame_lengths = attention_mask.long().sum(-1) // self.config.hop_length + 1
                 frame_lengths = frame_lengths // 2**self.num_pools
         else:
-            log_mel = self._check_features(input_features)
+            log_mel = self._check_features(input_features).to(self.dtype)
             if attention_mask is not None:
                 raise ValueError("`attention_mask` applies to `input_values`, not to `input_features`.")
 

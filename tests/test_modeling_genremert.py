@@ -676,3 +676,17 @@ def test_pre_layer_norm_backbone_last_hidden_state_is_normalised():
         attention = model(inputs).attention
         pooled = torch.einsum("bt,bth->bh", attention, expected)
         torch.testing.assert_close(model.head(pooled)[1], model(inputs).logits)
+
+
+def test_load_mert_weights_bad_location_is_named(tmp_path):
+    model = make_model(TESTERS["genremert"])
+    with pytest.raises(ValueError, match="not a folder"):
+        model.load_mert_weights(str(tmp_path / "no" / "such" / "folder"))
+    with pytest.raises(ValueError, match="could not fetch config.json"):  # the tests run offline
+        model.load_mert_weights("m-a-p/MERT-v1-95M", local_files_only=True)
+
+
+def test_bfloat16_models_accept_float32_audio(tester):
+    model = make_model(tester).eval().to(torch.bfloat16)
+    output = model(make_inputs(tester))
+    assert output.logits.dtype == torch.bfloat16 and torch.isfinite(output.logits.float()).all()
