@@ -392,3 +392,44 @@ def test_slices_work_with_select_shuffle_and_dataloader_workers(tmp_path):
     assert len(rows) == len(slices) == 12
     for i, r in enumerate(rows):
         np.testing.assert_array_equal(r["input_values"], expected[(r["song_id"], i)])
+
+
+def _separate_vocals_script():
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "scripts" / "separate_vocals.py"
+    spec = importlib.util.spec_from_file_location("separate_vocals", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_separate_vocals_script_writes_the_stems_layout_the_loaders_read(tmp_path):
+    script = _separate_vocals_script()
+    root = write_artist20_tree(tmp_path, artists=2, albums=3, tracks=1)
+    songs = md.load_artist20(root)
+    stems = tmp_path / "stems"
+    halve = lambda stereo: 0.5 * stereo  # a stand-in separator: Open-Unmix needs weights from the network
+    paths = script.song_paths(songs)
+    assert script.separate_songs(paths, stems, halve, 44100, log=lambda _: None) == 6
+    assert script.separate_songs(paths, stems, halve, 44100, log=lambda _: None) == 0  # existing stems kept
+    vocals = md.load_artist20(root, stems_dir=stems)
+    row = vocals["train"][0]
+    info = sf.info(row["audio"])
+    assert row["audio"] == str(stems / row["song_id"] / "vocals.wav") and (info.samplerate, info.channels) == (44100, 2)
+    mix = md.decode_audio(songs["train"][0]["audio"], 16000)
+    stem = md.decode_audio(row["audio"], 16000)
+    assert abs(len(stem) - len(mix)) <= 2
+    n = min(len(mix), len(stem)) - 200
+    np.testing.assert_allclose(stem[100:n], 0.5 * mix[100:n], atol=2e-3)
+
+
+def test_separate_vocals_without_openunmix_says_how_to_install_it():
+    script = _separate_vocals_script()
+    try:
+        import openunmix  # noqa: F401
+        pytest.skip("openunmix is installed here")
+    except ImportError:
+        pass
+    with pytest.raises(SystemExit, match="pip install openunmix"):
+        script.open_unmix_separator("umxhq", "cpu", 1)
