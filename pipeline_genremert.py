@@ -64,12 +64,17 @@ def slice_starts(num_samples: int, slice_samples: int, hop_samples: int, remaind
     return starts
 
 
-def aggregate_slice_scores(slice_scores: torch.Tensor, aggregation: str) -> tuple[torch.Tensor, list[int]]:
+def aggregate_slice_scores(
+    slice_scores: torch.Tensor, aggregation: str, vote_threshold: float | None = None
+) -> tuple[torch.Tensor, list[int]]:
     """
     Combine per-slice scores `(num_slices, num_labels)` into the song-level scores `(num_labels,)`.
 
     - `"mean"`: the mean of the slice scores (probabilities after softmax).
-    - `"vote"`: the fraction of slices whose top label is each label; ties are broken by the mean score.
+    - `"vote"`: the fraction of the voting slices whose top label is each label; ties are broken by the mean score
+      of the voting slices. Every slice votes, or with `vote_threshold` only the slices whose top score is strictly
+      greater than it; when none is, all of them vote (the rules of `lca_metrics.vote_songs`, so that the pipeline and
+      the song-level evaluation agree).
 
     A single slice returns its own scores with either aggregation (one vote would throw its probabilities away).
 
@@ -78,14 +83,17 @@ def aggregate_slice_scores(slice_scores: torch.Tensor, aggregation: str) -> tupl
     if aggregation not in SONG_AGGREGATIONS:
         raise ValueError(f"`aggregation` must be one of {list(SONG_AGGREGATIONS)}, got {aggregation!r}.")
     slice_scores = slice_scores.double()
-    mean_scores = slice_scores.mean(dim=0)  # (num_labels,)
     if aggregation == "mean" or slice_scores.shape[0] == 1:
-        song_scores = mean_scores
+        song_scores = slice_scores.mean(dim=0)  # (num_labels,)
         sort_keys = [(-score,) for score in song_scores.tolist()]
     else:
-        winners = slice_scores.argmax(dim=-1)  # (num_slices,)
-        votes = torch.bincount(winners, minlength=slice_scores.shape[-1]).double()
-        song_scores = votes / slice_scores.shape[0]  # (num_labels,)
+        top_scores, winners = slice_scores.max(dim=-1)  # (num_slices,), (num_slices,)
+        voting = torch.ones_like(winners, dtype=torch.bool)
+        if vote_threshold is not None and (top_scores > vote_threshold).any():
+            voting = top_scores > vote_threshold
+        votes = torch.bincount(winners[voting], minlength=slice_scores.shape[-1]).double()  # (num_labels,)
+        song_scores = votes / voting.sum()
+        mean_scores = slice_scores[voting].mean(dim=0)  # (num_labels,)
         sort_keys = list(zip((-song_scores).tolist(), (-mean_scores).tolist()))
     order = sorted(range(len(sort_keys)), key=lambda label_id: (*sort_keys[label_id], label_id))
     return song_scores.float(), order
@@ -321,6 +329,9 @@ class SongLevelAudioClassificationPipeline(AudioClassificationPipeline):
             aggregation (`str`, *optional*, defaults to `config.song_aggregation`):
                 `"mean"` of the slice scores, or `"vote"`: the fraction of slices whose top label is each label
                 (ties broken by the mean score).
+            vote_threshold (`float`, *optional*):
+                With `"vote"`: only slices whose top score is strictly greater than this vote (all of them when none
+                is), as in `lca_metrics.vote_songs`. Pick it on validation data.
             slice_overlap_seconds (`float`, *optional*, defaults to 0.0):
                 Overlap between consecutive slices; the hop is `slice_seconds - slice_overlap_seconds`.
             slice_remainder (`str`, *optional*, defaults to `"end"`):
@@ -342,6 +353,7 @@ class SongLevelAudioClassificationPipeline(AudioClassificationPipeline):
         top_k=_UNSET,
         function_to_apply=None,
         aggregation=None,
+        vote_threshold=None,
         slice_overlap_seconds=None,
         slice_remainder=None,
         slice_batch_size=None,
@@ -351,8 +363,8 @@ class SongLevelAudioClassificationPipeline(AudioClassificationPipeline):
         if kwargs:
             raise TypeError(
                 f"Unknown argument(s) {sorted(kwargs)} for SongLevelAudioClassificationPipeline; expected top_k, "
-                "function_to_apply, aggregation, slice_overlap_seconds, slice_remainder, slice_batch_size, "
-                "return_slices, batch_size, num_workers."
+                "function_to_apply, aggregation, vote_threshold, slice_overlap_seconds, slice_remainder, "
+                "slice_batch_size, return_slices, batch_size, num_workers."
             )
         preprocess_params, forward_params, postprocess_params = {}, {}, {}
 
@@ -373,6 +385,12 @@ class SongLevelAudioClassificationPipeline(AudioClassificationPipeline):
             if aggregation not in SONG_AGGREGATIONS:
                 raise ValueError(f"`aggregation` must be one of {list(SONG_AGGREGATIONS)}, got {aggregation!r}.")
             postprocess_params["aggregation"] = aggregation
+        if vote_threshold is not None:
+            if isinstance(vote_threshold, bool) or not isinstance(vote_threshold, (int, float)):
+                raise ValueError(f"`vote_threshold` must be a number in [0, 1), got {vote_threshold!r}.")
+            if not 0.0 <= vote_threshold < 1.0:
+                raise ValueError(f"`vote_threshold` must be in [0, 1), got {vote_threshold!r}.")
+            postprocess_params["vote_threshold"] = float(vote_threshold)
         if return_slices is not None:
             postprocess_params["return_slices"] = bool(return_slices)
 
@@ -511,7 +529,15 @@ class SongLevelAudioClassificationPipeline(AudioClassificationPipeline):
             "slice_lengths": torch.full((len(starts),), slice_samples),  # (slices,)
         }
 
-    def postprocess(self, model_outputs, top_k=5, function_to_apply=None, aggregation=None, return_slices=False):
+    def postprocess(
+        self,
+        model_outputs,
+        top_k=5,
+        function_to_apply=None,
+        aggregation=None,
+        vote_threshold=None,
+        return_slices=False,
+    ):
         config = self.model.config
         if function_to_apply is None:
             if config.problem_type == "regression":
@@ -530,7 +556,7 @@ class SongLevelAudioClassificationPipeline(AudioClassificationPipeline):
             slice_scores = logits.sigmoid()
         else:
             slice_scores = logits
-        song_scores, order = aggregate_slice_scores(slice_scores, aggregation)
+        song_scores, order = aggregate_slice_scores(slice_scores, aggregation, vote_threshold)
 
         def ranked(scores: torch.Tensor, label_order: list[int]) -> list[dict]:
             return [{"score": float(scores[i]), "label": config.id2label[i]} for i in label_order[:top_k]]

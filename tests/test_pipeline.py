@@ -29,6 +29,8 @@ MODELS = {
 def saved(tmp_path_factory):
     """Both tiny models saved with `save_pretrained`, and their pipelines loaded back from the folders alone."""
     root = tmp_path_factory.mktemp("pipeline")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny models: threads only add contention on a shared 2-core machine
     with pytest.MonkeyPatch.context() as patch:
         # Remote code is copied into a private modules cache, never into the user's ~/.cache.
         patch.setenv("HF_MODULES_CACHE", str(root / "modules"))
@@ -42,6 +44,7 @@ def saved(tmp_path_factory):
             classifier = pipeline("audio-classification", model=str(folder), trust_remote_code=True)
             result[name] = {"folder": folder, "pipe": classifier, "model": model}
         yield result
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(params=list(MODELS))
@@ -101,7 +104,7 @@ assert abs(sum(entry["score"] for entry in result) - 1) < 1e-5, result
 assert "pipeline_genremert" not in sys.modules and "torchaudio" not in sys.modules
 print(type(classifier).__module__)
 """
-    environment = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules"), "PYTHONPATH": ""}
+    environment = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules"), "PYTHONPATH": "", "OMP_NUM_THREADS": "1"}
     completed = subprocess.run(
         [sys.executable, "-c", script], cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=120
     )
@@ -235,6 +238,14 @@ def test_long_recording_gets_the_song_level_answer(setup):
     expected_order = sorted(range(3), key=lambda i: (-votes[i], -expected_mean[i]))  # ties by mean probability
     assert [e["label"] for e in vote] == [labels[i] for i in expected_order]
 
+    # With a vote threshold, only the confident slices vote.
+    top = probabilities.max(-1).values.numpy()
+    threshold = float(np.sort(top)[1])  # the two least confident slices do not vote
+    thresholded = classifier(audio, top_k=None, aggregation="vote", vote_threshold=threshold)
+    voters = probabilities[torch.from_numpy(top > threshold)]
+    expected_votes = np.bincount(voters.argmax(-1).numpy(), minlength=3) / len(voters)
+    np.testing.assert_allclose([as_dict(thresholded)[label] for label in labels], expected_votes, atol=0, rtol=0)
+
     # The config's song_aggregation is the default.
     assert_same_answer(classifier(audio, top_k=None), mean if model.config.song_aggregation == "mean" else vote)
 
@@ -283,6 +294,28 @@ def test_slice_starts_and_aggregation_rules():
     mean, order = aggregate_slice_scores(scores, "mean")
     np.testing.assert_allclose(mean.numpy(), scores.mean(0).numpy(), atol=1e-7)
     assert order == [1, 0, 2]
+    # Only slices whose top probability exceeds the threshold vote (slices 2, 3 and 4: 0.8, 0.7, 0.8 > 0.65) ...
+    vote, order = aggregate_slice_scores(scores, "vote", vote_threshold=0.65)
+    np.testing.assert_allclose(vote.numpy(), [0.0, 2 / 3, 1 / 3])
+    assert order == [1, 2, 0]
+    # ... and when none does, all of them vote.
+    assert aggregate_slice_scores(scores, "vote", vote_threshold=0.9)[1] == [1, 0, 2]
+
+
+def test_vote_agrees_with_the_song_level_evaluation():
+    """The pipeline's top label is the label `lca_metrics.vote_songs` gives the same slices."""
+    lca_metrics = pytest.importorskip("lca_metrics")
+    rng = np.random.default_rng(0)
+    for song in range(40):
+        num_slices = int(rng.integers(2, 7))
+        logits = torch.from_numpy(rng.normal(0, 1.5, (num_slices, 4)))
+        probabilities = logits.softmax(-1)
+        for threshold in (None, 0.5, 0.7):
+            _, order = aggregate_slice_scores(probabilities, "vote", vote_threshold=threshold)
+            expected = lca_metrics.vote_songs(
+                probabilities.numpy(), np.zeros(num_slices, int), np.zeros(num_slices, int), threshold=threshold
+            ).predictions[0]
+            assert order[0] == expected, (song, threshold)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -343,6 +376,7 @@ def test_undecodable_file_names_the_file(saved, tmp_path):
         ({"slice_overlap_seconds": -0.1}, r"`slice_overlap_seconds`"),
         ({"slice_remainder": "pad"}, r"`slice_remainder` must be one of"),
         ({"slice_batch_size": 0}, r"`slice_batch_size` must be a positive integer, got 0"),
+        ({"vote_threshold": 1.0}, r"`vote_threshold` must be in \[0, 1\), got 1.0"),
         ({"top_k": 0}, r"`top_k` must be a positive integer or None, got 0"),
         ({"function_to_apply": "relu"}, r"`function_to_apply`"),
     ],
