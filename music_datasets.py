@@ -705,7 +705,8 @@ class _SliceDecoder:
         values = []
         for song_index, start in zip(batch["song_index"], batch["start"]):
             audio = self._song(int(song_index))
-            segment = np.asarray(audio[start:start + self.slice_samples], dtype=np.float32)
+            # A copy: a memory-mapped cache entry is read-only, and torch wants writable arrays.
+            segment = np.array(audio[start:start + self.slice_samples], dtype=np.float32, copy=True)
             if len(segment) < self.slice_samples:  # a song shorter than one slice: zero-padded at the end
                 segment = np.pad(segment, (0, self.slice_samples - len(segment)))
             values.append(segment)

@@ -374,7 +374,9 @@ def test_slices_are_the_decoded_song_and_the_cache_is_reused(tmp_path):
     stamps = [e.stat().st_mtime_ns for e in entries]
     assert len(entries) == 2
     again = md.slice_songs(songs, 24000, 1.0, 0.5, cache_dir=cache)  # a second run reuses the entries
-    np.testing.assert_array_equal(again[3]["input_values"], row["input_values"])
+    from_cache = again[3]["input_values"]
+    np.testing.assert_array_equal(from_cache, row["input_values"])
+    assert from_cache.flags.writeable  # torch.as_tensor must not get a read-only memory map
     assert [e.stat().st_mtime_ns for e in sorted(cache.rglob("*.npy"))] == stamps
     uncached = md.slice_songs(songs, 24000, 1.0, 0.5)
     np.testing.assert_array_equal(uncached[3]["input_values"], row["input_values"])
