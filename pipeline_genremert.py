@@ -480,8 +480,8 @@ class SongLevelAudioClassificationPipeline(AudioClassificationPipeline):
         decoded = _read_with_soundfile(io.BytesIO(source) if isinstance(source, bytes) else source, name)
         if decoded is None:
             return as_float_waveform(_read_with_ffmpeg(source, self.sampling_rate, name), name)
-        waveform, file_rate = decoded  # (frames, channels)
-        waveform = mix_down(as_float_waveform(waveform, name), name)  # (frames,)
+        waveform, file_rate = decoded  # (frames, channels): the channel axis is known, no guessing
+        waveform = as_float_waveform(waveform, name).mean(axis=1, dtype=np.float64).astype(np.float32)  # (frames,)
         return resample(waveform, file_rate, self.sampling_rate)
 
     def preprocess(self, inputs, slice_overlap_seconds=0.0, slice_remainder="end"):
@@ -503,10 +503,15 @@ class SongLevelAudioClassificationPipeline(AudioClassificationPipeline):
 
         slice_samples = min(self.slice_samples, num_samples)  # a short recording is one slice, classified whole
         hop_samples = self.slice_samples - int(round(slice_overlap_seconds * self.sampling_rate))
+        if hop_samples < 1:
+            raise ValueError(
+                f"`slice_overlap_seconds`={slice_overlap_seconds} leaves no hop between slices of "
+                f"{self.model.config.slice_seconds} s at {self.sampling_rate} Hz; use a smaller overlap."
+            )
         starts = slice_starts(num_samples, self.slice_samples, hop_samples, slice_remainder)
-        # The slices are cut (and feature-extracted) batch by batch in `_forward`: memory stays bounded by
-        # `slice_batch_size` however long the recording and however large the overlap.
-        # numpy and Python values: the base class moves only tensors to the device, and only slices need to go there.
+        # The slices are cut and feature-extracted batch by batch in `_forward`, so memory stays bounded by
+        # `slice_batch_size` whatever the length and overlap. numpy/Python values: the base class moves only tensors
+        # to the device, and only the slices need to go there.
         return {"waveform": waveform, "slice_starts": starts, "slice_samples": slice_samples}
 
     def _forward(self, model_inputs, slice_batch_size=8):
