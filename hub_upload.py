@@ -42,15 +42,14 @@ import torch
 
 # Files of a training output folder that may be published next to the model (never `training_args.bin`).
 EXTRA_FILE_PATTERNS = (
-    "all_results.json",
-    "train_results.json",
-    "eval_results.json",
-    "test_results.json",
+    "*_results.json",  # all_results.json, run_results.json, eval_results.json, test_results.json, ...
     "confusion_matrix_*.png",
     "confusion_matrix_*.json",
+    "classification_report_*.json",
 )
-# JSON files of the run's arguments the training script may write (read for the card, never unpickled).
-RUN_ARGS_FILES = ("run_args.json", "run_arguments.json", "training_args.json", "args.json")
+# JSON files of the run's arguments (read for the card, never unpickled): a dedicated arguments file if the training
+# script writes one, else `run_results.json` (the run's settings that run_classification.py saves).
+RUN_ARGS_FILES = ("run_args.json", "run_arguments.json", "run_results.json")
 # Suffixes of pickle-capable formats. None of them is ever copied into the export folder or uploaded.
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib", ".npy", ".npz")
 # The remote-code files an export folder must carry for `trust_remote_code=True`.
@@ -79,7 +78,9 @@ MODEL_INDEX_METRICS = {
     "test_frame_f1": ("f1", "Frame-level F1 (weighted)"),
 }
 # Known Hub ids of the datasets the training script supports (artist20 is not on the Hub).
-DATASET_HUB_IDS = {"gtzan": "marsyas/gtzan"}
+DATASET_HUB_IDS = {"gtzan": "marsyas/gtzan"}  # artist20 and the synthetic benchmark are not Hub datasets
+# Words that mark a score in all_results.json (runtime and throughput entries are left out of the card's table).
+RESULT_WORDS = ("accuracy", "f1", "loss", "threshold", "precision", "recall")
 DATASET_DISPLAY_NAMES = {"gtzan": "GTZAN", "artist20": "artist20", "synthetic": "synthetic shortcut benchmark"}
 
 # Run in a fresh interpreter (`python -I`) by `verify_export_folder`: argv = folder, inputs file, output
@@ -180,23 +181,19 @@ def read_run_metrics(output_dir: Path) -> dict:
 
 
 def read_run_arguments(output_dir: Path) -> dict:
-    """The run's arguments from the first JSON file of `RUN_ARGS_FILES` present (empty if none).
-
-    `training_args.bin` (a pickle written by `Trainer`) is never read.
-    """
-    for name in RUN_ARGS_FILES:
+    """The run's settings from the JSON files of `RUN_ARGS_FILES` present, merged (earlier files win); one level of
+    nesting (`{"model_args": {...}, ...}`) is flattened. Empty if none. `training_args.bin` (a pickle written by
+    `Trainer`) is never read."""
+    merged = {}
+    for name in reversed(RUN_ARGS_FILES):
         path = Path(output_dir) / name
         if path.is_file():
-            arguments = _read_json(path, "the run's arguments")
-            # Flatten one level of nesting ({"model_args": {...}, "training_args": {...}}) for lookups.
-            flat = {}
-            for key, value in arguments.items():
+            for key, value in _read_json(path, "the run's settings").items():
                 if isinstance(value, dict):
-                    flat.update(value)
+                    merged.update(value)
                 else:
-                    flat[key] = value
-            return flat
-    return {}
+                    merged[key] = value
+    return merged
 
 
 def find_pickle_files(folder: Path) -> list:
@@ -280,7 +277,7 @@ def build_model_card(
 
     model_type = config.model_type
     dataset_key = _dataset_key(run_arguments, dataset)
-    dataset_id = DATASET_HUB_IDS.get(dataset_key, dataset_key) if dataset_key else None
+    dataset_id = DATASET_HUB_IDS.get(dataset_key) if dataset_key else None
     dataset_name = DATASET_DISPLAY_NAMES.get(dataset_key, dataset_key) if dataset_key else "unspecified"
     base_model = _base_model(config)
     if license is None:
@@ -295,7 +292,7 @@ def build_model_card(
                 EvalResult(
                     task_type="audio-classification",
                     task_name="Audio classification",
-                    dataset_type=dataset_id or "unspecified",
+                    dataset_type=dataset_id or dataset_key or "unspecified",
                     dataset_name=dataset_name,
                     dataset_split="test",
                     metric_type=metric_type,
@@ -368,7 +365,8 @@ def build_model_card(
     if metrics:
         lines += ["## Results", "", "| metric | value |", "|---|---|"]
         for key in sorted(metrics):
-            lines.append(f"| `{key}` | {_format_value(metrics[key])} |")
+            if key.startswith(("eval_", "test")) and any(word in key for word in RESULT_WORDS):
+                lines.append(f"| `{key}` | {_format_value(metrics[key])} |")
         lines += [
             "",
             "Frame-level scores classify each slice; song-level scores combine a song's slices "
@@ -380,10 +378,13 @@ def build_model_card(
     for key in ("classifier_dropout", "counterfactual_dropout", "representation_size", "slice_seconds"):
         if hasattr(config, key):
             lines.append(f"| `{key}` | {_format_value(getattr(config, key))} |")
-    lca_weights = {key: value for key, value in run_arguments.items() if key.startswith("lambda_") or key in ("cf_warmup_epochs", "effect_form", "effect_type")}
+    lca_weights = {
+        key: value for key, value in run_arguments.items()
+        if key.startswith("lambda_") or key in ("cf_warmup_epochs", "effect_type")
+    }
     other_keys = (
-        "learning_rate", "num_train_epochs", "per_device_train_batch_size", "seed", "slice_overlap_seconds",
-        "overlap_seconds", "optim", "lr_scheduler_type", "weight_decay", "split", "dataset",
+        "dataset", "split", "slice_overlap_seconds", "learning_rate", "num_train_epochs", "per_device_train_batch_size",
+        "seed", "optim", "lr_scheduler_type", "weight_decay", "world_size",
     )
     for key in other_keys:
         if key in run_arguments and isinstance(run_arguments[key], (int, float, str, bool)):
@@ -400,7 +401,8 @@ def build_model_card(
             "",
         ]
     elif trained_counterfactual != "none":
-        lines += ["The LCA loss weights were not recorded in this training output (no `run_args.json`).", ""]
+        lines += ["The LCA loss weights were not recorded in this training output (no `lambda_*` entries in run_args.json or "
+                  "run_results.json).", ""]
     if image_files:
         lines += ["## Confusion matrix", ""]
         for name in image_files:
