@@ -319,7 +319,8 @@ class SongLevelAudioClassificationPipeline(AudioClassificationPipeline):
                 - a waveform array or tensor, assumed to be at the model's rate (`config.sampling_rate`), as in
                   Transformers: 1-D mono, or 2-D multichannel (mixed down by averaging the channels);
                 - a dict `{"array" or "raw": waveform, "sampling_rate": int}` at any rate: resampled to the model's
-                  rate with `scipy.signal.resample_poly`. A `"path"` key (from 🤗 Datasets) is ignored.
+                  rate with `scipy.signal.resample_poly`. A `"path"` key next to it (🤗 Datasets) is ignored;
+                  an undecoded 🤗 Datasets cell `{"bytes": ..., "path": ...}` is decoded like a file.
                 Float waveforms are expected in [-1, 1]; int16/int32 PCM is scaled to [-1, 1).
             top_k (`int`, *optional*, defaults to 5):
                 How many labels to return; `None` returns every label.
@@ -452,10 +453,16 @@ class SongLevelAudioClassificationPipeline(AudioClassificationPipeline):
 
         if isinstance(inputs, dict):
             array_keys = [key for key in ("array", "raw") if key in inputs]
+            if not array_keys and (inputs.get("bytes") is not None or inputs.get("path") is not None):
+                # An undecoded 🤗 Datasets audio cell (`Audio(decode=False)`): {"bytes": ... or None, "path": ...}.
+                if inputs.get("bytes") is not None:
+                    return self._decode(bytes(inputs["bytes"]), f"audio bytes of {inputs.get('path')!r}")
+                return self.load_waveform(os.fspath(inputs["path"]))
             if len(array_keys) != 1 or "sampling_rate" not in inputs:
                 raise ValueError(
                     'A dict input must hold the waveform under exactly one of "array" or "raw" and its rate under '
-                    f'"sampling_rate", got keys {sorted(inputs)}.'
+                    '"sampling_rate" (or be an undecoded 🤗 Datasets audio cell {"bytes": ..., "path": ...}), got keys '
+                    f"{sorted(inputs)}."
                 )
             input_rate = check_sampling_rate(inputs["sampling_rate"], name='"sampling_rate" of the dict input')
             name = f"the dict input's {array_keys[0]!r}"

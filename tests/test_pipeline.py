@@ -172,6 +172,9 @@ def test_wav_and_mp3_paths_and_bytes(setup, tmp_path):
         assert_same_answer(classifier(str(path)), expected)
         assert_same_answer(classifier(path), expected)  # pathlib.Path
         assert_same_answer(classifier(path.read_bytes()), expected)
+        # Undecoded 🤗 Datasets audio cells (`Audio(decode=False)`).
+        assert_same_answer(classifier({"bytes": path.read_bytes(), "path": "elsewhere.wav"}), expected)
+        assert_same_answer(classifier({"bytes": None, "path": str(path)}), expected)
 
 
 def test_stereo_file_at_another_rate_is_mixed_down_and_resampled(setup, tmp_path):
