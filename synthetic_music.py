@@ -297,7 +297,7 @@ def _render_voice(config, singer, album, chords, rng, n, sr) -> np.ndarray:
         2 * np.pi * singer["vibrato_rate"] * time + rng.uniform(0, 2 * np.pi)
     )
     f0 = f0 * 2.0 ** (vibrato / 12.0)
-    phase = 2 * np.pi * np.cumsum(f0) / sr
+    phase = np.mod(2 * np.pi * np.cumsum(f0) / sr, 2 * np.pi).astype(np.float32)  # wrapped: exact in float32
     top = min(7500.0, sr / 2 - 400)
     num_harmonics = min(40, int(top / f0.min()))
     # Envelope at frame rate (10 ms), linearly interpolated to samples: the formants move slowly.
@@ -307,8 +307,9 @@ def _render_voice(config, singer, album, chords, rng, n, sr) -> np.ndarray:
     harmonic_freqs = f0[frames][None, :] * np.arange(1, num_harmonics + 1)[:, None]  # (harmonics, frames)
     frame_amps = _formant_envelope(harmonic_freqs, singer, note_formants[frames][None, :, :])
     frame_amps[harmonic_freqs > top] = 0.0
-    w = np.arange(hop) / hop  # (hop,)
-    voice = np.zeros(n)
+    frame_amps = frame_amps.astype(np.float32)  # float32 from here: half the memory traffic
+    w = (np.arange(hop) / hop).astype(np.float32)  # (hop,)
+    voice = np.zeros(n, dtype=np.float32)
     block = 50  # frames per block: keeps the (harmonics, samples) amplitude table small
     for f_start in range(0, num_frames - 1, block):
         f_stop = min(num_frames - 1, f_start + block)
@@ -318,7 +319,7 @@ def _render_voice(config, singer, album, chords, rng, n, sr) -> np.ndarray:
         s1 = min(n, s0 + block_amps.shape[1])
         if s1 > s0:
             voice[s0:s1] = _harmonic_sum(phase[s0:s1], block_amps[:, : s1 - s0])
-    voice *= amp
+    voice = voice.astype(np.float64) * amp
     breath = rng.standard_normal(n) * amp * singer["breathiness"] * np.abs(voice).mean() * 4
     return voice + breath
 
