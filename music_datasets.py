@@ -250,7 +250,8 @@ def check_audio_file(path: Union[str, os.PathLike]) -> Optional[str]:
             if frames <= 0:
                 return "no audio frames in the header"
             match = _TRUNCATION.search(f.extra_info or "")
-            if match:
+            # A declared size of 0 or 0xFFFFFFFF is a streaming header (ffmpeg to a pipe), not truncation.
+            if match and int(match.group(2)) not in (0, 0xFFFFFFFF, 0xFFFFFFFF - 8):
                 return (f"truncated: the header declares {match.group(2)} bytes of audio data, "
                         f"the file holds {match.group(3)}")
             block = min(PROBE_FRAMES, frames)
@@ -305,13 +306,14 @@ def _song_features(class_names: Sequence[str], with_album: bool, extra: Optional
 
 def _build_songs(dataset: str, splits: Dict[str, List[_Song]], class_names: Sequence[str], with_album: bool,
                  on_bad_file: str, num_workers: Optional[int], stems_dir: Optional[Union[str, os.PathLike]],
-                 validate: bool = True) -> DatasetDict:
-    """Swap in vocal stems if asked, validate every file, drop the unusable ones, build the DatasetDict."""
+                 missing: Sequence[BadAudioFile] = ()) -> DatasetDict:
+    """Swap in vocal stems if asked, validate every file, report them (with `missing`, the listed
+    songs absent from disk) in one go, drop the unusable ones, build the DatasetDict."""
     if stems_dir is not None:
         splits = _use_stems(dataset, splits, stems_dir)
-    if validate:
-        bad = validate_audio_files([s.path for songs in splits.values() for s in songs], num_workers)
-        _handle_bad_files(dataset, bad, on_bad_file)
+    bad = validate_audio_files([s.path for songs in splits.values() for s in songs], num_workers)
+    _handle_bad_files(dataset, sorted([*missing, *bad], key=lambda b: b.path), on_bad_file)
+    if bad:
         bad_paths = {b.path for b in bad}
         splits = {name: [s for s in songs if s.path not in bad_paths] for name, songs in splits.items()}
     features = _song_features(class_names, with_album)
@@ -475,6 +477,7 @@ def load_gtzan(data_dir: Union[str, os.PathLike], split: str = "fault_filtered",
     if split not in GTZAN_SPLITS:
         raise ValueError(f"GTZAN: unknown split {split!r}; expected one of {', '.join(GTZAN_SPLITS)}")
     files = find_gtzan_files(data_dir)
+    genre_root = _gtzan_genre_root(Path(data_dir))
     ids = gtzan_split_ids(split, list(files), seed=seed, random_fractions=random_fractions)
     label_of = {g: i for i, g in enumerate(GTZAN_GENRES)}
     missing: List[BadAudioFile] = []
@@ -484,12 +487,11 @@ def load_gtzan(data_dir: Union[str, os.PathLike], split: str = "fault_filtered",
         for song_id in song_ids:
             genre = song_id.split(".")[0]
             if song_id not in files:
-                missing.append(BadAudioFile(f"{genre}/{song_id}.wav", f"missing: listed in the {split!r} {name} split, "
-                                            f"not found under {data_dir}"))
+                missing.append(BadAudioFile(str(genre_root / genre / f"{song_id}.wav"),
+                                            f"missing: listed in the {split!r} {name} split, not on disk"))
                 continue
             splits[name].append(_Song(song_id, label_of[genre], files[song_id]))
-    _handle_bad_files("GTZAN", missing, on_bad_file)
-    return _build_songs("GTZAN", splits, GTZAN_GENRES, False, on_bad_file, num_workers, stems_dir)
+    return _build_songs("GTZAN", splits, GTZAN_GENRES, False, on_bad_file, num_workers, stems_dir, missing)
 
 
 # ============================================================================================= #

@@ -492,16 +492,21 @@ def generate_synthetic_music(config: SyntheticMusicConfig, cache_dir: Optional[s
         if not clean_path.exists() or (needs_noise and not noisy_path.exists()):
             jobs.append((config, k, a, s, index, str(clean_path), str(noisy_path) if needs_noise else None))
     if jobs:
-        if num_workers > 1:
+        if num_workers > 1 and len(jobs) > 1:
+            import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
 
-            with ProcessPoolExecutor(num_workers) as pool:
+            # spawn, not fork: the caller may already run torch / tokenizer threads.
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(min(num_workers, len(jobs)), mp_context=context) as pool:
                 list(pool.map(_render_job, jobs))
         else:
             for job in jobs:
                 _render_job(job)
-        with open(root / "parameters.json", "w") as f:
+        fd, tmp = tempfile.mkstemp(dir=root, suffix=".tmp.json")
+        with os.fdopen(fd, "w") as f:
             json.dump({"config": dataclasses.asdict(config), "version": GENERATOR_VERSION}, f, indent=1, sort_keys=True)
+        os.replace(tmp, root / "parameters.json")
     return result
 
 

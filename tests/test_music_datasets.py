@@ -139,6 +139,11 @@ def test_gtzan_other_layouts_and_au_copies(tmp_path, top):
     with pytest.warns(UserWarning, match="missing"):  # most listed clips are absent: reported, not fatal
         songs = md.load_gtzan(tmp_path, split="fault_filtered")
     assert {"blues.00012", "blues.00013"} <= set(_ids(songs["test"]))
+    present = sum(songs[s].num_rows for s in md.SPLITS)
+    with pytest.raises(md.BadAudioFilesError, match=f"{930 - present} unusable") as error:
+        md.load_gtzan(tmp_path, split="fault_filtered", on_bad_file="raise")
+    first = error.value.bad_files[0]
+    assert first.path == str(tmp_path / top / "blues" / "blues.00000.wav") and first.reason.startswith("missing")
 
 
 def test_gtzan_layout_errors(tmp_path):
@@ -252,6 +257,18 @@ def test_artist20_album_split(artist20_dir):
     other = md.load_artist20(artist20_dir, split="album", seed=1)
     assert all(_ids(songs[s]) == _ids(again[s]) for s in md.SPLITS)
     assert _albums(other["test"]) != test
+
+
+def test_splits_are_the_same_on_every_machine():
+    """Golden values: sorted listings and seeded numpy Generators, nothing from the filesystem order."""
+    albums = {f"artist_{a:02d}": [f"{1990 + b}-Album_{b}" for b in (5, 3, 1, 0, 2, 4)] for a in range(3)}
+    assignment = md.artist20_album_split(albums, "album", seed=0)
+    assert [[al for al, s in sorted(assignment[a].items()) if s == "test"] for a in sorted(assignment)] == [
+        ["1994-Album_4"], ["1993-Album_3"], ["1994-Album_4"]]
+    assert assignment["artist_02"]["1992-Album_2"] == "validation"
+    ids = [f"{g}.{i:05d}" for g in md.GTZAN_GENRES for i in range(100)][::-1]
+    assert md.gtzan_split_ids("random", ids, seed=0)["test"][:5] == [
+        "blues.00005", "blues.00016", "blues.00020", "blues.00036", "blues.00052"]
 
 
 def test_artist20_ellis_and_folds(artist20_dir):
