@@ -206,8 +206,12 @@ class LCAModelMixin:
         self.config.counterfactual = "none"
         return self
 
-    def _use_counterfactual_branch(self) -> bool:
-        return self.training and self.counterfactual_branch is not None
+    def _use_counterfactual_branch(self, return_counterfactual: bool | None) -> bool:
+        """Whether a forward pass computes the branch: in train mode by default; `return_counterfactual=True` asks for
+        it in eval mode too (e.g. a validation LCA loss; dropout is then off), `False` skips it."""
+        if self.counterfactual_branch is None:
+            return False
+        return self.training if return_counterfactual is None else bool(return_counterfactual)
 
     @torch.no_grad()
     def _init_weights(self, module):
@@ -329,6 +333,7 @@ class GenreMERTPreTrainedModel(LCAModelMixin, PreTrainedModel):
     main_input_name = "input_values"
     input_modalities = "audio"
     supports_gradient_checkpointing = False
+    accepts_loss_kwargs = False  # `loss` is a batch mean: the Trainer scales it for gradient accumulation
     _no_split_modules = ["HubertEncoderLayer", "HubertEncoderLayerStableLayerNorm"]
 
 
@@ -417,6 +422,7 @@ class GenreMERTForAudioClassification(GenreMERTPreTrainedModel):
         attention_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         return_dict: bool | None = None,
+        return_counterfactual: bool | None = None,
         **kwargs,
     ) -> tuple | LCAClassifierOutput:
         r"""
@@ -427,6 +433,9 @@ class GenreMERTForAudioClassification(GenreMERTPreTrainedModel):
             1 for real samples, 0 for padding. Padded frames get zero attention.
         labels (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
             Class ids; when given, `loss` is the cross-entropy of `logits`.
+        return_counterfactual (`bool`, *optional*):
+            Compute the counterfactual branch (`counterfactual_logits`, `counterfactual_attention`). Default: in train
+            mode only. `True` also computes it in eval mode (dropout off), `False` never; no effect without a branch.
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         _check_waveform(input_values, attention_mask, self.minimum_input_length, self.config.sampling_rate)
@@ -456,7 +465,7 @@ class GenreMERTForAudioClassification(GenreMERTPreTrainedModel):
         representation, logits = self.head(self.dropout(pooled))
 
         counterfactual_logits = counterfactual_attention = None
-        if self._use_counterfactual_branch():
+        if self._use_counterfactual_branch(return_counterfactual):
             counterfactual_attention = self.counterfactual_branch(
                 attention, hidden_states, frame_mask, mask=frame_mask
             )  # (batch, frames)
@@ -818,6 +827,7 @@ class CRNNFGNLPreTrainedModel(LCAModelMixin, PreTrainedModel):
     main_input_name = "input_values"
     input_modalities = "audio"
     supports_gradient_checkpointing = False
+    accepts_loss_kwargs = False  # `loss` is a batch mean: the Trainer scales it for gradient accumulation
 
 
 class CRNNFGNLForAudioClassification(CRNNFGNLPreTrainedModel):
@@ -870,6 +880,7 @@ class CRNNFGNLForAudioClassification(CRNNFGNLPreTrainedModel):
         labels: torch.Tensor | None = None,
         return_dict: bool | None = None,
         input_features: torch.Tensor | None = None,
+        return_counterfactual: bool | None = None,
         **kwargs,
     ) -> tuple | LCAClassifierOutput:
         r"""
@@ -879,6 +890,9 @@ class CRNNFGNLForAudioClassification(CRNNFGNLPreTrainedModel):
             1 for real samples, 0 for padding: the prediction reads the GRU state at the last valid frame.
         labels (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
             Class ids; when given, `loss` is the cross-entropy of `logits`.
+        return_counterfactual (`bool`, *optional*):
+            Compute the counterfactual branch (`counterfactual_logits`, `counterfactual_attention`). Default: in train
+            mode only. `True` also computes it in eval mode (dropout off), `False` never; no effect without a branch.
         input_features (`torch.FloatTensor` of shape `(batch_size, num_mel_bins, frames)`, *optional*):
             The dB log-mel from `model.compute_log_mel`, instead of `input_values` (e.g. for Grad-CAM).
         """
@@ -909,7 +923,7 @@ class CRNNFGNLForAudioClassification(CRNNFGNLPreTrainedModel):
         representation, logits = self.head(self.fgnl_output(rolls, attention, last), frame_lengths)
 
         counterfactual_logits = counterfactual_attention = None
-        if self._use_counterfactual_branch():
+        if self._use_counterfactual_branch(return_counterfactual):
             counterfactual_attention = self.counterfactual_branch(attention, rolls)  # (batch, K)
             _, counterfactual_logits = self.head(
                 self.fgnl_output(rolls, counterfactual_attention, last), frame_lengths

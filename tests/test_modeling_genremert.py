@@ -690,3 +690,20 @@ def test_bfloat16_models_accept_float32_audio(tester):
     model = make_model(tester).eval().to(torch.bfloat16)
     output = model(make_inputs(tester))
     assert output.logits.dtype == torch.bfloat16 and torch.isfinite(output.logits.float()).all()
+
+
+def test_return_counterfactual_switch(tester):
+    model = make_model(tester, counterfactual="learned").eval()
+    inputs = make_inputs(tester)
+    output = model(inputs, return_counterfactual=True)
+    assert output.counterfactual_logits.shape == output.logits.shape
+    assert torch.equal(output.logits, model(inputs).logits)
+    assert torch.equal(model(inputs, return_counterfactual=True).counterfactual_logits, output.counterfactual_logits)
+    model.train()
+    assert model(inputs, return_counterfactual=False).counterfactual_logits is None
+    plain = make_model(tester).eval()
+    assert plain(inputs, return_counterfactual=True).counterfactual_logits is None
+
+
+def test_models_do_not_take_loss_kwargs(tester):
+    assert tester.model_class.accepts_loss_kwargs is False
