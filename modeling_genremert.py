@@ -409,8 +409,10 @@ class GenreMERTForAudioClassification(GenreMERTPreTrainedModel):
     @property
     def minimum_input_length(self) -> int:
         """Fewest samples that give one backbone frame (400 for MERT, 16.7 ms at 24 kHz)."""
+        backbone_config = self.config.backbone_config
         length = 1
-        for kernel, stride in zip(reversed(self.config.backbone_config.conv_kernel), reversed(self.config.backbone_config.conv_stride)):
+        layers = zip(backbone_config.conv_kernel, backbone_config.conv_stride, strict=True)
+        for kernel, stride in reversed(list(layers)):
             length = (length - 1) * stride + kernel
         return length
 
@@ -525,9 +527,7 @@ class GenreMERTForAudioClassification(GenreMERTPreTrainedModel):
     def _check_mert_config(self, checkpoint_config: dict, config_file: str) -> None:
         model_type = checkpoint_config.get("model_type")
         if model_type not in ("mert_model", "hubert"):
-            raise ValueError(
-                f"{config_file}: `model_type` must be 'mert_model' or 'hubert', got {model_type!r}."
-            )
+            raise ValueError(f"{config_file}: `model_type` must be 'mert_model' or 'hubert', got {model_type!r}.")
         if checkpoint_config.get("feature_extractor_cqt", False):
             raise ValueError(
                 f"{config_file}: `feature_extractor_cqt` is true; the CQT branch of MERT is not part of a stock "
@@ -623,9 +623,7 @@ def _read_state_dict(folder: str, name_or_path) -> dict:
         if not isinstance(state_dict, dict):
             raise ValueError(f"{bin_file}: expected a state dict, got {type(state_dict).__name__}.")
         return state_dict
-    raise ValueError(
-        f"MERT checkpoint {name_or_path!r}: neither model.safetensors nor pytorch_model.bin in {folder}."
-    )
+    raise ValueError(f"MERT checkpoint {name_or_path!r}: neither model.safetensors nor pytorch_model.bin in {folder}.")
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -925,9 +923,7 @@ class CRNNFGNLForAudioClassification(CRNNFGNLPreTrainedModel):
         counterfactual_logits = counterfactual_attention = None
         if self._use_counterfactual_branch(return_counterfactual):
             counterfactual_attention = self.counterfactual_branch(attention, rolls)  # (batch, K)
-            _, counterfactual_logits = self.head(
-                self.fgnl_output(rolls, counterfactual_attention, last), frame_lengths
-            )
+            _, counterfactual_logits = self.head(self.fgnl_output(rolls, counterfactual_attention, last), frame_lengths)
 
         loss = None
         if labels is not None:

@@ -104,8 +104,10 @@ def benchmark(name, model_class, config_class, config_kwargs, args, device) -> N
     lca_all, lca_trainable = count(lca)
     print(f"== {name} ({plain.config.num_labels} labels) on {device}, {torch.get_num_threads()} threads ==")
     print(f"parameters without branch: {plain_all:,} ({plain_all / 1e6:.2f} M), trainable {plain_trainable:,}")
-    print(f"parameters with branch:    {lca_all:,} ({lca_all / 1e6:.2f} M), trainable {lca_trainable:,} "
-          f"(branch: {lca_all - plain_all:,})")
+    print(
+        f"parameters with branch:    {lca_all:,} ({lca_all / 1e6:.2f} M), trainable {lca_trainable:,} "
+        f"(branch: {lca_all - plain_all:,})"
+    )
 
     plain.eval(), lca.eval()
     with torch.inference_mode():
@@ -115,13 +117,17 @@ def benchmark(name, model_class, config_class, config_kwargs, args, device) -> N
     latency = eval_latency(plain, one_slice, args.repeats, device)
     print(f"eval latency per {args.slice_seconds:g} s slice (batch 1): {latency * 1000:.1f} ms")
     batch_latency = eval_latency(plain, batch, args.repeats, device)
-    print(f"eval latency per {args.slice_seconds:g} s slice (batch {args.batch_size}): "
-          f"{batch_latency / args.batch_size * 1000:.1f} ms")
+    print(
+        f"eval latency per {args.slice_seconds:g} s slice (batch {args.batch_size}): "
+        f"{batch_latency / args.batch_size * 1000:.1f} ms"
+    )
 
     times = train_step_times({"plain": plain, "learned": lca}, batch, labels, args.repeats, device)
     ratio = times["learned"] / times["plain"]
-    print(f"train step (batch {args.batch_size}): plain {times['plain'] * 1000:.1f} ms, "
-          f"counterfactual {times['learned'] * 1000:.1f} ms, ratio {ratio:.3f}")
+    print(
+        f"train step (batch {args.batch_size}): plain {times['plain'] * 1000:.1f} ms, "
+        f"counterfactual {times['learned'] * 1000:.1f} ms, ratio {ratio:.3f}"
+    )
     print()
 
 

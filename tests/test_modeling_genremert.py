@@ -214,8 +214,11 @@ def test_gradients_reach_branch_only_when_counterfactual(tester, mode):
             assert parameter.grad is not None, f"{name} got no gradient"
     if mode == "learned":
         assert branch_parameters
-        assert all(name.startswith("counterfactual_branch.") for name, p in model.named_parameters()
-                   if id(p) in branch_parameters)
+        assert all(
+            name.startswith("counterfactual_branch.")
+            for name, p in model.named_parameters()
+            if id(p) in branch_parameters
+        )
     else:
         assert not branch_parameters
         assert not any(name.startswith("counterfactual_branch.") for name, _ in model.named_parameters())
@@ -350,7 +353,10 @@ def test_log_mel_matches_nnaudio():
     model = CRNNFGNLForAudioClassification(config).eval()
     waveform = make_inputs(TESTERS["crnn_fgnl"])
     reference = MelSpectrogram(
-        sr=config.sampling_rate, n_fft=config.n_fft, hop_length=config.hop_length, n_mels=config.num_mel_bins,
+        sr=config.sampling_rate,
+        n_fft=config.n_fft,
+        hop_length=config.hop_length,
+        n_mels=config.num_mel_bins,
         verbose=False,
     )(waveform)
     reference = 20 * torch.log10(reference.clamp_min(1e-5))
@@ -491,8 +497,14 @@ def test_save_pretrained_writes_code_feature_extractor_and_auto_map(tester, tmp_
     model = make_model(tester, counterfactual="learned").eval()
     inputs = make_inputs(tester)
     model.save_pretrained(tmp_path)
-    for name in ("config.json", "model.safetensors", "preprocessor_config.json", "modeling_genremert.py",
-                 "configuration_genremert.py", "pipeline_genremert.py"):
+    for name in (
+        "config.json",
+        "model.safetensors",
+        "preprocessor_config.json",
+        "modeling_genremert.py",
+        "configuration_genremert.py",
+        "pipeline_genremert.py",
+    ):
         assert (tmp_path / name).is_file(), name
     saved = json.loads((tmp_path / "config.json").read_text())
     assert saved["auto_map"]["AutoModelForAudioClassification"] == f"modeling_genremert.{tester.model_class.__name__}"
@@ -505,7 +517,7 @@ def test_save_pretrained_writes_code_feature_extractor_and_auto_map(tester, tmp_
     loaded = AutoModelForAudioClassification.from_pretrained(tmp_path)
     assert isinstance(loaded, tester.model_class) and not loaded.training
     assert torch.equal(loaded(inputs).logits, model(inputs).logits)
-    for (name, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
+    for (name, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items(), strict=True):
         assert torch.equal(a, b), name
 
 
@@ -562,11 +574,15 @@ def test_fresh_process_trust_remote_code_round_trip(tmp_path):
     env = dict(os.environ, HF_MODULES_CACHE=str(tmp_path / "modules"), HF_HUB_OFFLINE="1", PYTHONPATH="")
     result = subprocess.run(
         [sys.executable, "-c", FRESH_PROCESS_CODE, *folders],
-        cwd=work_dir, env=env, capture_output=True, text=True, timeout=300,
+        cwd=work_dir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-4000:]
     modules = json.loads(result.stdout.strip().splitlines()[-1])
-    for key, folder in zip(TESTERS, folders):
+    for key, folder in zip(TESTERS, folders, strict=True):
         assert modules[folder].startswith("transformers_modules"), modules[folder]
         remote_logits = torch.load(os.path.join(folder, "remote_logits.pt"), weights_only=True)
         assert torch.equal(remote_logits, expected[key])
@@ -651,8 +667,9 @@ def test_load_mert_weights_rejects_wrong_shape_and_missing_files(tmp_path):
     with pytest.raises(ValueError, match=r"masked_spec_embed.*\(5,\)"):
         make_model(TESTERS["genremert"]).load_mert_weights(tmp_path / "shape")
     (tmp_path / "empty").mkdir()
-    (tmp_path / "empty" / "config.json").write_text(json.dumps({**HubertConfig(**TINY_BACKBONE).to_dict(),
-                                                                "model_type": "mert_model"}))
+    (tmp_path / "empty" / "config.json").write_text(
+        json.dumps({**HubertConfig(**TINY_BACKBONE).to_dict(), "model_type": "mert_model"})
+    )
     with pytest.raises(ValueError, match="model.safetensors"):
         make_model(TESTERS["genremert"]).load_mert_weights(tmp_path / "empty")
 
