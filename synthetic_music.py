@@ -33,7 +33,7 @@ import numpy as np
 import soundfile as sf
 
 
-GENERATOR_VERSION = 1  # bump when the rendering changes, so old caches are not reused
+GENERATOR_VERSION = 2  # bump when the rendering changes, so old caches are not reused
 INSTRUMENT_POOL = ("bass", "pad", "pluck", "organ", "brass")
 DRUM_PATTERNS = {  # 16 steps of one 4/4 bar: (kick, snare, hat)
     "rock": ("1000000010000000", "0000100000001000", "1010101010101010"),
@@ -493,12 +493,11 @@ def generate_synthetic_music(config: SyntheticMusicConfig, cache_dir: Optional[s
             jobs.append((config, k, a, s, index, str(clean_path), str(noisy_path) if needs_noise else None))
     if jobs:
         if num_workers > 1 and len(jobs) > 1:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
+            # Threads, not processes: numpy releases the GIL in the heavy array loops, and a process
+            # pool would re-import the caller's __main__ (spawn) or fork a process running threads.
+            from concurrent.futures import ThreadPoolExecutor
 
-            # spawn, not fork: the caller may already run torch / tokenizer threads.
-            context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(min(num_workers, len(jobs)), mp_context=context) as pool:
+            with ThreadPoolExecutor(min(num_workers, len(jobs))) as pool:
                 list(pool.map(_render_job, jobs))
         else:
             for job in jobs:

@@ -1,7 +1,6 @@
 """Tests of music_datasets: GTZAN and artist20 loaders on small fake trees in the real layouts,
 up-front validation of bad files, vocal stems, decoding and the cache, and slicing."""
 
-import os
 import shutil
 import warnings
 from pathlib import Path
