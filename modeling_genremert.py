@@ -918,12 +918,21 @@ class CRNNFGNLForAudioClassification(CRNNFGNLPreTrainedModel):
 
         rolls = self.non_local(last, previous)  # (batch, N4, C', K)
         attention = self.mose(rolls)  # (batch, K)
-        representation, logits = self.head(self.fgnl_output(rolls, attention, last), frame_lengths)
 
         counterfactual_logits = counterfactual_attention = None
         if self._use_counterfactual_branch(return_counterfactual):
             counterfactual_attention = self.counterfactual_branch(attention, rolls)  # (batch, K)
-            _, counterfactual_logits = self.head(self.fgnl_output(rolls, counterfactual_attention, last), frame_lengths)
+            # Both attentions through the shared output conv, GRUs and classifier in one batch of 2 × batch: the GRUs
+            # step through time once instead of twice.
+            batch_size = last.shape[0]
+            both_weights = torch.cat([attention, counterfactual_attention])  # (2·batch, K)
+            both_fused = self.fgnl_output(rolls.repeat(2, 1, 1, 1), both_weights, last.repeat(2, 1, 1, 1))
+            both_lengths = None if frame_lengths is None else frame_lengths.repeat(2)
+            both_representations, both_logits = self.head(both_fused, both_lengths)
+            representation, _ = both_representations.split(batch_size)
+            logits, counterfactual_logits = both_logits.split(batch_size)
+        else:
+            representation, logits = self.head(self.fgnl_output(rolls, attention, last), frame_lengths)
 
         loss = None
         if labels is not None:
