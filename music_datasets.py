@@ -40,6 +40,13 @@ from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 import synthetic_music
 
 
+__all__ = [
+    "load_gtzan", "load_artist20", "load_synthetic", "synthetic_metadata", "slice_songs", "slice_starts",
+    "decode_audio", "load_audio", "fill_cache", "audio_num_samples", "num_samples_at", "check_audio_file",
+    "validate_audio_files", "find_gtzan_files", "gtzan_split_ids", "find_artist20_files", "artist20_album_split",
+    "AudioDecodeError", "BadAudioFile", "BadAudioFilesError", "GTZAN_GENRES", "ARTIST20_ARTISTS",
+]
+
 GTZAN_GENRES = ("blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock")
 ARTIST20_ARTISTS = (
     "aerosmith", "beatles", "creedence_clearwater_revival", "cure", "dave_matthews_band", "depeche_mode",
@@ -462,7 +469,7 @@ def gtzan_split_ids(split: str, song_ids: Sequence[str] = (), seed: int = 0,
 def load_gtzan(data_dir: Union[str, os.PathLike], split: str = "fault_filtered", seed: int = 0, *,
                stems_dir: Optional[Union[str, os.PathLike]] = None, on_bad_file: str = "skip",
                random_fractions: Tuple[float, float, float] = (0.8, 0.1, 0.1),
-               num_workers: Optional[int] = None) -> DatasetDict:
+               lists_dir: Optional[Union[str, os.PathLike]] = None, num_workers: Optional[int] = None) -> DatasetDict:
     """GTZAN songs from a local folder: ``train`` / ``validation`` / ``test`` with ``audio`` (path),
     ``label`` (``ClassLabel`` of the ten genres) and ``song_id`` (``blues.00012``).
 
@@ -471,14 +478,15 @@ def load_gtzan(data_dir: Union[str, os.PathLike], split: str = "fault_filtered",
     ``"random"`` (stratified per genre, `seed`, `random_fractions`). Every listed file is checked
     before this returns (:func:`check_audio_file`); unusable or missing ones are listed in one
     warning and dropped (``on_bad_file="skip"``) or raise :class:`BadAudioFilesError` (``"raise"``).
-    `stems_dir`: use ``<stems_dir>/<song_id>/vocals.wav`` instead of the mix.
+    `stems_dir`: use ``<stems_dir>/<song_id>/vocals.wav`` instead of the mix. `lists_dir`: the
+    folder of the split list files (default: ``data/gtzan/`` next to this module).
     """
     _check_on_bad_file(on_bad_file)
     if split not in GTZAN_SPLITS:
         raise ValueError(f"GTZAN: unknown split {split!r}; expected one of {', '.join(GTZAN_SPLITS)}")
     files = find_gtzan_files(data_dir)
     genre_root = _gtzan_genre_root(Path(data_dir))
-    ids = gtzan_split_ids(split, list(files), seed=seed, random_fractions=random_fractions)
+    ids = gtzan_split_ids(split, list(files), seed=seed, random_fractions=random_fractions, lists_dir=lists_dir)
     label_of = {g: i for i, g in enumerate(GTZAN_GENRES)}
     missing: List[BadAudioFile] = []
     splits: Dict[str, List[_Song]] = {}
@@ -715,6 +723,16 @@ class _SliceDecoder:
         return {"input_values": values, "label": list(batch["label"]), "song_id": list(batch["song_id"])}
 
 
+def _audio_path(cell, row: int) -> str:
+    """A file path from an ``audio`` cell: a path string, or a ``datasets.Audio(decode=False)`` dict."""
+    if isinstance(cell, (str, os.PathLike)):
+        return os.fspath(cell)
+    if isinstance(cell, dict) and isinstance(cell.get("path"), str) and cell.get("bytes") is None:
+        return cell["path"]
+    raise TypeError(f"songs['audio'][{row}] must be a file path (str) or an undecoded Audio cell "
+                    f"{{'path': ..., 'bytes': None}}, got {type(cell).__name__}: decode nothing before slicing")
+
+
 def slice_starts(num_samples: int, slice_samples: int, hop_samples: int, keep_remainder: bool = False,
                  short_songs: str = "pad") -> List[int]:
     """Start samples of the slices of one song.
@@ -777,9 +795,7 @@ def slice_songs(songs: Union[Dataset, DatasetDict], sampling_rate: int, slice_se
                          f"with slice_seconds={slice_seconds}")
 
     table = songs.with_format(None)
-    paths = list(table["audio"])
-    if paths and not isinstance(paths[0], str):
-        raise TypeError("songs['audio'] must hold file paths (str); decode nothing before slicing")
+    paths = [_audio_path(cell, i) for i, cell in enumerate(table["audio"])]
     with ThreadPoolExecutor(_workers(num_workers)) as pool:
         lengths = list(pool.map(lambda p: audio_num_samples(p, sampling_rate), paths))
     song_index, starts, labels, song_ids, dropped = [], [], [], [], []

@@ -451,3 +451,16 @@ def test_separate_vocals_without_openunmix_says_how_to_install_it():
         pass
     with pytest.raises(SystemExit, match="pip install openunmix"):
         script.open_unmix_separator("umxhq", "cpu", 1)
+
+
+def test_slice_songs_takes_undecoded_audio_cells_and_refuses_decoded_ones(tmp_path):
+    from datasets import Audio
+
+    songs = _song_table(tmp_path, [2.0, 1.0])
+    undecoded = songs.cast_column("audio", Audio(decode=False))
+    slices = md.slice_songs(undecoded, 16000, 1.0)
+    assert slices.num_rows == 3
+    np.testing.assert_array_equal(slices[2]["input_values"], md.slice_songs(songs, 16000, 1.0)[2]["input_values"])
+    decoded = Dataset.from_dict({"audio": [[0.1, 0.2]], "label": [0], "song_id": ["x"]})
+    with pytest.raises(TypeError, match=r"songs\['audio'\]\[0\] must be a file path"):
+        md.slice_songs(decoded, 16000, 1.0)
