@@ -128,21 +128,24 @@ def decode_audio(path: Union[str, os.PathLike], sampling_rate: int) -> np.ndarra
     """Decode a whole file to float32 mono at `sampling_rate`: shape ``(num_samples_at(frames, sr, rate),)``.
 
     soundfile reads it (wav, au, flac, ogg, mp3), the channels are averaged, soxr resamples with
-    ``quality="HQ"``. Any failure raises :class:`AudioDecodeError` naming the file.
+    ``quality="HQ"``, and the result is trimmed or zero-padded to the length its header announces.
+    Any failure raises :class:`AudioDecodeError` naming the file, including a stream that decodes
+    to clearly fewer frames than its header announces (damage inside a compressed file).
     """
     path = os.fspath(path)
     try:
-        audio, source_rate = sf.read(path, dtype="float32", always_2d=True)
+        with sf.SoundFile(path) as f:
+            header_frames, source_rate = f.frames, f.samplerate
+            audio = f.read(dtype="float32", always_2d=True)  # (frames, channels)
     except Exception as error:  # libsndfile errors, truncated streams, missing files
         raise AudioDecodeError(f"{path}: cannot decode: {error}") from error
     if audio.shape[0] == 0:
         raise AudioDecodeError(f"{path}: cannot decode: no audio frames")
+    shortfall = header_frames - audio.shape[0]
+    if shortfall > max(4096, header_frames // 100):
+        raise AudioDecodeError(f"{path}: decoded {audio.shape[0]} frames, the header announces {header_frames} "
+                               f"(damaged or truncated stream)")
     mono = audio.mean(axis=1) if audio.shape[1] > 1 else audio[:, 0]
-    try:
-        with sf.SoundFile(path) as f:
-            header_frames = f.frames
-    except Exception:
-        header_frames = len(mono)
     if source_rate != sampling_rate:
         mono = soxr.resample(mono, source_rate, sampling_rate, quality="HQ")
     target = num_samples_at(header_frames, source_rate, sampling_rate)

@@ -228,6 +228,11 @@ def test_decoding_a_file_damaged_after_validation_names_it(tmp_path):
     (tmp_path / "b.wav").write_text("garbage" * 100)
     with pytest.raises(md.AudioDecodeError, match="b.wav"):
         md.decode_audio(tmp_path / "b.wav", 16000)
+    sf.write(tmp_path / "c.mp3", _tone(3.0, 16000, 0), 16000, format="MP3")
+    data = (tmp_path / "c.mp3").read_bytes()
+    (tmp_path / "c.mp3").write_bytes(data[: len(data) // 2])  # the header still announces 3 s
+    with pytest.raises(md.AudioDecodeError, match=r"c\.mp3: decoded \d+ frames, the header announces 48000"):
+        md.decode_audio(tmp_path / "c.mp3", 16000)
 
 
 # ------------------------------------------------------------------------------------------- #
