@@ -645,23 +645,43 @@ def _load_slices(args, model):
     import music_datasets
 
     if args.dataset == "synthetic":
-        kwargs = {} if args.bias_class is None else {"bias_class": args.bias_class}
+        try:
+            kwargs = json.loads(args.synthetic_options) if args.synthetic_options else {}
+        except json.JSONDecodeError as error:
+            raise ValueError(f"--synthetic_options is not valid JSON ({error}): {args.synthetic_options!r}") from error
+        if not isinstance(kwargs, dict):
+            raise ValueError(f"--synthetic_options must be a JSON object of load_synthetic arguments, got {kwargs!r}.")
+        if args.bias_class is not None:
+            kwargs["bias_class"] = args.bias_class
+        if args.split:
+            kwargs["split"] = args.split
         if args.data_dir:
             kwargs["cache_dir"] = args.data_dir
         songs = music_datasets.load_synthetic(**kwargs)
+        if args.bias_class is None:  # the probe follows the benchmark's own biased class
+            args.bias_class = music_datasets.synthetic_metadata(songs)["bias_class"]
     elif args.dataset == "gtzan":
-        songs = music_datasets.load_gtzan(args.data_dir)
+        songs = music_datasets.load_gtzan(args.data_dir, **({"split": args.split} if args.split else {}))
     else:
-        songs = music_datasets.load_artist20(args.data_dir)
-    if args.split not in songs:
-        raise ValueError(f"--split {args.split!r} is not in the {args.dataset} dataset (splits: {list(songs)}).")
-    label_names = songs[args.split].features["label"].names
+        songs = music_datasets.load_artist20(args.data_dir, **({"split": args.split} if args.split else {}))
+    if args.eval_split not in songs:
+        raise ValueError(f"--eval_split {args.eval_split!r} is not in the {args.dataset} dataset (splits: {list(songs)}).")
+    label_names = songs[args.eval_split].features["label"].names
 
     def sliced(split):
         return music_datasets.slice_songs(songs[split], model.config.sampling_rate, model.config.slice_seconds)
 
-    noisy = sliced("test_noisy") if args.dataset == "synthetic" and args.split == "test" and "test_noisy" in songs else None
-    return sliced(args.split), noisy, label_names
+    if len(label_names) != model.config.num_labels:
+        raise ValueError(
+            f"The {args.dataset} dataset has {len(label_names)} classes but the model in --model_dir predicts "
+            f"{model.config.num_labels}: interpret the model on the dataset it was trained on."
+        )
+    model_names = [_label_name(model, index) for index in range(model.config.num_labels)]
+    if model_names != list(label_names):
+        print(f"warning: the dataset's class names {list(label_names)} differ from the model's {model_names}; "
+              "class ids are matched by position.", file=sys.stderr)
+    noisy = sliced("test_noisy") if args.eval_split == "test" and "test_noisy" in songs else None
+    return sliced(args.eval_split), noisy, label_names
 
 
 def run_interpretation(model, slices, label_names, output_dir, bias_class=None, noisy_slices=None,
@@ -708,8 +728,13 @@ def main(argv=None) -> int:
     parser.add_argument("--model_dir", required=True, help="A genremert model folder (training output or Hub export).")
     parser.add_argument("--dataset", required=True, choices=("synthetic", "gtzan", "artist20"))
     parser.add_argument("--data_dir", default=None, help="Dataset root (gtzan, artist20) or the synthetic cache folder.")
-    parser.add_argument("--split", default="test", help="Split to interpret (default: test).")
+    parser.add_argument("--split", default=None,
+                        help="Split scheme of the loader, as in run_classification.py (gtzan: fault_filtered, ...; "
+                             "artist20: album, ...). Default: the loader's.")
+    parser.add_argument("--eval_split", default="test", help="Which split to interpret (default: test).")
     parser.add_argument("--output_dir", required=True, help="Folder for the PNGs and interpretation.json.")
+    parser.add_argument("--synthetic_options", default=None,
+                        help="JSON object of load_synthetic arguments: the same as the training run's.")
     parser.add_argument("--bias_class", type=int, default=None,
                         help="Class id whose training audio carried the band noise: runs the bias probe.")
     parser.add_argument("--band_hz", type=float, nargs=2, default=list(DEFAULT_BIAS_BAND_HZ), metavar=("LOW", "HIGH"))
