@@ -2,6 +2,7 @@
 local stand-in for the Hub API: nothing here touches the network)."""
 
 import json
+import os
 import pickle
 import subprocess
 import sys
@@ -102,6 +103,18 @@ class RecordingHubApi:
         return "https://huggingface.co/stand-in/commit/0123"
 
 
+# Tiny models on a shared 2-core machine: one thread per process is much faster than two contended ones.
+ONE_THREAD_ENV = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A tiny GenreMERT trained with its counterfactual branch, and its training output folder."""
@@ -119,7 +132,7 @@ def dry_run(trained, tmp_path_factory):
     completed = subprocess.run(
         [sys.executable, hub_upload.__file__, "--output_dir", str(output_dir), "--repo_id", "someone/tiny-genremert",
          "--export_dir", str(export_dir), "--dry_run"],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True, text=True, timeout=600, env=ONE_THREAD_ENV,
     )
     return completed, export_dir
 
@@ -158,7 +171,7 @@ def test_dry_run_writes_a_folder_that_loads_alone_with_trust_remote_code(trained
     script.write_text(FRESH_LOAD)
     loaded = subprocess.run(
         [sys.executable, "-I", str(script), str(export_dir), str(tmp_path / "inputs.pt")],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, env=ONE_THREAD_ENV,
     )
     assert loaded.returncode == 0, loaded.stderr
     report = json.loads(loaded.stdout.strip().splitlines()[-1])
