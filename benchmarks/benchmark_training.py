@@ -1,0 +1,120 @@
+#!/usr/bin/env python
+"""Training throughput (slices per second) of GenreMERT and CRNN_FGNL, plain and with LCA, and the LCA/plain ratio.
+
+Measures the real training path: `LCATrainer` steps (slice collator → forward → LCA loss → backward → Adam step) on
+random waveforms, timing the optimizer steps after `--warmup_steps` untimed ones. On CPU the GenreMERT backbone is
+reduced by default (`--genremert_backbone reduced`: hidden 256, 4 layers; the head and the LCA branch are the real
+ones); `--genremert_backbone mert-95m` times the full MERT-v1-95M shape (random weights: the speed is the same).
+
+    python benchmarks/benchmark_training.py                        # both models, CPU defaults
+    python benchmarks/benchmark_training.py --models crnn_fgnl --batch_size 16 --steps 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+import torch
+from transformers import TrainerCallback
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from configuration_genremert import CRNNFGNLConfig, GenreMERTConfig, MERT_V1_95M_BACKBONE  # noqa: E402
+from lca_trainer import LCATrainer, LCATrainingArguments, SliceCollator  # noqa: E402
+from modeling_genremert import (  # noqa: E402
+    CRNNFGNLForAudioClassification,
+    GenreMERTForAudioClassification,
+    build_feature_extractor,
+)
+
+
+REDUCED_BACKBONE = dict(MERT_V1_95M_BACKBONE, hidden_size=256, num_hidden_layers=4, num_attention_heads=4,
+                        intermediate_size=1024, conv_dim=[256] * 7)
+
+
+class StepTimer(TrainerCallback):
+    """Wall time of every optimizer step."""
+
+    def __init__(self):
+        self.durations, self._start = [], None
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self._start = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        self.durations.append(time.perf_counter() - self._start)
+
+
+def build(model_type: str, counterfactual: str, args):
+    if model_type == "crnn_fgnl":
+        config = CRNNFGNLConfig(num_labels=20, counterfactual=counterfactual, slice_seconds=args.crnn_slice_seconds)
+        return CRNNFGNLForAudioClassification(config)
+    backbone = dict(MERT_V1_95M_BACKBONE) if args.genremert_backbone == "mert-95m" else dict(REDUCED_BACKBONE)
+    config = GenreMERTConfig(backbone_config=backbone, num_labels=10, counterfactual=counterfactual,
+                             slice_seconds=args.genremert_slice_seconds)
+    return GenreMERTForAudioClassification(config)
+
+
+def throughput(model_type: str, counterfactual: str, args) -> float:
+    torch.manual_seed(0)
+    model = build(model_type, counterfactual, args)
+    config = model.config
+    samples = int(config.slice_seconds * config.sampling_rate)
+    rng = np.random.default_rng(0)
+    num_rows = args.batch_size * (args.steps + args.warmup_steps)
+    rows = [{"input_values": (0.1 * rng.standard_normal(samples)).astype(np.float32),
+             "label": int(i % config.num_labels), "song_id": f"s{i // 4}"} for i in range(num_rows)]
+    song_index_of = {f"s{i}": i for i in range(num_rows // 4 + 1)}
+    timer = StepTimer()
+    with tempfile.TemporaryDirectory() as output_dir:
+        training_args = LCATrainingArguments(
+            output_dir=output_dir, max_steps=args.steps + args.warmup_steps,
+            per_device_train_batch_size=args.batch_size, learning_rate=1e-4, cf_warmup_epochs=0,
+            save_strategy="no", eval_strategy="no", logging_strategy="no", report_to=[], disable_tqdm=True,
+            remove_unused_columns=False, label_names=["labels", "song_index"], dataloader_num_workers=0,
+            dataloader_pin_memory=False, bf16=args.bf16, use_cpu=args.device == "cpu", seed=0,
+        )
+        trainer = LCATrainer(model=model, args=training_args, train_dataset=rows,
+                             data_collator=SliceCollator(build_feature_extractor(config), song_index_of),
+                             callbacks=[timer])
+        trainer.train()
+    timed = timer.durations[args.warmup_steps:]
+    return args.batch_size * len(timed) / sum(timed)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", default=["crnn_fgnl", "genremert"], choices=["crnn_fgnl", "genremert"])
+    parser.add_argument("--batch_size", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=3, help="timed optimizer steps per configuration")
+    parser.add_argument("--warmup_steps", type=int, default=1, help="untimed steps first")
+    parser.add_argument("--crnn_slice_seconds", type=float, default=5.0)
+    parser.add_argument("--genremert_slice_seconds", type=float, default=10.0)
+    parser.add_argument("--genremert_backbone", choices=["reduced", "mert-95m"], default=None,
+                        help="default: mert-95m on GPU, reduced on CPU")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--bf16", action="store_true", help="bf16 mixed precision (GPU)")
+    args = parser.parse_args(argv)
+    if args.genremert_backbone is None:
+        args.genremert_backbone = "mert-95m" if args.device == "cuda" else "reduced"
+
+    print(f"device {args.device}, torch threads {torch.get_num_threads()}, batch {args.batch_size}, "
+          f"{args.steps} timed steps after {args.warmup_steps}; CRNN_FGNL slices {args.crnn_slice_seconds} s at "
+          f"16 kHz; GenreMERT slices {args.genremert_slice_seconds} s at 24 kHz, backbone {args.genremert_backbone}"
+          + (" (hidden 256, 4 layers)" if args.genremert_backbone == "reduced" else " (MERT-v1-95M shape)"))
+    print(f"{'model':<12}{'plain slices/s':>16}{'LCA slices/s':>16}{'LCA / plain':>14}")
+    for model_type in args.models:
+        plain = throughput(model_type, "none", args)
+        lca = throughput(model_type, "learned", args)
+        print(f"{model_type:<12}{plain:>16.2f}{lca:>16.2f}{lca / plain:>14.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

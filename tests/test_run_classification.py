@@ -1,0 +1,196 @@
+"""End to end: run_classification.py on a tiny synthetic set, in one process and in two CPU processes; presets; bad
+input (unknown names, missing data_dir, mismatched checkpoint labels, bad overrides)."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import run_classification
+from lca_trainer import LCATrainingArguments
+
+
+REPO = Path(__file__).resolve().parent.parent
+SYNTHETIC = {"num_classes": 3, "albums_per_class": 3, "songs_per_album": 2, "song_seconds": 3.0}
+TINY_CRNN = "n_fft=512,hop_length=256,num_mel_bins=32,conv_channels=[4,8,8,8],fgnl_reduction=2,mose_hidden_size=4,gru_hidden_size=8"
+# 3 classes × 2 songs per split, 3 one-second slices per song → 18 slices per evaluation split.
+SLICES_PER_SPLIT = 18
+
+
+def tiny_flags(data_dir, output_dir, *extra):
+    return [
+        "--model_type", "crnn_fgnl",
+        "--dataset", "synthetic",
+        "--data_dir", str(data_dir),
+        "--synthetic_options", json.dumps(SYNTHETIC),
+        "--bias_class", "0",
+        "--slice_seconds", "1.0",
+        "--config_overrides", TINY_CRNN,
+        "--counterfactual", "learned",
+        "--cf_warmup_epochs", "1",
+        "--num_train_epochs", "2",
+        "--per_device_train_batch_size", "4",
+        "--per_device_eval_batch_size", "4",  # 2 processes × 4 = 8 per step: the last step is padded
+        "--learning_rate", "1e-3",
+        "--eval_strategy", "epoch",
+        "--save_strategy", "epoch",
+        "--logging_strategy", "epoch",
+        "--report_to", "tensorboard",
+        "--disable_tqdm", "true",
+        "--output_dir", str(output_dir),
+        "--do_train", "--do_eval", "--do_predict",
+        *extra,
+    ]
+
+
+def run_script(command, env_extra=None, timeout=240):
+    env = dict(os.environ, PYTHONPATH=str(REPO), HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
+    env.update(env_extra or {})
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, f"exit {result.returncode}\nSTDOUT:\n{result.stdout[-4000:]}\nSTDERR:\n{result.stderr[-4000:]}"
+    return result
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("synthetic_cache")
+
+
+@pytest.fixture(scope="module")
+def single_process_run(data_dir, tmp_path_factory):
+    output_dir = tmp_path_factory.mktemp("single") / "out"
+    run_script([sys.executable, "run_classification.py", *tiny_flags(data_dir, output_dir)])
+    return output_dir
+
+
+def check_results(output_dir, world_size):
+    results = json.loads((output_dir / "all_results.json").read_text())
+    assert results["world_size"] == world_size
+    for prefix in ("eval", "test", "test_noisy"):
+        for key in ("frame_accuracy", "frame_f1", "song_accuracy", "song_f1"):
+            assert 0.0 <= results[f"{prefix}_{key}"] <= 1.0, f"{prefix}_{key}"
+        # Every slice and every song counted exactly once, whatever the number of processes.
+        assert results[f"{prefix}_num_slices"] == SLICES_PER_SPLIT
+        assert results[f"{prefix}_num_songs"] == 6
+        assert f"{prefix}_counterfactual_song_f1" in results  # Table 4: the counterfactual branch's own scores
+        assert f"{prefix}_loss_att" in results
+    # The threshold was chosen on validation and applied unchanged to both test sets.
+    assert results["test_vote_threshold"] == results["eval_vote_threshold"] == results["test_noisy_vote_threshold"]
+    for name in ("confusion_matrix_test_frame", "confusion_matrix_test_song", "confusion_matrix_test_noisy_song"):
+        assert (output_dir / f"{name}.png").exists() and (output_dir / f"{name}.json").exists()
+    matrix = json.loads((output_dir / "confusion_matrix_test_frame.json").read_text())["matrix"]
+    assert int(np.sum(matrix)) == SLICES_PER_SPLIT
+    assert list((output_dir / "runs").rglob("events.out.tfevents*")), "no TensorBoard logs"
+    # Training logged every LCA term separately.
+    state = json.loads((output_dir / "trainer_state.json").read_text())
+    train_logs = [log for log in state["log_history"] if "loss" in log]
+    assert {"loss_ce_main", "loss_effect", "loss_ce_cf", "loss_ent_cf", "loss_ent_main", "loss_att"} <= set(train_logs[-1])
+    return results
+
+
+def test_single_process_run_writes_results_and_a_pipeline_ready_model(single_process_run):
+    results = check_results(single_process_run, world_size=1)
+    assert results["distributed_type"] == "DistributedType.NO"
+    for name in ("config.json", "model.safetensors", "preprocessor_config.json", "modeling_genremert.py"):
+        assert (single_process_run / name).exists(), name
+
+    from transformers import pipeline
+
+    classifier = pipeline("audio-classification", model=str(single_process_run), trust_remote_code=True)
+    waveform = (0.1 * np.random.default_rng(0).standard_normal(16000 * 2)).astype(np.float32)
+    answer = classifier(waveform)
+    assert {item["label"] for item in answer} <= {"singer_0", "singer_1", "singer_2"}
+    assert abs(sum(item["score"] for item in answer) - 1.0) < 1e-3
+
+
+def test_two_cpu_processes_count_every_slice_once(data_dir, tmp_path):
+    if shutil.which("accelerate") is None:
+        pytest.skip("the accelerate launcher is not installed")
+    output_dir = tmp_path / "ddp"
+    run_script(
+        ["accelerate", "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+         "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29533",
+         "run_classification.py", *tiny_flags(data_dir, output_dir)],
+        env_extra={"ACCELERATE_USE_CPU": "true"},
+    )
+    results = check_results(output_dir, world_size=2)
+    assert results["distributed_type"] == "DistributedType.MULTI_CPU"
+
+
+def test_checkpoint_with_other_labels_is_refused(single_process_run, data_dir, tmp_path):
+    # The saved model knows 3 singers; a 4-singer dataset must be refused, naming both label lists.
+    flags = tiny_flags(data_dir, tmp_path / "out")
+    flags[flags.index("--synthetic_options") + 1] = json.dumps({**SYNTHETIC, "num_classes": 4})
+    config_at = flags.index("--config_overrides")
+    del flags[config_at:config_at + 2]
+    with pytest.raises(ValueError, match=r"id2label = \['singer_0', 'singer_1', 'singer_2'\].*singer_3"):
+        run_classification.main(flags + ["--model_name_or_path", str(single_process_run)])
+    # The same for resuming from a checkpoint of the 3-singer run.
+    checkpoint = sorted(single_process_run.glob("checkpoint-*"))[0]
+    with pytest.raises(ValueError, match="do not match the dataset"):
+        run_classification.main(flags + ["--config_overrides", TINY_CRNN, "--resume_from_checkpoint", str(checkpoint)])
+
+
+def test_unknown_names_and_missing_data_dir_are_named(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        run_classification.parse_arguments(["--dataset", "mtat", "--output_dir", str(tmp_path)])
+    assert "invalid choice: 'mtat'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        run_classification.parse_arguments(["--model_type", "resnet", "--output_dir", str(tmp_path)])
+    assert "invalid choice: 'resnet'" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="--dataset must be one of"):
+        run_classification.DataTrainingArguments(dataset="mtat")
+    with pytest.raises(ValueError, match="--model_type must be one of"):
+        run_classification.ModelArguments(model_type="resnet")
+    with pytest.raises(ValueError, match="--data_dir is required for --dataset gtzan"):
+        run_classification.parse_arguments(["--dataset", "gtzan", "--output_dir", str(tmp_path)])
+    with pytest.raises(ValueError, match="does not exist"):
+        run_classification.parse_arguments(["--dataset", "artist20", "--data_dir", str(tmp_path / "nope"),
+                                            "--output_dir", str(tmp_path)])
+    with pytest.raises(ValueError, match="vote_threshold"):
+        run_classification.DataTrainingArguments(vote_threshold="1.5")
+
+
+def test_config_overrides_are_parsed_and_checked():
+    overrides = run_classification.parse_config_overrides("a=1,b=[4,8],c.d=x,e=true")
+    assert overrides == {"a": 1, "b": [4, 8], "c.d": "x", "e": True}
+    model_args = run_classification.ModelArguments(model_type="crnn_fgnl", config_overrides=TINY_CRNN)
+    config = run_classification.build_config(model_args, ["a", "b"], slice_seconds=1.5)
+    assert config.conv_channels == [4, 8, 8, 8] and config.num_labels == 2 and config.slice_seconds == 1.5
+    model_args = run_classification.ModelArguments(model_type="genremert", config_overrides="backbone_config.num_hidden_layers=2")
+    assert run_classification.build_config(model_args, ["a", "b"], None).backbone_config.num_hidden_layers == 2
+    with pytest.raises(ValueError, match="unknown field 'conv_channel'"):
+        run_classification.build_config(
+            run_classification.ModelArguments(config_overrides="conv_channel=[4]"), ["a"], None
+        )
+    with pytest.raises(ValueError, match="num_labels"):
+        run_classification.build_config(run_classification.ModelArguments(config_overrides="num_labels=4"), ["a"], None)
+
+
+PRESETS = sorted((REPO / "configs").glob("*.json"))
+
+
+@pytest.mark.parametrize("preset", PRESETS, ids=[p.stem for p in PRESETS])
+def test_presets_parse_and_match_the_paper(preset, tmp_path):
+    model_args, data_args, training_args = run_classification.parse_arguments(
+        [str(preset), "--data_dir", str(tmp_path), "--output_dir", str(tmp_path / "out")]
+    )
+    assert isinstance(training_args, LCATrainingArguments)
+    assert training_args.learning_rate == 1e-4 and training_args.per_device_train_batch_size == 16
+    assert training_args.output_dir == str(tmp_path / "out")  # flags after the file override it
+    if data_args.dataset == "gtzan":
+        assert model_args.model_type == "genremert" and training_args.num_train_epochs == 300
+        assert data_args.slice_seconds == 10.0 and data_args.slice_overlap_seconds == 1.0
+    else:
+        assert data_args.dataset == "artist20" and model_args.model_type == "crnn_fgnl"
+        assert training_args.num_train_epochs == 800
+        assert data_args.slice_seconds in (3.0, 5.0, 10.0)
+    if model_args.counterfactual == "learned":
+        assert training_args.cf_warmup_epochs == 20
+        assert training_args.lca_weights == {"ce_main": 0.7, "effect": 1.0, "ce_cf": 0.6, "ent_cf": 2.0,
+                                             "ent_main": 1.5, "att": 2.0}
