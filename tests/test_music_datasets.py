@@ -401,6 +401,11 @@ def test_slices_are_the_decoded_song_and_the_cache_is_reused(tmp_path):
     assert [e.stat().st_mtime_ns for e in sorted(cache.rglob("*.npy"))] == stamps
     uncached = md.slice_songs(songs, 24000, 1.0, 0.5)
     np.testing.assert_array_equal(uncached[3]["input_values"], row["input_values"])
+    other = tmp_path / "filled"
+    assert md.fill_cache(songs, 24000, other, num_workers=2) == 2  # up front, in parallel
+    assert len(list(other.rglob("*.npy"))) == 2 and not list(other.rglob("*.tmp*"))
+    lengths = sorted(len(np.load(p)) for p in other.rglob("*.npy"))
+    assert lengths == sorted(md.audio_num_samples(p, 24000) for p in songs["audio"]) == [96000, 120000]
 
 
 def test_slices_work_with_select_shuffle_and_dataloader_workers(tmp_path):
