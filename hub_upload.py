@@ -408,12 +408,12 @@ def build_model_card(
         for name in image_files:
             title = Path(name).stem.replace("_", " ")
             lines += [f"![{title}]({name})", ""]
-    if model_type == "genremert":
+    if base_model is not None:
         lines += [
             "## License",
             "",
-            "The backbone weights are MERT's (`m-a-p/MERT-v1-95M`), released under CC-BY-NC-4.0; this model "
-            "inherits that non-commercial licence.",
+            f"The backbone weights are MERT's (`{base_model}`), released under CC-BY-NC-4.0; this model inherits that "
+            "non-commercial licence.",
             "",
         ]
     lines += [

@@ -13,8 +13,8 @@ by the model's own feature extractor):
   features the classifier reads, coloured by class (paper Fig. 1 d/e, Fig. 4).
 - `bias_probe(model, slices, bias_class)` + `plot_bias_probe(result, path)`: the shortcut test of paper Fig. 1: band
   noise (3–5 kHz by default) added to every test slice; a model that learned "noise ⇒ biased class" predicts the
-  biased class for the noisy slices of the other classes. The *shortcut gap* is that rate minus the same rate on the
-  clean slices.
+  biased class for the noisy slices of the other classes. The *shortcut gap* is clean − noisy F1 (as in demo.py);
+  the biased-class rate of the other classes' slices, clean and noisy, shows the shortcut itself.
 - `branch_accuracy(model, slices)`: accuracy of the main vs the counterfactual branch (paper Table 4).
 
 The counterfactual branch runs only in train mode. `counterfactual_mode(model)` puts the model in train mode with
@@ -486,9 +486,14 @@ def add_band_noise(waveform, sampling_rate: int, band_hz=DEFAULT_BIAS_BAND_HZ, n
 
 @dataclass
 class BiasProbeResult:
-    """Numbers of the bias probe. `*_biased_rate`: share of slices of the *other* classes predicted as the biased
-    class; `shortcut_gap` = noisy − clean biased rate (≈ 0 for a model that ignores the noise, large when it learned
-    "noise ⇒ biased class"); `accuracy_drop` = clean − noisy accuracy."""
+    """Numbers of the bias probe (slice level), named as in demo.py / docs/training.md.
+
+    - `shortcut_gap` = clean − noisy weighted F1: how much the model's answers depend on the band noise (≈ 0 for a
+      model that ignores it).
+    - `*_biased_rate`: share of slices of the *other* classes predicted as the biased class; `biased_rate_gap` =
+      noisy − clean rate, large when the model learned "noise ⇒ biased class".
+    - `accuracy_drop` = clean − noisy accuracy.
+    """
 
     bias_class: int
     bias_class_name: str
@@ -503,6 +508,7 @@ class BiasProbeResult:
     clean_biased_rate: float
     noisy_biased_rate: float
     shortcut_gap: float
+    biased_rate_gap: float
     accuracy_drop: float
 
     def to_dict(self) -> dict:
@@ -542,7 +548,7 @@ def bias_probe(model, slices, bias_class: int, band_hz=DEFAULT_BIAS_BAND_HZ, noi
     `noisy_slices` (e.g. the synthetic benchmark's `test_noisy` split) or, by default, `slices` with white noise in
     `band_hz` at `noise_db` dB relative to each slice's RMS (seeded per slice). A model trained where only
     `bias_class` carried that noise, and which learned the shortcut, predicts `bias_class` for the noisy slices of
-    the other classes: see `BiasProbeResult.shortcut_gap`.
+    the other classes: see `BiasProbeResult` (`shortcut_gap`, `biased_rate_gap`).
     """
     _model_kind(model)
     num_labels = model.config.num_labels
@@ -576,7 +582,8 @@ def bias_probe(model, slices, bias_class: int, band_hz=DEFAULT_BIAS_BAND_HZ, noi
         noisy_f1=noisy_f1,
         clean_biased_rate=clean_rate,
         noisy_biased_rate=noisy_rate,
-        shortcut_gap=noisy_rate - clean_rate,
+        shortcut_gap=clean_f1 - noisy_f1,
+        biased_rate_gap=noisy_rate - clean_rate,
         accuracy_drop=clean_accuracy - noisy_accuracy,
     )
 
@@ -598,8 +605,9 @@ def plot_bias_probe(result: BiasProbeResult, path) -> Path:
     axis.set_ylabel("rate")
     band = f"{result.band_hz[0]:g}–{result.band_hz[1]:g} Hz"
     axis.set_title(
-        f"Bias probe ({band} noise; biased class {result.bias_class_name}): shortcut gap {result.shortcut_gap:+.2f}, "
-        f"accuracy drop {result.accuracy_drop:+.2f}"
+        f"Bias probe ({band} noise, biased class {result.bias_class_name})\nshortcut gap (clean − noisy F1) "
+        f"{result.shortcut_gap:+.2f}; other classes → {result.bias_class_name}: {result.clean_biased_rate:.2f} → "
+        f"{result.noisy_biased_rate:.2f}"
     )
     axis.legend(loc="upper left")
     figure.tight_layout()
@@ -760,8 +768,8 @@ def main(argv=None) -> int:
         print(figure)
     if "bias_probe" in summary:
         probe = summary["bias_probe"]
-        print(f"shortcut gap {probe['shortcut_gap']:+.3f} (other classes → {probe['bias_class_name']}: "
-              f"clean {probe['clean_biased_rate']:.3f}, noisy {probe['noisy_biased_rate']:.3f})")
+        print(f"shortcut gap (clean − noisy F1) {probe['shortcut_gap']:+.3f}; slices of other classes → "
+              f"{probe['bias_class_name']}: clean {probe['clean_biased_rate']:.3f}, noisy {probe['noisy_biased_rate']:.3f}")
     return 0
 
 
