@@ -724,3 +724,33 @@ def test_return_counterfactual_switch(tester):
 
 def test_models_do_not_take_loss_kwargs(tester):
     assert tester.model_class.accepts_loss_kwargs is False
+
+
+@pytest.mark.parametrize("fmt", ["safetensors", "bin"])
+def test_load_mert_weights_from_hub_id(tmp_path, monkeypatch, fmt):
+    """The Hub path: config.json, then model.safetensors, else pytorch_model.bin, with the caller's arguments."""
+    import shutil
+
+    import huggingface_hub
+    from huggingface_hub.errors import EntryNotFoundError
+
+    source = write_mert_folder(tmp_path / "remote", fmt=fmt)
+    calls = []
+
+    def fake_hf_hub_download(repo_id, filename, **kwargs):
+        calls.append((repo_id, filename, kwargs))
+        if not (tmp_path / "remote" / filename).is_file():
+            raise EntryNotFoundError(f"{filename} not in {repo_id}")
+        snapshot = tmp_path / "cache" / "snapshot"
+        snapshot.mkdir(parents=True, exist_ok=True)
+        return shutil.copy(tmp_path / "remote" / filename, snapshot / filename)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_hf_hub_download)
+    model = make_model(TESTERS["genremert"])
+    model.load_mert_weights("m-a-p/MERT-tiny", revision="abc", cache_dir=str(tmp_path / "cache"))
+    assert [filename for _, filename, _ in calls][:2] == ["config.json", "model.safetensors"]
+    if fmt == "bin":
+        assert calls[-1][1] == "pytorch_model.bin"
+    assert all(repo == "m-a-p/MERT-tiny" and kwargs["revision"] == "abc" for repo, _, kwargs in calls)
+    for key, tensor in source.state_dict().items():
+        assert torch.equal(model.backbone.state_dict()[key], tensor), key
