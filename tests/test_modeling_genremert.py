@@ -86,9 +86,14 @@ def test_output_shapes_train_and_eval(tester, mode):
     inputs = make_inputs(tester)
     positions = tester.num_attention_positions(model, tester.num_samples)
 
+    branch_calls = []
+    if model.counterfactual_branch is not None:
+        model.counterfactual_branch.register_forward_hook(lambda *args: branch_calls.append(1))
+
     model.eval()
     with torch.no_grad():
         output = model(inputs)
+    assert branch_calls == []  # not computed at all in eval mode
     assert isinstance(output, LCAClassifierOutput)
     assert output.logits.shape == (tester.batch_size, config.num_labels)
     assert output.attention.shape == (tester.batch_size, positions)
@@ -104,6 +109,7 @@ def test_output_shapes_train_and_eval(tester, mode):
     if mode == "none":
         assert output.counterfactual_logits is None and output.counterfactual_attention is None
     else:
+        assert branch_calls == [1]
         assert output.counterfactual_logits.shape == (tester.batch_size, config.num_labels)
         assert output.counterfactual_attention.shape == output.attention.shape
         assert torch.isfinite(output.counterfactual_logits).all()
