@@ -125,6 +125,11 @@ class DataTrainingArguments:
         metadata={"help": "Train/validation/test split of the dataset (default: gtzan 'fault_filtered', artist20 "
                           "'album', synthetic 'album')."},
     )
+    stems_dir: Optional[str] = field(
+        default=None,
+        metadata={"help": "gtzan/artist20: read each song's separated vocals <stems_dir>/<song_id>/vocals.wav "
+                          "instead of the mix (the paper's vocal-only setting; scripts/separate_vocals.py)."},
+    )
     slice_seconds: Optional[float] = field(
         default=None, metadata={"help": "Slice (frame) length in seconds; default: the model config's slice_seconds."}
     )
@@ -175,6 +180,11 @@ class DataTrainingArguments:
             raise ValueError("--synthetic_options only applies to --dataset synthetic.")
         if self.bias_class is not None and self.dataset != "synthetic":
             raise ValueError("--bias_class only applies to --dataset synthetic.")
+        if self.stems_dir is not None:
+            if self.dataset == "synthetic":
+                raise ValueError("--stems_dir applies to --dataset gtzan or artist20, not synthetic.")
+            if not os.path.isdir(self.stems_dir):
+                raise ValueError(f"--stems_dir {self.stems_dir!r} does not exist or is not a folder.")
         self.parsed_vote_threshold()
 
     def parsed_vote_threshold(self):
@@ -297,7 +307,7 @@ def load_songs(data_args: DataTrainingArguments, seed: int) -> datasets.DatasetD
     loader = getattr(music_datasets, loader_name, None)
     if loader is None:
         raise ValueError(f"music_datasets has no {loader_name}(): this version cannot load --dataset {data_args.dataset}.")
-    return loader(data_args.data_dir, split=split, seed=seed)
+    return loader(data_args.data_dir, split=split, seed=seed, stems_dir=data_args.stems_dir)
 
 
 def select_songs(songs: datasets.Dataset, max_songs: Optional[int], seed: int) -> datasets.Dataset:
@@ -395,11 +405,24 @@ def load_or_build_model(model_args: ModelArguments, label_names: list[str], slic
     return model
 
 
-def resolve_checkpoint(training_args: LCATrainingArguments, label_names: list[str]) -> Optional[str]:
-    """`--resume_from_checkpoint`: a folder, or `last`/`true` for the newest `checkpoint-*` in `--output_dir`.
+def last_complete_checkpoint(output_dir: str) -> Optional[str]:
+    """The newest `checkpoint-*` of `output_dir` that was saved completely (the Trainer writes `trainer_state.json`
+    last); a folder left half-written by a crash during saving is skipped with a warning, never resumed from."""
+    if not os.path.isdir(output_dir):
+        return None
+    folders = [name for name in os.listdir(output_dir)
+               if name.startswith("checkpoint-") and name[11:].isdigit() and os.path.isdir(os.path.join(output_dir, name))]
+    for name in sorted(folders, key=lambda name: int(name[11:]), reverse=True):
+        folder = os.path.join(output_dir, name)
+        if os.path.isfile(os.path.join(folder, "trainer_state.json")):
+            return folder
+        logger.warning(f"{folder} is incomplete (no trainer_state.json: interrupted while saving); skipping it.")
+    return None
 
-    The checkpoint's labels are checked against the dataset before anything is trained.
-    """
+
+def resolve_checkpoint(training_args: LCATrainingArguments, label_names: list[str]) -> Optional[str]:
+    """`--resume_from_checkpoint`: a folder, or `last`/`true` for the newest complete `checkpoint-*` in
+    `--output_dir`. The checkpoint's labels are checked against the dataset before anything is trained."""
     value = training_args.resume_from_checkpoint
     if value is None or str(value).lower() in ("false", "none", ""):
         last = get_last_checkpoint(training_args.output_dir) if os.path.isdir(training_args.output_dir) else None
@@ -410,11 +433,20 @@ def resolve_checkpoint(training_args: LCATrainingArguments, label_names: list[st
             )
         return None
     if str(value).lower() in ("last", "true"):
-        checkpoint = get_last_checkpoint(training_args.output_dir) if os.path.isdir(training_args.output_dir) else None
+        checkpoint = last_complete_checkpoint(training_args.output_dir)
         if checkpoint is None:
-            raise ValueError(f"--resume_from_checkpoint {value}: no checkpoint-* folder in {training_args.output_dir}.")
+            raise ValueError(
+                f"--resume_from_checkpoint {value}: no complete checkpoint-* folder in {training_args.output_dir}."
+            )
     else:
         checkpoint = value
+        if not os.path.isdir(checkpoint):
+            raise ValueError(f"--resume_from_checkpoint {checkpoint}: no such folder.")
+        if not os.path.isfile(os.path.join(checkpoint, "trainer_state.json")):
+            raise ValueError(
+                f"--resume_from_checkpoint {checkpoint} is incomplete (no trainer_state.json: it was interrupted "
+                "while saving, or is not a Trainer checkpoint); resume from an earlier checkpoint."
+            )
     config_file = os.path.join(checkpoint, "config.json")
     if not os.path.isfile(config_file):
         raise ValueError(f"--resume_from_checkpoint {checkpoint}: no config.json there; not a Trainer checkpoint.")
@@ -423,6 +455,8 @@ def resolve_checkpoint(training_args: LCATrainingArguments, label_names: list[st
     check_label_names(
         transformers.PretrainedConfig(id2label=saved.get("id2label")), label_names, f"checkpoint {checkpoint}"
     )
+    # Training resumes in the checkpoint's weights: the model must be built with the same architecture.
+    training_args.resume_from_checkpoint = checkpoint
     return checkpoint
 
 

@@ -194,3 +194,18 @@ def test_presets_parse_and_match_the_paper(preset, tmp_path):
         assert training_args.cf_warmup_epochs == 20
         assert training_args.lca_weights == {"ce_main": 0.7, "effect": 1.0, "ce_cf": 0.6, "ent_cf": 2.0,
                                              "ent_main": 1.5, "att": 2.0}
+
+
+def test_resume_skips_a_half_written_checkpoint(single_process_run, tmp_path):
+    # A copy of the run whose newest checkpoint was interrupted while saving (no trainer_state.json).
+    output_dir = tmp_path / "run"
+    shutil.copytree(single_process_run, output_dir)
+    checkpoints = sorted(output_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    good, newest = checkpoints[-2], checkpoints[-1]
+    (newest / "trainer_state.json").unlink()
+    assert run_classification.last_complete_checkpoint(str(output_dir)) == str(good)
+    args = LCATrainingArguments(output_dir=str(output_dir), resume_from_checkpoint="last", report_to=[])
+    assert run_classification.resolve_checkpoint(args, ["singer_0", "singer_1", "singer_2"]) == str(good)
+    args = LCATrainingArguments(output_dir=str(output_dir), resume_from_checkpoint=str(newest), report_to=[])
+    with pytest.raises(ValueError, match="incomplete"):
+        run_classification.resolve_checkpoint(args, ["singer_0", "singer_1", "singer_2"])
