@@ -5,7 +5,6 @@ check the converted model reproduces the original's outputs and that wrong or mi
 """
 
 import json
-import subprocess
 import sys
 
 import pytest
@@ -207,18 +206,15 @@ def test_lightning_attribute_dict_hyper_parameters_load(tmp_path, lca_model, mon
     assert converted.config.classifier_dropout == 0.25 and converted.config.counterfactual_dropout == 0.5
 
 
-def test_cli_writes_a_loadable_model_folder(tmp_path, lca_model):
+def test_cli_writes_a_loadable_model_folder(tmp_path, lca_model, capsys):
     path = write_checkpoint(tmp_path / "genreMERT_LCA.ckpt", reference_state_dict(lca_model))
     backbone = tmp_path / "backbone.json"
     backbone.write_text(json.dumps(TINY_BACKBONE))
     output_dir = tmp_path / "converted"
-    completed = subprocess.run(
-        [sys.executable, convert.__file__, "--checkpoint", str(path), "--output_dir", str(output_dir),
-         "--backbone_config", str(backbone), "--labels", "x,y,z", "--drop_counterfactual"],
-        capture_output=True, text=True, timeout=300,
-    )
-    assert completed.returncode == 0, completed.stderr
-    assert "counterfactual='none'" in completed.stdout
+    exit_code = convert.main(["--checkpoint", str(path), "--output_dir", str(output_dir), "--backbone_config",
+                              str(backbone), "--labels", "x,y,z", "--drop_counterfactual"])
+    assert exit_code == 0
+    assert "counterfactual='none'" in capsys.readouterr().out
     reloaded = GenreMERTForAudioClassification.from_pretrained(output_dir, use_safetensors=True).eval()
     assert reloaded.config.id2label[2] == "z" and reloaded.config.counterfactual == "none"
     assert (output_dir / "preprocessor_config.json").is_file()
@@ -227,10 +223,7 @@ def test_cli_writes_a_loadable_model_folder(tmp_path, lca_model):
 
     broken = write_checkpoint(tmp_path / "broken.ckpt", {k: v for k, v in reference_state_dict(lca_model).items()
                                                          if k != "hidden_layer.weight"})
-    completed = subprocess.run(
-        [sys.executable, convert.__file__, "--checkpoint", str(broken), "--output_dir", str(tmp_path / "never"),
-         "--backbone_config", str(backbone)],
-        capture_output=True, text=True, timeout=300,
-    )
-    assert completed.returncode == 1 and "hidden_layer.weight" in completed.stderr
+    exit_code = convert.main(["--checkpoint", str(broken), "--output_dir", str(tmp_path / "never"),
+                              "--backbone_config", str(backbone)])
+    assert exit_code == 1 and "hidden_layer.weight" in capsys.readouterr().err
     assert not (tmp_path / "never").exists()
