@@ -29,11 +29,10 @@ import argparse
 import json
 import pickle
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 import torch
-
 
 # The head of the reference model: reference key → our key.
 REFERENCE_KEY_MAP = {
@@ -151,8 +150,8 @@ def _partition_keys(state_dict: dict) -> tuple:
     return mert, head, counterfactual
 
 
-def build_config(head: dict, counterfactual: dict, hyper_parameters: dict, backbone_config: Optional[dict] = None,
-                 labels: Optional[Sequence[str]] = None, drop_counterfactual: bool = False, slice_seconds: float = 10.0):
+def build_config(head: dict, counterfactual: dict, hyper_parameters: dict, backbone_config: dict | None = None,
+                 labels: Sequence[str] | None = None, drop_counterfactual: bool = False, slice_seconds: float = 10.0):
     """The `GenreMERTConfig` of the checkpoint: sizes from the tensor shapes, dropouts from the reference
     hyper-parameters (`config.main_dropout`, `config.cf_dropout`) when present."""
     from configuration_genremert import GenreMERTConfig
@@ -199,8 +198,8 @@ def build_config(head: dict, counterfactual: dict, hyper_parameters: dict, backb
     return config
 
 
-def convert_reference_checkpoint(checkpoint_path, backbone_config: Optional[dict] = None,
-                                 labels: Optional[Sequence[str]] = None, drop_counterfactual: bool = False,
+def convert_reference_checkpoint(checkpoint_path, backbone_config: dict | None = None,
+                                 labels: Sequence[str] | None = None, drop_counterfactual: bool = False,
                                  slice_seconds: float = 10.0):
     """Convert a reference `genreMERT*.ckpt` into a `GenreMERTForAudioClassification` (eval mode).
 

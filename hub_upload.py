@@ -33,12 +33,11 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
 
 import torch
-
 
 # Files of a training output folder that may be published next to the model (never `training_args.bin`).
 EXTRA_FILE_PATTERNS = (
@@ -233,7 +232,7 @@ def check_no_pickle(folder: Path) -> None:
 # --------------------------------------------------------------------------------------------------
 
 
-def _dataset_key(run_arguments: dict, dataset: Optional[str]) -> Optional[str]:
+def _dataset_key(run_arguments: dict, dataset: str | None) -> str | None:
     if dataset:
         return dataset
     for key in ("dataset", "dataset_name"):
@@ -242,7 +241,7 @@ def _dataset_key(run_arguments: dict, dataset: Optional[str]) -> Optional[str]:
     return None
 
 
-def _base_model(config) -> Optional[str]:
+def _base_model(config) -> str | None:
     if getattr(config, "model_type", None) != "genremert":
         return None
     backbone = config.backbone_config
@@ -267,8 +266,8 @@ def build_model_card(
     trained_counterfactual: str,
     num_parameters: int,
     image_files: list,
-    dataset: Optional[str] = None,
-    license: Optional[str] = None,
+    dataset: str | None = None,
+    license: str | None = None,
 ) -> str:
     """The model card (`README.md`) text: YAML metadata (library, pipeline tag, tags, datasets, license,
     base model, `model-index` with the run's test metrics) and a body with usage, results, the training
@@ -529,8 +528,9 @@ def load_trained_model(output_dir: Path):
             f"{output_dir} has no model.safetensors: only safetensors weights are published (pickled weights such "
             "as pytorch_model.bin are refused)."
         )
-    import modeling_genremert  # noqa: F401  (registers both models with the Auto classes)
     from transformers import AutoModelForAudioClassification
+
+    import modeling_genremert  # noqa: F401  (registers both models with the Auto classes)
 
     model = AutoModelForAudioClassification.from_pretrained(output_dir, use_safetensors=True)
     if not hasattr(model, "remove_counterfactual_branch"):
@@ -555,8 +555,8 @@ def export_for_hub(
     output_dir,
     export_dir,
     repo_id: str,
-    dataset: Optional[str] = None,
-    license: Optional[str] = None,
+    dataset: str | None = None,
+    license: str | None = None,
     check_pipeline: bool = True,
 ) -> ExportReport:
     """Build and verify the Hub-ready folder `export_dir` from the training output `output_dir`.
@@ -638,8 +638,8 @@ def upload_to_hub(
     repo_id: str,
     api,
     private: bool = False,
-    revision: Optional[str] = None,
-    commit_message: Optional[str] = None,
+    revision: str | None = None,
+    commit_message: str | None = None,
 ):
     """Upload `export_dir` to the model repo `repo_id` at `revision` as one commit.
 
@@ -679,13 +679,13 @@ def publish(
     repo_id: str,
     export_dir=None,
     private: bool = False,
-    revision: Optional[str] = None,
+    revision: str | None = None,
     dry_run: bool = False,
-    token: Optional[str] = None,
-    api_factory: Optional[Callable] = None,
-    dataset: Optional[str] = None,
-    license: Optional[str] = None,
-    commit_message: Optional[str] = None,
+    token: str | None = None,
+    api_factory: Callable | None = None,
+    dataset: str | None = None,
+    license: str | None = None,
+    commit_message: str | None = None,
     check_pipeline: bool = True,
 ):
     """Export, verify and (unless `dry_run`) upload. Returns `(ExportReport, commit info or None)`.
@@ -703,7 +703,7 @@ def publish(
     if api_factory is None:
         from huggingface_hub import HfApi
 
-        api_factory = lambda token: HfApi(token=token)  # noqa: E731
+        api_factory = lambda token: HfApi(token=token)
     commit = upload_to_hub(
         report.export_dir, repo_id, api_factory(token), private=private, revision=revision, commit_message=commit_message
     )

@@ -17,9 +17,9 @@ by the model's own feature extractor):
   the biased-class rate of the other classes' slices, clean and noisy, shows the shortcut itself.
 - `branch_accuracy(model, slices)`: accuracy of the main vs the counterfactual branch (paper Table 4).
 
-The counterfactual branch runs only in train mode. `counterfactual_mode(model)` puts the model in train mode with
-every dropout and batch norm (and a HuggingFace backbone) in eval mode, so the branch is computed deterministically
-(up to the random draw of the CAL ablation, seeded here) and the main attention equals the eval-mode one.
+Every model pass runs in eval mode (dropout off, batch-norm running statistics); the counterfactual branch, which
+by default runs only in train mode, is asked for with `forward(..., return_counterfactual=True)`, and the RNG is
+seeded (the CAL ablation draws random attention), so every figure is reproducible.
 
 CLI (writes every plot that applies to the model, plus `interpretation.json` with the numbers):
 
@@ -33,24 +33,20 @@ python interpret.py --model_dir outputs/genremert_lca --dataset gtzan --data_dir
 import argparse
 import contextlib
 import json
-import math
 import sys
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Optional, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-
 FIGURE_SIZE = (10.0, 6.0)  # inches; every figure of this module has this size ...
 FIGURE_DPI = 100  # ... and this resolution: 1000 × 600 pixels
 DEFAULT_BIAS_BAND_HZ = (3000.0, 5000.0)  # paper Fig. 1: white noise in 3–5 kHz
 DEFAULT_NOISE_DB = -15.0  # noise RMS relative to the slice's RMS (the synthetic benchmark's default)
-# Modules that behave differently in train mode and are switched to eval inside `counterfactual_mode`.
-_STOCHASTIC_MODULES = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.modules.batchnorm._BatchNorm)
 
 
 def _pyplot():
@@ -134,25 +130,22 @@ def model_inputs(model, waveforms: Sequence[np.ndarray]) -> dict:
 
 
 @contextlib.contextmanager
-def counterfactual_mode(model, seed: int = 0):
-    """Train mode (so the counterfactual branch runs) with dropout, batch norm and any HuggingFace sub-model (the
-    frozen MERT backbone) in eval mode, and a seeded RNG (the CAL ablation draws random attention). Restores every
-    module's mode and the RNG state afterwards."""
-    from transformers import PreTrainedModel
-
-    modes = {module: module.training for module in model.modules()}
-    devices = [torch.device("cuda", torch.cuda.current_device())] if torch.cuda.is_available() else []
-    with torch.random.fork_rng(devices=devices):
+def evaluation(model, seed: int = 0):
+    """Eval mode (restored afterwards), no gradients, and a seeded RNG (the CAL ablation's counterfactual attention is
+    random) whose state is restored afterwards."""
+    was_training = model.training
+    devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices), torch.no_grad():
         torch.manual_seed(seed)
+        model.eval()
         try:
-            model.train()
-            for module in model.modules():
-                if isinstance(module, _STOCHASTIC_MODULES) or (module is not model and isinstance(module, PreTrainedModel)):
-                    module.eval()
             yield model
         finally:
-            for module, training in modes.items():
-                module.training = training
+            model.train(was_training)
+
+
+def _has_counterfactual_branch(model) -> bool:
+    return getattr(model, "counterfactual_branch", None) is not None
 
 
 def attention_maps(model, waveform, seed: int = 0) -> dict:
@@ -162,18 +155,7 @@ def attention_maps(model, waveform, seed: int = 0) -> dict:
     `(num_rolls,)` — and `logits` `(num_labels,)` of the main branch.
     """
     _model_kind(model)
-    inputs = model_inputs(model, [waveform])
-    with torch.no_grad():
-        if getattr(model, "counterfactual_branch", None) is not None:
-            with counterfactual_mode(model, seed=seed):
-                outputs = model(**inputs)
-        else:
-            was_training = model.training
-            model.eval()
-            try:
-                outputs = model(**inputs)
-            finally:
-                model.train(was_training)
+    outputs = _predict(model, [waveform], counterfactual=_has_counterfactual_branch(model), seed=seed)
     counterfactual = outputs.counterfactual_attention
     return {
         "attention": outputs.attention[0].float().cpu().numpy(),
@@ -192,7 +174,7 @@ def _label_name(model, index: int) -> str:
 # ----------------------------------------------------------------------------------------------------------------------
 
 
-def plot_time_attention(model, waveform, path, seed: int = 0, title: Optional[str] = None) -> Path:
+def plot_time_attention(model, waveform, path, seed: int = 0, title: str | None = None) -> Path:
     """GenreMERT: the waveform, and the main vs counterfactual time attention over it (weights per backbone frame,
     drawn against time in seconds). Models without a counterfactual branch show the main attention only."""
     _require_kind(model, "genremert", "plot_time_attention")
@@ -312,10 +294,10 @@ class GradCAM:
     cam: np.ndarray
     log_mel: np.ndarray
     target_class: int
-    band_share: Optional[float] = None
+    band_share: float | None = None
 
 
-def grad_cam(model, waveform, target_class: Optional[int] = None, layer: Optional[nn.Module] = None, band_hz=None) -> GradCAM:
+def grad_cam(model, waveform, target_class: int | None = None, layer: nn.Module | None = None, band_hz=None) -> GradCAM:
     """Grad-CAM (Selvaraju et al. 2017) of CRNN_FGNL over its log-mel input.
 
     The activations `A` of `layer` (default: the last conv block, `(1, C, F, T)`) are weighted per channel by the
@@ -358,7 +340,7 @@ def grad_cam(model, waveform, target_class: Optional[int] = None, layer: Optiona
     return GradCAM(cam=cam, log_mel=log_mel[0].cpu().numpy(), target_class=target_class, band_share=band_share)
 
 
-def plot_grad_cam(model, waveform, path, target_class: Optional[int] = None, band_hz=None) -> Path:
+def plot_grad_cam(model, waveform, path, target_class: int | None = None, band_hz=None) -> Path:
     """CRNN_FGNL: the log-mel (top) and its Grad-CAM overlay (bottom) for `target_class` (default: predicted), as
     paper Fig. 1 (a)–(c). `band_hz` draws dashed lines at a frequency band (e.g. the added noise's 3–5 kHz)."""
     result = grad_cam(model, waveform, target_class=target_class, band_hz=band_hz)
@@ -387,7 +369,7 @@ def _slice_waveform(row) -> np.ndarray:
     return _as_waveform(row["input_values"], "input_values")
 
 
-def _batches(slices, batch_size: int, max_slices: Optional[int]):
+def _batches(slices, batch_size: int, max_slices: int | None):
     count = len(slices) if max_slices is None else min(len(slices), max_slices)
     if count == 0:
         raise ValueError("No slices to evaluate: the dataset is empty.")
@@ -396,21 +378,16 @@ def _batches(slices, batch_size: int, max_slices: Optional[int]):
 
 
 def _predict(model, waveforms, counterfactual: bool = False, seed: int = 0):
-    """Outputs of `model` on raw waveforms, in eval mode (or `counterfactual_mode`)."""
+    """Outputs of `model` (eval mode) on raw waveforms; with `counterfactual`, the counterfactual branch too
+    (`forward(return_counterfactual=True)`: computed in eval mode, dropout off)."""
     inputs = model_inputs(model, waveforms)
-    with torch.no_grad():
+    with evaluation(model, seed=seed):
         if counterfactual:
-            with counterfactual_mode(model, seed=seed):
-                return model(**inputs)
-        was_training = model.training
-        model.eval()
-        try:
-            return model(**inputs)
-        finally:
-            model.train(was_training)
+            return model(**inputs, return_counterfactual=True)
+        return model(**inputs)
 
 
-def collect_representations(model, slices, batch_size: int = 16, max_slices: Optional[int] = None):
+def collect_representations(model, slices, batch_size: int = 16, max_slices: int | None = None):
     """Run `model` (eval mode) over `slices` (rows with `input_values` and `label`, e.g. `music_datasets.slice_songs`)
     and return `(representations (N, D), labels (N,), predictions (N,))` as numpy arrays."""
     _model_kind(model)
@@ -423,8 +400,8 @@ def collect_representations(model, slices, batch_size: int = 16, max_slices: Opt
     return np.concatenate(representations), np.concatenate(labels), np.concatenate(predictions)
 
 
-def plot_tsne(representations, labels, label_names, path, seed: int = 0, perplexity: Optional[float] = None,
-              title: Optional[str] = None) -> Path:
+def plot_tsne(representations, labels, label_names, path, seed: int = 0, perplexity: float | None = None,
+              title: str | None = None) -> Path:
     """t-SNE (2-D) of `representations` `(N, D)` coloured by `labels` `(N,)` with `label_names`, as paper Fig. 4.
     `perplexity` defaults to min(30, (N − 1) / 3)."""
     from sklearn.manifold import TSNE
@@ -467,7 +444,7 @@ def plot_tsne(representations, labels, label_names, path, seed: int = 0, perplex
 
 
 def add_band_noise(waveform, sampling_rate: int, band_hz=DEFAULT_BIAS_BAND_HZ, noise_db: float = DEFAULT_NOISE_DB,
-                   rng: Optional[np.random.Generator] = None) -> np.ndarray:
+                   rng: np.random.Generator | None = None) -> np.ndarray:
     """`waveform` plus white noise band-limited to `band_hz`, its RMS `noise_db` dB relative to the waveform's RMS
     (the synthetic benchmark's noise, `synthetic_music.band_noise`)."""
     from synthetic_music import band_noise
@@ -498,7 +475,7 @@ class BiasProbeResult:
     bias_class: int
     bias_class_name: str
     band_hz: tuple
-    noise_db: Optional[float]
+    noise_db: float | None
     num_clean: int
     num_noisy: int
     clean_accuracy: float
@@ -541,7 +518,7 @@ def _scores(predictions, labels, bias_class):
 
 
 def bias_probe(model, slices, bias_class: int, band_hz=DEFAULT_BIAS_BAND_HZ, noise_db: float = DEFAULT_NOISE_DB,
-               noisy_slices=None, batch_size: int = 16, max_slices: Optional[int] = None, seed: int = 0) -> BiasProbeResult:
+               noisy_slices=None, batch_size: int = 16, max_slices: int | None = None, seed: int = 0) -> BiasProbeResult:
     """The shortcut test of paper Fig. 1 on any dataset.
 
     Classifies `slices` (rows with `input_values`, `label`) clean, then with band noise: either the slices given as
@@ -614,11 +591,11 @@ def plot_bias_probe(result: BiasProbeResult, path) -> Path:
     return _save_figure(figure, path)
 
 
-def branch_accuracy(model, slices, batch_size: int = 16, max_slices: Optional[int] = None, seed: int = 0) -> dict:
+def branch_accuracy(model, slices, batch_size: int = 16, max_slices: int | None = None, seed: int = 0) -> dict:
     """Accuracy of the main and the counterfactual branch on `slices` (paper Table 4), computed in
-    `counterfactual_mode`. A well-trained LCA model's counterfactual branch scores below its main branch."""
+    eval mode (`return_counterfactual=True`). A well-trained LCA model's counterfactual branch scores below its main branch."""
     _model_kind(model)
-    if getattr(model, "counterfactual_branch", None) is None:
+    if not _has_counterfactual_branch(model):
         raise ValueError("The model has no counterfactual branch (config.counterfactual is 'none' or it was removed).")
     main_correct = counterfactual_correct = total = 0
     for batch in _batches(slices, batch_size, max_slices):
@@ -640,8 +617,9 @@ def load_model(model_dir):
     model_dir = Path(model_dir)
     if not (model_dir / "config.json").is_file():
         raise FileNotFoundError(f"--model_dir {model_dir} has no config.json: expected a genremert model folder.")
-    import modeling_genremert  # noqa: F401  (registers the models with the Auto classes)
     from transformers import AutoModelForAudioClassification
+
+    import modeling_genremert  # noqa: F401  (registers the models with the Auto classes)
 
     model = AutoModelForAudioClassification.from_pretrained(model_dir, use_safetensors=True)
     _model_kind(model)
@@ -719,7 +697,7 @@ def run_interpretation(model, slices, label_names, output_dir, bias_class=None, 
     summary["accuracy"] = float(np.mean(labels == predictions))
     if len(labels) >= 4:
         summary["figures"].append(str(plot_tsne(representations, labels, label_names, output_dir / "tsne.png", seed=seed)))
-    if getattr(model, "counterfactual_branch", None) is not None:
+    if _has_counterfactual_branch(model):
         summary["branch_accuracy"] = branch_accuracy(model, slices, max_slices=max_slices, seed=seed)
     if bias_class is not None:
         result = bias_probe(model, slices, bias_class, band_hz=band_hz, noise_db=noise_db, noisy_slices=noisy_slices,
