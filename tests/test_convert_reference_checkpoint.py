@@ -91,15 +91,9 @@ def waveform_batch():
 
 
 def counterfactual_outputs(model, input_values):
-    """Main and counterfactual attention of `model` in train mode with the dropouts off (deterministic)."""
-    model.train()
-    for module in model.modules():
-        if isinstance(module, torch.nn.Dropout):
-            module.eval()
+    """Main and counterfactual outputs of `model` in eval mode (dropout off: deterministic)."""
     with torch.no_grad():
-        outputs = model(input_values)
-    model.eval()
-    return outputs
+        return model.eval()(input_values, return_counterfactual=True)
 
 
 def test_lca_checkpoint_converts_with_identical_outputs(tmp_path, lca_model):
