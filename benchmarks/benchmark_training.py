@@ -2,7 +2,8 @@
 """Training throughput (slices per second) of GenreMERT and CRNN_FGNL, plain and with LCA, and the LCA/plain ratio.
 
 Measures the real training path: `LCATrainer` steps (slice collator → forward → LCA loss → backward → Adam step) on
-random waveforms, timing the optimizer steps after `--warmup_steps` untimed ones. On CPU the GenreMERT backbone is
+random waveforms, after `--warmup_steps` untimed ones; each figure is the median step of a run, best of
+`--repeats` runs with plain and LCA alternating (so that other jobs on a shared machine bias neither side). On CPU the GenreMERT backbone is
 reduced by default (`--genremert_backbone reduced`: hidden 256, 4 layers; the head and the LCA branch are the real
 ones); `--genremert_backbone mert-95m` times the full MERT-v1-95M shape (random weights: the speed is the same).
 
@@ -21,6 +22,7 @@ import time
 import numpy as np
 import torch
 from transformers import TrainerCallback
+from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -84,16 +86,20 @@ def throughput(model_type: str, counterfactual: str, args) -> float:
         trainer = LCATrainer(model=model, args=training_args, train_dataset=rows,
                              data_collator=SliceCollator(build_feature_extractor(config), song_index_of),
                              callbacks=[timer])
+        trainer.remove_callback(PrinterCallback)
+        trainer.remove_callback(ProgressCallback)
         trainer.train()
-    timed = timer.durations[args.warmup_steps:]
-    return args.batch_size * len(timed) / sum(timed)
+    timed = sorted(timer.durations[args.warmup_steps:])
+    return args.batch_size / timed[len(timed) // 2]  # median step: robust to other jobs on the machine
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=["crnn_fgnl", "genremert"], choices=["crnn_fgnl", "genremert"])
     parser.add_argument("--batch_size", type=int, default=8)
-    parser.add_argument("--steps", type=int, default=3, help="timed optimizer steps per configuration")
+    parser.add_argument("--steps", type=int, default=4, help="timed optimizer steps per configuration and repeat")
+    parser.add_argument("--repeats", type=int, default=2,
+                        help="plain and LCA are timed alternately this many times; the best of each is kept")
     parser.add_argument("--warmup_steps", type=int, default=1, help="untimed steps first")
     parser.add_argument("--crnn_slice_seconds", type=float, default=5.0)
     parser.add_argument("--genremert_slice_seconds", type=float, default=10.0)
@@ -109,10 +115,13 @@ def main(argv=None):
           f"{args.steps} timed steps after {args.warmup_steps}; CRNN_FGNL slices {args.crnn_slice_seconds} s at "
           f"16 kHz; GenreMERT slices {args.genremert_slice_seconds} s at 24 kHz, backbone {args.genremert_backbone}"
           + (" (hidden 256, 4 layers)" if args.genremert_backbone == "reduced" else " (MERT-v1-95M shape)"))
+    print(f"torch {torch.__version__}; the LCA runs train every term (no warm-up)")
     print(f"{'model':<12}{'plain slices/s':>16}{'LCA slices/s':>16}{'LCA / plain':>14}")
     for model_type in args.models:
-        plain = throughput(model_type, "none", args)
-        lca = throughput(model_type, "learned", args)
+        plain = lca = 0.0
+        for _ in range(args.repeats):
+            plain = max(plain, throughput(model_type, "none", args))
+            lca = max(lca, throughput(model_type, "learned", args))
         print(f"{model_type:<12}{plain:>16.2f}{lca:>16.2f}{lca / plain:>14.2f}", flush=True)
 
 

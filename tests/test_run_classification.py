@@ -209,3 +209,23 @@ def test_resume_skips_a_half_written_checkpoint(single_process_run, tmp_path):
     args = LCATrainingArguments(output_dir=str(output_dir), resume_from_checkpoint=str(newest), report_to=[])
     with pytest.raises(ValueError, match="incomplete"):
         run_classification.resolve_checkpoint(args, ["singer_0", "singer_1", "singer_2"])
+
+
+def test_resumed_script_run_reproduces_the_uninterrupted_run(single_process_run, data_dir, tmp_path):
+    # As if the 2-epoch run had been killed after epoch 1 (the end of its 1-epoch warm-up): a new process resumes
+    # from the epoch-1 checkpoint and must end with the same weights, hence the same test metrics.
+    checkpoints = sorted(single_process_run.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    output_dir = tmp_path / "resumed"
+    output_dir.mkdir()
+    shutil.copytree(checkpoints[0], output_dir / checkpoints[0].name)
+    run_script([sys.executable, "run_classification.py",
+                *tiny_flags(data_dir, output_dir, "--resume_from_checkpoint", "last")])
+    full = json.loads((single_process_run / "all_results.json").read_text())
+    resumed = json.loads((output_dir / "all_results.json").read_text())
+    for key in ("test_frame_f1", "test_song_f1", "test_loss", "test_noisy_frame_f1", "eval_loss", "eval_loss_att"):
+        assert resumed[key] == full[key], key
+    from safetensors.torch import load_file
+
+    full_weights = load_file(single_process_run / "model.safetensors")
+    resumed_weights = load_file(output_dir / "model.safetensors")
+    assert all((full_weights[k] == resumed_weights[k]).all() for k in full_weights)
