@@ -78,8 +78,15 @@ MODEL_INDEX_METRICS = {
 }
 # Known Hub ids of the datasets the training script supports (artist20 is not on the Hub).
 DATASET_HUB_IDS = {"gtzan": "marsyas/gtzan"}  # artist20 and the synthetic benchmark are not Hub datasets
-# Words that mark a score in all_results.json (runtime and throughput entries are left out of the card's table).
-RESULT_WORDS = ("accuracy", "f1", "loss", "threshold", "precision", "recall")
+# Columns of the card's results table: metric suffix in all_results.json (`<split>_<suffix>`) → column title.
+RESULT_COLUMNS = {
+    "frame_accuracy": "frame accuracy",
+    "frame_f1": "frame F1",
+    "song_accuracy": "song accuracy",
+    "song_f1": "song F1",
+    "counterfactual_frame_accuracy": "counterfactual branch, frame accuracy",
+}
+RESULT_SPLITS = ("eval", "test", "test_noisy")  # rows, in this order; other `test_*` splits follow
 DATASET_DISPLAY_NAMES = {"gtzan": "GTZAN", "artist20": "artist20", "synthetic": "synthetic shortcut benchmark"}
 
 # Run in a fresh interpreter (`python -I`) by `verify_export_folder`: argv = folder, inputs file, output
@@ -258,6 +265,26 @@ def _format_value(value) -> str:
     return str(value)
 
 
+def _results_table(metrics: dict) -> list:
+    """Markdown rows: one per split (eval, test, test_noisy, ...), the frame/song accuracy and F1 as columns."""
+    splits = [split for split in RESULT_SPLITS if any(f"{split}_{suffix}" in metrics for suffix in RESULT_COLUMNS)]
+    for key in sorted(metrics):
+        for suffix in RESULT_COLUMNS:
+            split = key[: -len(suffix) - 1] if key.endswith("_" + suffix) else None
+            if split and split.startswith("test_") and split not in splits and not split.endswith("counterfactual"):
+                splits.append(split)
+    columns = [suffix for suffix in RESULT_COLUMNS if any(f"{split}_{suffix}" in metrics for split in splits)]
+    if not splits:
+        return []
+    rows = ["| split | " + " | ".join(RESULT_COLUMNS[suffix] for suffix in columns) + " |",
+            "|---|" + "---|" * len(columns)]
+    for split in splits:
+        values = [metrics.get(f"{split}_{suffix}") for suffix in columns]
+        cells = ["" if value is None else _format_value(float(value)) for value in values]
+        rows.append(f"| `{split}` | " + " | ".join(cells) + " |")
+    return rows
+
+
 def build_model_card(
     config,
     repo_id: str,
@@ -361,15 +388,12 @@ def build_model_card(
         ", ".join(f"`{config.id2label[index]}`" for index in sorted(config.id2label)),
         "",
     ]
-    if metrics:
-        lines += ["## Results", "", "| metric | value |", "|---|---|"]
-        for key in sorted(metrics):
-            if key.startswith(("eval_", "test")) and any(word in key for word in RESULT_WORDS):
-                lines.append(f"| `{key}` | {_format_value(metrics[key])} |")
-        lines += [
+    results_table = _results_table(metrics)
+    if results_table:
+        lines += ["## Results", ""] + results_table + [
             "",
-            "Frame-level scores classify each slice; song-level scores combine a song's slices "
-            f"({config.song_aggregation}).",
+            "Frame level: each slice classified on its own; song level: a song's slices combined by the training "
+            "script's vote. Every score of the run is in `all_results.json`.",
             "",
         ]
     lines += ["## Training configuration", "", "| setting | value |", "|---|---|"]
@@ -591,7 +615,7 @@ def export_for_hub(
         for source in sorted(output_dir.glob(pattern)):
             if source.is_file():
                 shutil.copy2(source, export_dir / source.name)
-                if source.suffix == ".png":
+                if source.suffix == ".png" and "_test" in source.name:  # the card shows the test splits' matrices
                     image_files.append(source.name)
 
     card = build_model_card(

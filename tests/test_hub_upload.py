@@ -223,6 +223,8 @@ def test_card_parses_as_hub_metadata_with_the_run_metrics(dry_run):
     assert "| `lambda_ent_cf` | 2.0000 |" in text and "| `cf_warmup_epochs` | 20 |" in text
     assert "![confusion matrix test song](confusion_matrix_test_song.png)" in text
     assert "`blues`, `jazz`, `rock`" in text
+    assert "| `test` | 0.5000 | 0.4000 | 0.7500 | 0.7000 |" in text  # one row per split
+    assert "| `eval` |  |  | 0.8000 |  |" in text
     assert "train_runtime" not in text  # throughput numbers are not results
 
 
