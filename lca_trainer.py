@@ -142,7 +142,7 @@ class LCATrainingArguments(TrainingArguments):
     """`TrainingArguments` plus the LCA loss weights and the two-step schedule (flags of the same names).
 
     The weight defaults are the reference GTZAN LCA weights; with `counterfactual="none"` they are ignored and the
-    loss is plain cross-entropy.
+    loss is plain cross-entropy. Unlike `TrainingArguments`, `report_to` defaults to TensorBoard.
     """
 
     lambda_ce_main: float = field(default=0.7, metadata={"help": "Weight of CE(y), the main branch's cross-entropy."})
@@ -161,6 +161,10 @@ class LCATrainingArguments(TrainingArguments):
     effect_type: str = field(
         default="softmax",
         metadata={"help": "y_effect: 'softmax' = softmax(y) − softmax(ỹ) (reference code) or 'logits' = y − ỹ (CAL)."},
+    )
+    report_to: None | str | list[str] = field(
+        default="tensorboard",
+        metadata={"help": "Integrations to log to (TensorBoard by default, in <output_dir>/runs); 'none' for none."},
     )
     evaluate_counterfactual: bool = field(
         default=True,

@@ -229,3 +229,18 @@ def test_resumed_script_run_reproduces_the_uninterrupted_run(single_process_run,
     full_weights = load_file(single_process_run / "model.safetensors")
     resumed_weights = load_file(output_dir / "model.safetensors")
     assert all((full_weights[k] == resumed_weights[k]).all() for k in full_weights)
+
+
+def test_quick_demo_prints_the_side_by_side_table(data_dir, tmp_path):
+    output_dir = tmp_path / "demo"
+    result = run_script([sys.executable, "demo.py", "--quick", "--epochs", "1", "--output_dir", str(output_dir),
+                         "--data_dir", str(data_dir)])
+    for row in ("song F1, clean test", "song F1, noise on all", "shortcut gap, song F1",
+                "noisy songs of other classes → class 0"):
+        assert row in result.stdout, row
+    summary = json.loads((output_dir / "demo_results.json").read_text())
+    for run in ("plain", "lca"):
+        assert 0.0 <= summary[run]["test_noisy_song_f1"] <= 1.0
+        assert (output_dir / run / "model.safetensors").exists()
+        assert (output_dir / run / "confusion_matrix_test_noisy_song.png").exists()
+    assert summary["lca"]["counterfactual"] == "learned" and summary["plain"]["counterfactual"] == "none"
