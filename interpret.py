@@ -226,9 +226,9 @@ def mel_bin_frequencies(config) -> np.ndarray:
     return np.asarray(mel_to_hertz(mel_points[1:-1], mel_scale="slaney"))  # (num_mel_bins,)
 
 
-def _draw_log_mel(axis, log_mel: np.ndarray, config, title: str, duration: float, band_hz=None):
-    """Draw `log_mel` `(mels, frames)` with seconds on x and Hz labels on the mel-bin y axis."""
-    image = axis.imshow(log_mel, origin="lower", aspect="auto", cmap="magma", extent=(0, duration, 0, log_mel.shape[0]))
+def _draw_log_mel(axis, log_mel: np.ndarray, config, title: str, duration: float, band_hz=None, cmap="magma"):
+    """Draw `log_mel` `(mels, frames)` with seconds on x and Hz labels on the mel-bin y axis (grey under an overlay)."""
+    image = axis.imshow(log_mel, origin="lower", aspect="auto", cmap=cmap, extent=(0, duration, 0, log_mel.shape[0]))
     centres = mel_bin_frequencies(config)
     ticks = np.linspace(0, log_mel.shape[0] - 1, 6).round().astype(int)
     axis.set_yticks(ticks + 0.5)
@@ -265,8 +265,9 @@ def plot_roll_attention(model, waveform, path, seed: int = 0, band_hz=None) -> P
 
     duration = len(waveform) / model.config.sampling_rate
     figure, (map_axis, roll_axis) = _new_figure(1, 2, gridspec_kw={"width_ratios": [3, 1]})
-    _draw_log_mel(map_axis, log_mel.cpu().numpy(), model.config, "log-mel + FGNL attention response", duration, band_hz)
-    map_axis.imshow(response, origin="lower", aspect="auto", cmap="viridis", alpha=0.45,
+    _draw_log_mel(map_axis, log_mel.cpu().numpy(), model.config, "log-mel (grey) + FGNL attention response (colour)",
+                  duration, band_hz, cmap="gray")
+    map_axis.imshow(response, origin="lower", aspect="auto", cmap="jet", alpha=0.45, vmin=0, vmax=1,
                     extent=(0, duration, 0, response.shape[0]))
     map_axis.set_xlabel("time (s)")
     rolls_index = np.arange(len(maps["attention"]))
@@ -350,7 +351,7 @@ def plot_grad_cam(model, waveform, path, target_class: int | None = None, band_h
     title = f"Grad-CAM for class {_label_name(model, result.target_class)}"
     if result.band_share is not None:
         title += f" — {100 * result.band_share:.0f}% of the map in {band_hz[0]:g}–{band_hz[1]:g} Hz"
-    _draw_log_mel(cam_axis, result.log_mel, model.config, title, duration, band_hz)
+    _draw_log_mel(cam_axis, result.log_mel, model.config, title, duration, band_hz, cmap="gray")
     cam_axis.imshow(result.cam, origin="lower", aspect="auto", cmap="jet", alpha=0.5, vmin=0, vmax=1,
                     extent=(0, duration, 0, result.cam.shape[0]))
     cam_axis.set_xlabel("time (s)")
