@@ -556,7 +556,10 @@ def load_trained_model(output_dir: Path):
 
     import modeling_genremert  # noqa: F401  (registers both models with the Auto classes)
 
-    model = AutoModelForAudioClassification.from_pretrained(output_dir, use_safetensors=True)
+    try:
+        model = AutoModelForAudioClassification.from_pretrained(output_dir, use_safetensors=True)
+    except (OSError, ValueError, KeyError) as error:
+        raise ExportError(f"{output_dir}: the model does not load ({type(error).__name__}: {error}).") from error
     if not hasattr(model, "remove_counterfactual_branch"):
         raise ExportError(
             f"{output_dir}/config.json describes {type(model).__name__}, not a genremert model "

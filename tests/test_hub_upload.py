@@ -324,3 +324,16 @@ def test_verification_catches_different_logits(dry_run):
     wrong_logits = torch.zeros(1, len(LABELS))
     with pytest.raises(hub_upload.ExportError, match="differ from the trained model"):
         hub_upload.verify_export_folder(export_dir, wrong_logits, inputs, check_pipeline=False)
+
+
+def test_cli_reports_a_bad_output_folder_clearly(tmp_path, capsys):
+    assert hub_upload.main(["--output_dir", str(tmp_path / "nowhere"), "--repo_id", "a/b", "--dry_run"]) == 1
+    assert "is not a folder" in capsys.readouterr().err
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text('{"model_type": "crnn_fgnl", "num_mel_bins": -1}')
+    (broken / "model.safetensors").write_bytes(b"")
+    assert hub_upload.main(["--output_dir", str(broken), "--repo_id", "a/b", "--dry_run"]) == 1
+    error = capsys.readouterr().err
+    assert "the model does not load" in error and "num_mel_bins" in error
+    assert not (broken / "hub_export").exists()
