@@ -89,7 +89,7 @@ RESULT_COLUMNS = {
 RESULT_SPLITS = ("eval", "test", "test_noisy")  # rows, in this order; other `test_*` splits follow
 DATASET_DISPLAY_NAMES = {"gtzan": "GTZAN", "artist20": "artist20", "synthetic": "synthetic shortcut benchmark"}
 
-# Run in a fresh interpreter (`python -I`) by `verify_export_folder`: argv = folder, inputs file, output
+# Run in a fresh interpreter by `verify_export_folder` (cwd = a scratch folder, no PYTHONPATH): argv = folder, inputs file, output
 # file, JSON list of blocked module names, thread count, 1/0 (also check the pipeline).
 _VERIFY_SCRIPT = r'''
 import json
@@ -508,7 +508,7 @@ def verify_export_folder(
         env["HF_HUB_OFFLINE"] = "1"
         env["HF_MODULES_CACHE"] = str(scratch / "modules")  # fresh copy of the remote code, no stale cache
         command = [
-            sys.executable, "-I", str(script_path), str(Path(export_dir).resolve()), str(inputs_path),
+            sys.executable, str(script_path), str(Path(export_dir).resolve()), str(inputs_path),
             str(outputs_stem), json.dumps(list(REPOSITORY_MODULES)), str(torch.get_num_threads()),
             "1" if check_pipeline else "0",
         ]

@@ -104,7 +104,8 @@ class RecordingHubApi:
 
 
 # Tiny models on a shared 2-core machine: one thread per process is much faster than two contended ones.
-ONE_THREAD_ENV = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+ONE_THREAD_ENV = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+ONE_THREAD_ENV.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -170,7 +171,7 @@ def test_dry_run_writes_a_folder_that_loads_alone_with_trust_remote_code(trained
     script = tmp_path / "fresh_load.py"
     script.write_text(FRESH_LOAD)
     loaded = subprocess.run(
-        [sys.executable, "-I", str(script), str(export_dir), str(tmp_path / "inputs.pt")],
+        [sys.executable, str(script), str(export_dir), str(tmp_path / "inputs.pt")],
         cwd=tmp_path, capture_output=True, text=True, timeout=300, env=ONE_THREAD_ENV,
     )
     assert loaded.returncode == 0, loaded.stderr
