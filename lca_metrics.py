@@ -26,14 +26,20 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
 
 import numpy as np
-from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, f1_score
+from sklearn.metrics import (
+    accuracy_score,
+    classification_report,
+    confusion_matrix,
+    f1_score,
+)
 
-
-DEFAULT_THRESHOLD_GRID = tuple(round(0.05 * i, 2) for i in range(20))  # 0.0, 0.05, ..., 0.95
+DEFAULT_THRESHOLD_GRID = tuple(
+    round(0.05 * i, 2) for i in range(20)
+)  # 0.0, 0.05, ..., 0.95
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -49,9 +55,13 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return exp / exp.sum(axis=-1, keepdims=True)
 
 
-def _check_inputs(probabilities: np.ndarray, labels: np.ndarray, song_index: Optional[np.ndarray] = None) -> None:
+def _check_inputs(
+    probabilities: np.ndarray, labels: np.ndarray, song_index: np.ndarray | None = None
+) -> None:
     if probabilities.ndim != 2:
-        raise ValueError(f"predictions must have shape (slices, classes), got shape {probabilities.shape}.")
+        raise ValueError(
+            f"predictions must have shape (slices, classes), got shape {probabilities.shape}."
+        )
     if labels.shape != (probabilities.shape[0],):
         raise ValueError(
             f"labels must have shape ({probabilities.shape[0]},) to match the predictions, got {labels.shape}."
@@ -64,13 +74,27 @@ def _check_inputs(probabilities: np.ndarray, labels: np.ndarray, song_index: Opt
         raise ValueError("cannot score an empty evaluation set (0 slices).")
 
 
-def classification_scores(predictions: np.ndarray, labels: np.ndarray, num_labels: int) -> dict:
+def classification_scores(
+    predictions: np.ndarray, labels: np.ndarray, num_labels: int
+) -> dict:
     """Accuracy, weighted F1 (`f1`) and macro F1 of integer `predictions` against integer `labels`."""
     label_ids = list(range(num_labels))
     return {
         "accuracy": float(accuracy_score(labels, predictions)),
-        "f1": float(f1_score(labels, predictions, labels=label_ids, average="weighted", zero_division=0)),
-        "f1_macro": float(f1_score(labels, predictions, labels=label_ids, average="macro", zero_division=0)),
+        "f1": float(
+            f1_score(
+                labels,
+                predictions,
+                labels=label_ids,
+                average="weighted",
+                zero_division=0,
+            )
+        ),
+        "f1_macro": float(
+            f1_score(
+                labels, predictions, labels=label_ids, average="macro", zero_division=0
+            )
+        ),
     }
 
 
@@ -88,12 +112,19 @@ class SongVotes:
     predictions: np.ndarray  # (songs,) the voted class
     votes: np.ndarray  # (songs, classes) vote counts of the slices that voted
     num_slices: np.ndarray  # (songs,) slices of each song
-    num_voting: np.ndarray  # (songs,) slices that passed the threshold (= num_slices when it fell back)
-    fell_back: np.ndarray  # (songs,) bool: no slice passed the threshold, all slices voted
+    num_voting: (
+        np.ndarray
+    )  # (songs,) slices that passed the threshold (= num_slices when it fell back)
+    fell_back: (
+        np.ndarray
+    )  # (songs,) bool: no slice passed the threshold, all slices voted
 
 
 def vote_songs(
-    probabilities: np.ndarray, labels: np.ndarray, song_index: np.ndarray, threshold: Optional[float] = None
+    probabilities: np.ndarray,
+    labels: np.ndarray,
+    song_index: np.ndarray,
+    threshold: float | None = None,
 ) -> SongVotes:
     """Majority vote of each song's slices (see the module docstring for the threshold, fall-back and ties).
 
@@ -108,10 +139,14 @@ def vote_songs(
     song_index = np.asarray(song_index).astype(np.int64)
     _check_inputs(probabilities, labels, song_index)
     if threshold is not None and not 0.0 <= threshold < 1.0:
-        raise ValueError(f"the vote threshold must be in [0, 1) or None, got {threshold!r}.")
+        raise ValueError(
+            f"the vote threshold must be in [0, 1) or None, got {threshold!r}."
+        )
 
     num_classes = probabilities.shape[1]
-    songs, inverse = np.unique(song_index, return_inverse=True)  # songs ascending; inverse: slice → song row
+    songs, inverse = np.unique(
+        song_index, return_inverse=True
+    )  # songs ascending; inverse: slice → song row
     num_songs = len(songs)
 
     song_labels = np.full(num_songs, -1, dtype=np.int64)
@@ -120,14 +155,22 @@ def vote_songs(
     if disagreeing.any():
         bad = int(song_index[np.argmax(disagreeing)])
         found = sorted(set(labels[song_index == bad].tolist()))
-        raise ValueError(f"the slices of song index {bad} carry different labels {found}; a song has one label.")
+        raise ValueError(
+            f"the slices of song index {bad} carry different labels {found}; a song has one label."
+        )
 
     slice_votes = probabilities.argmax(axis=1)  # (slices,)
     top_probability = probabilities.max(axis=1)  # (slices,)
-    passes = np.ones(len(slice_votes), dtype=bool) if threshold is None else top_probability > threshold
+    passes = (
+        np.ones(len(slice_votes), dtype=bool)
+        if threshold is None
+        else top_probability > threshold
+    )
 
     num_slices = np.bincount(inverse, minlength=num_songs)
-    num_passing = np.bincount(inverse, weights=passes, minlength=num_songs).astype(np.int64)
+    num_passing = np.bincount(inverse, weights=passes, minlength=num_songs).astype(
+        np.int64
+    )
     fell_back = num_passing == 0
     voting = passes | fell_back[inverse]  # (slices,) the slices whose vote counts
 
@@ -158,12 +201,12 @@ def song_scores(
     labels: np.ndarray,
     song_index: np.ndarray,
     num_labels: int,
-    threshold: Optional[float] = None,
+    threshold: float | None = None,
 ) -> dict:
     """Song-level accuracy / weighted F1 / macro F1 of the majority vote, plus the number of songs."""
     voted = vote_songs(probabilities, labels, song_index, threshold)
     scores = classification_scores(voted.predictions, voted.labels, num_labels)
-    scores["num_songs"] = int(len(voted.song_index))
+    scores["num_songs"] = len(voted.song_index)
     return scores
 
 
@@ -193,7 +236,9 @@ def choose_vote_threshold(
 # ------------------------------------------------------------------------------------------------------------------
 
 
-def split_predictions(predictions, label_ids) -> tuple[np.ndarray, Optional[np.ndarray], np.ndarray, np.ndarray]:
+def split_predictions(
+    predictions, label_ids
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray]:
     """Unpacks what the Trainer gathered: `(logits, counterfactual_logits or None, labels, song_index)`.
 
     `predictions` is the logits array, or a tuple `(logits, counterfactual_logits)` when the trainer asked the model
@@ -213,7 +258,12 @@ def split_predictions(predictions, label_ids) -> tuple[np.ndarray, Optional[np.n
             "run_classification.py."
         )
     labels, song_index = label_ids
-    return np.asarray(logits), counterfactual_logits, np.asarray(labels), np.asarray(song_index)
+    return (
+        np.asarray(logits),
+        counterfactual_logits,
+        np.asarray(labels),
+        np.asarray(song_index),
+    )
 
 
 def compute_split_metrics(
@@ -221,8 +271,8 @@ def compute_split_metrics(
     labels: np.ndarray,
     song_index: np.ndarray,
     num_labels: int,
-    counterfactual_logits: Optional[np.ndarray] = None,
-    vote_threshold: Optional[float] = None,
+    counterfactual_logits: np.ndarray | None = None,
+    vote_threshold: float | None = None,
 ) -> dict:
     """Every scalar metric of one split (keys without the split prefix; the Trainer adds `eval_`/`test_`).
 
@@ -236,10 +286,14 @@ def compute_split_metrics(
     song_index = np.asarray(song_index).astype(np.int64)
     probabilities = softmax(logits)
     _check_inputs(probabilities, labels, song_index)
-    metrics = {"num_slices": int(len(labels))}
+    metrics = {"num_slices": len(labels)}
 
-    def add_branch(prefix: str, branch_probabilities: np.ndarray, with_threshold: bool) -> None:
-        frame = classification_scores(branch_probabilities.argmax(axis=1), labels, num_labels)
+    def add_branch(
+        prefix: str, branch_probabilities: np.ndarray, with_threshold: bool
+    ) -> None:
+        frame = classification_scores(
+            branch_probabilities.argmax(axis=1), labels, num_labels
+        )
         for key, value in frame.items():
             metrics[f"{prefix}frame_{key}"] = value
         song = song_scores(branch_probabilities, labels, song_index, num_labels)
@@ -247,7 +301,9 @@ def compute_split_metrics(
         for key, value in song.items():
             metrics[f"{prefix}song_{key}"] = value
         if with_threshold and vote_threshold is not None:
-            thresholded = song_scores(branch_probabilities, labels, song_index, num_labels, vote_threshold)
+            thresholded = song_scores(
+                branch_probabilities, labels, song_index, num_labels, vote_threshold
+            )
             metrics[f"{prefix}song_accuracy_thresholded"] = thresholded["accuracy"]
             metrics[f"{prefix}song_f1_thresholded"] = thresholded["f1"]
 
@@ -255,7 +311,9 @@ def compute_split_metrics(
     if vote_threshold is not None:
         metrics["vote_threshold"] = float(vote_threshold)
     if counterfactual_logits is not None:
-        add_branch("counterfactual_", softmax(counterfactual_logits), with_threshold=False)
+        add_branch(
+            "counterfactual_", softmax(counterfactual_logits), with_threshold=False
+        )
         metrics.pop("counterfactual_num_songs")
     return metrics
 
@@ -267,7 +325,7 @@ class LCAMetrics:
     scores; the plain majority vote is always reported.
     """
 
-    def __init__(self, num_labels: int, vote_threshold: Optional[float] = None):
+    def __init__(self, num_labels: int, vote_threshold: float | None = None):
         self.num_labels = num_labels
         self.vote_threshold = vote_threshold
 
@@ -276,7 +334,12 @@ class LCAMetrics:
             eval_prediction.predictions, eval_prediction.label_ids
         )
         return compute_split_metrics(
-            logits, labels, song_index, self.num_labels, counterfactual_logits, self.vote_threshold
+            logits,
+            labels,
+            song_index,
+            self.num_labels,
+            counterfactual_logits,
+            self.vote_threshold,
         )
 
 
@@ -285,7 +348,9 @@ class LCAMetrics:
 # ------------------------------------------------------------------------------------------------------------------
 
 
-def per_class_report(predictions: np.ndarray, labels: np.ndarray, label_names: Sequence[str]) -> dict:
+def per_class_report(
+    predictions: np.ndarray, labels: np.ndarray, label_names: Sequence[str]
+) -> dict:
     """scikit-learn's classification report as a dict: precision / recall / F1 / support per class and averages."""
     return classification_report(
         labels,
@@ -298,15 +363,26 @@ def per_class_report(predictions: np.ndarray, labels: np.ndarray, label_names: S
 
 
 def save_confusion_matrix(
-    predictions: np.ndarray, labels: np.ndarray, label_names: Sequence[str], path_stem: str, title: str
+    predictions: np.ndarray,
+    labels: np.ndarray,
+    label_names: Sequence[str],
+    path_stem: str,
+    title: str,
 ) -> np.ndarray:
     """Writes `<path_stem>.json` (counts, rows = true class) and `<path_stem>.png`; returns the matrix.
 
     Both files are written to a temporary name first and renamed, so a crash never leaves a half-written file.
     """
-    matrix = confusion_matrix(labels, predictions, labels=list(range(len(label_names))))  # (true, predicted)
-    record = {"title": title, "labels": list(label_names), "rows": "true class", "columns": "predicted class",
-              "matrix": matrix.tolist()}
+    matrix = confusion_matrix(
+        labels, predictions, labels=list(range(len(label_names)))
+    )  # (true, predicted)
+    record = {
+        "title": title,
+        "labels": list(label_names),
+        "rows": "true class",
+        "columns": "predicted class",
+        "matrix": matrix.tolist(),
+    }
     tmp_json = f"{path_stem}.json.tmp"
     with open(tmp_json, "w") as handle:
         json.dump(record, handle, indent=1)
@@ -320,13 +396,29 @@ def save_confusion_matrix(
     size = max(4.0, 0.45 * len(label_names) + 2.0)
     figure, axis = plt.subplots(figsize=(size, size))
     totals = matrix.sum(axis=1, keepdims=True)
-    normalised = np.divide(matrix, totals, out=np.zeros(matrix.shape, dtype=float), where=totals > 0)
+    normalised = np.divide(
+        matrix, totals, out=np.zeros(matrix.shape, dtype=float), where=totals > 0
+    )
     axis.imshow(normalised, cmap="Blues", vmin=0.0, vmax=1.0)
     for row in range(matrix.shape[0]):
         for column in range(matrix.shape[1]):
             color = "white" if normalised[row, column] > 0.5 else "black"
-            axis.text(column, row, str(matrix[row, column]), ha="center", va="center", color=color, fontsize=8)
-    axis.set_xticks(range(len(label_names)), labels=list(label_names), rotation=60, ha="right", fontsize=8)
+            axis.text(
+                column,
+                row,
+                str(matrix[row, column]),
+                ha="center",
+                va="center",
+                color=color,
+                fontsize=8,
+            )
+    axis.set_xticks(
+        range(len(label_names)),
+        labels=list(label_names),
+        rotation=60,
+        ha="right",
+        fontsize=8,
+    )
     axis.set_yticks(range(len(label_names)), labels=list(label_names), fontsize=8)
     axis.set_xlabel("predicted class")
     axis.set_ylabel("true class")
@@ -346,7 +438,7 @@ def write_split_reports(
     labels: np.ndarray,
     song_index: np.ndarray,
     label_names: Sequence[str],
-    vote_threshold: Optional[float] = None,
+    vote_threshold: float | None = None,
 ) -> dict:
     """Confusion matrices (frame and song, PNG + JSON) and the per-class report of one split into `output_dir`.
 
@@ -358,14 +450,24 @@ def write_split_reports(
     labels = np.asarray(labels).astype(np.int64)
     frame_predictions = probabilities.argmax(axis=1)
     voted = vote_songs(probabilities, labels, song_index, vote_threshold)
-    vote_name = "majority vote" if vote_threshold is None else f"vote, threshold {vote_threshold:g}"
-    save_confusion_matrix(
-        frame_predictions, labels, label_names,
-        os.path.join(output_dir, f"confusion_matrix_{split_name}_frame"), f"{split_name}: frames (slices)",
+    vote_name = (
+        "majority vote"
+        if vote_threshold is None
+        else f"vote, threshold {vote_threshold:g}"
     )
     save_confusion_matrix(
-        voted.predictions, voted.labels, label_names,
-        os.path.join(output_dir, f"confusion_matrix_{split_name}_song"), f"{split_name}: songs ({vote_name})",
+        frame_predictions,
+        labels,
+        label_names,
+        os.path.join(output_dir, f"confusion_matrix_{split_name}_frame"),
+        f"{split_name}: frames (slices)",
+    )
+    save_confusion_matrix(
+        voted.predictions,
+        voted.labels,
+        label_names,
+        os.path.join(output_dir, f"confusion_matrix_{split_name}_song"),
+        f"{split_name}: songs ({vote_name})",
     )
     report = {
         "frame": per_class_report(frame_predictions, labels, label_names),
@@ -375,7 +477,9 @@ def write_split_reports(
     tmp_path = os.path.join(output_dir, f"classification_report_{split_name}.json.tmp")
     with open(tmp_path, "w") as handle:
         json.dump(report, handle, indent=1)
-    os.replace(tmp_path, os.path.join(output_dir, f"classification_report_{split_name}.json"))
+    os.replace(
+        tmp_path, os.path.join(output_dir, f"classification_report_{split_name}.json")
+    )
     return report
 
 

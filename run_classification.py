@@ -36,24 +36,41 @@ import logging
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import Optional
 
 import datasets
-import numpy as np
 import transformers
-from transformers import AutoConfig, AutoModelForAudioClassification, HfArgumentParser, set_seed
+from transformers import (
+    AutoConfig,
+    HfArgumentParser,
+    set_seed,
+)
 from transformers.trainer_utils import get_last_checkpoint
 
 import music_datasets
-from configuration_genremert import COUNTERFACTUAL_MODES, CRNNFGNLConfig, GenreMERTConfig
-from lca_metrics import LCAMetrics, choose_vote_threshold, compute_split_metrics, split_predictions, write_split_reports
-from lca_trainer import LCATrainer, LCATrainingArguments, NonFiniteLossError, SliceCollator
+from configuration_genremert import (
+    COUNTERFACTUAL_MODES,
+    CRNNFGNLConfig,
+    GenreMERTConfig,
+)
+from lca_metrics import (
+    LCAMetrics,
+    choose_vote_threshold,
+    compute_split_metrics,
+    softmax,
+    split_predictions,
+    write_split_reports,
+)
+from lca_trainer import (
+    LCATrainer,
+    LCATrainingArguments,
+    NonFiniteLossError,
+    SliceCollator,
+)
 from modeling_genremert import (
     CRNNFGNLForAudioClassification,
     GenreMERTForAudioClassification,
     build_feature_extractor,
 )
-
 
 logger = logging.getLogger(__name__)
 
@@ -72,40 +89,66 @@ class ModelArguments:
     """Which model to build or load, and how."""
 
     model_type: str = field(
-        default="crnn_fgnl", metadata={"help": f"Model to build: {' | '.join(MODEL_TYPES)}.", "choices": list(MODEL_TYPES)}
+        default="crnn_fgnl",
+        metadata={
+            "help": f"Model to build: {' | '.join(MODEL_TYPES)}.",
+            "choices": list(MODEL_TYPES),
+        },
     )
-    model_name_or_path: Optional[str] = field(
+    model_name_or_path: str | None = field(
         default=None,
-        metadata={"help": "Start from a saved genremert model folder (or Hub id) instead of a new model."},
+        metadata={
+            "help": "Start from a saved genremert model folder (or Hub id) instead of a new model."
+        },
     )
-    backbone_name_or_path: Optional[str] = field(
+    backbone_name_or_path: str | None = field(
         default=None,
-        metadata={"help": "GenreMERT only: MERT weights to load into the frozen backbone (Hub id such as "
-                          "m-a-p/MERT-v1-95M, or a local folder)."},
+        metadata={
+            "help": "GenreMERT only: MERT weights to load into the frozen backbone (Hub id such as "
+            "m-a-p/MERT-v1-95M, or a local folder)."
+        },
     )
     counterfactual: str = field(
         default="none",
-        metadata={"help": "Counterfactual attention: none | learned (LCA) | random (CAL).",
-                  "choices": list(COUNTERFACTUAL_MODES)},
+        metadata={
+            "help": "Counterfactual attention: none | learned (LCA) | random (CAL).",
+            "choices": list(COUNTERFACTUAL_MODES),
+        },
     )
-    config_overrides: Optional[str] = field(
+    config_overrides: str | None = field(
         default=None,
-        metadata={"help": "Override config fields of a new model: 'key=value,...' (values parsed as JSON, lists "
-                          "allowed: 'conv_channels=[4,8,8,8]'; nested: 'backbone_config.hidden_size=32')."},
+        metadata={
+            "help": "Override config fields of a new model: 'key=value,...' (values parsed as JSON, lists "
+            "allowed: 'conv_channels=[4,8,8,8]'; nested: 'backbone_config.hidden_size=32')."
+        },
     )
-    cache_dir: Optional[str] = field(default=None, metadata={"help": "Where Hub downloads are stored."})
-    model_revision: str = field(default="main", metadata={"help": "Hub revision (branch, tag or commit)."})
-    token: Optional[str] = field(default=None, metadata={"help": "Hub token for private weights."})
+    cache_dir: str | None = field(
+        default=None, metadata={"help": "Where Hub downloads are stored."}
+    )
+    model_revision: str = field(
+        default="main", metadata={"help": "Hub revision (branch, tag or commit)."}
+    )
+    token: str | None = field(
+        default=None, metadata={"help": "Hub token for private weights."}
+    )
 
     def __post_init__(self):
         if self.model_type not in MODEL_TYPES:
-            raise ValueError(f"--model_type must be one of {list(MODEL_TYPES)}, got {self.model_type!r}.")
+            raise ValueError(
+                f"--model_type must be one of {list(MODEL_TYPES)}, got {self.model_type!r}."
+            )
         if self.counterfactual not in COUNTERFACTUAL_MODES:
-            raise ValueError(f"--counterfactual must be one of {list(COUNTERFACTUAL_MODES)}, got {self.counterfactual!r}.")
+            raise ValueError(
+                f"--counterfactual must be one of {list(COUNTERFACTUAL_MODES)}, got {self.counterfactual!r}."
+            )
         if self.backbone_name_or_path is not None and self.model_type != "genremert":
-            raise ValueError("--backbone_name_or_path (MERT weights) only applies to --model_type genremert.")
+            raise ValueError(
+                "--backbone_name_or_path (MERT weights) only applies to --model_type genremert."
+            )
         if self.config_overrides is not None and self.model_name_or_path is not None:
-            raise ValueError("--config_overrides builds a new model; it cannot be combined with --model_name_or_path.")
+            raise ValueError(
+                "--config_overrides builds a new model; it cannot be combined with --model_name_or_path."
+            )
 
 
 @dataclass
@@ -113,61 +156,100 @@ class DataTrainingArguments:
     """Which songs, how they are sliced, and how songs are scored."""
 
     dataset: str = field(
-        default="synthetic", metadata={"help": f"Dataset: {' | '.join(DATASETS)}.", "choices": list(DATASETS)}
+        default="synthetic",
+        metadata={
+            "help": f"Dataset: {' | '.join(DATASETS)}.",
+            "choices": list(DATASETS),
+        },
     )
-    data_dir: Optional[str] = field(
+    data_dir: str | None = field(
         default=None,
-        metadata={"help": "Dataset folder (required for gtzan and artist20; for synthetic: where the generated "
-                          "audio is cached)."},
+        metadata={
+            "help": "Dataset folder (required for gtzan and artist20; for synthetic: where the generated "
+            "audio is cached)."
+        },
     )
-    split: Optional[str] = field(
+    split: str | None = field(
         default=None,
-        metadata={"help": "Train/validation/test split of the dataset (default: gtzan 'fault_filtered', artist20 "
-                          "'album', synthetic 'album')."},
+        metadata={
+            "help": "Train/validation/test split of the dataset (default: gtzan 'fault_filtered', artist20 "
+            "'album', synthetic 'album')."
+        },
     )
-    stems_dir: Optional[str] = field(
+    stems_dir: str | None = field(
         default=None,
-        metadata={"help": "gtzan/artist20: read each song's separated vocals <stems_dir>/<song_id>/vocals.wav "
-                          "instead of the mix (the paper's vocal-only setting; scripts/separate_vocals.py)."},
+        metadata={
+            "help": "gtzan/artist20: read each song's separated vocals <stems_dir>/<song_id>/vocals.wav "
+            "instead of the mix (the paper's vocal-only setting; scripts/separate_vocals.py)."
+        },
     )
-    slice_seconds: Optional[float] = field(
-        default=None, metadata={"help": "Slice (frame) length in seconds; default: the model config's slice_seconds."}
-    )
-    slice_overlap_seconds: float = field(default=0.0, metadata={"help": "Overlap of consecutive slices (seconds)."})
-    max_train_samples: Optional[int] = field(
-        default=None, metadata={"help": "Use at most this many training *songs* (chosen with --seed), for quick runs."}
-    )
-    max_eval_samples: Optional[int] = field(default=None, metadata={"help": "At most this many validation songs."})
-    max_predict_samples: Optional[int] = field(default=None, metadata={"help": "At most this many songs per test split."})
-    audio_cache_dir: Optional[str] = field(
-        default=None, metadata={"help": "Keep decoded, resampled songs here as .npy (faster later epochs and runs)."}
-    )
-    synthetic_options: Optional[str] = field(
+    slice_seconds: float | None = field(
         default=None,
-        metadata={"help": "Synthetic dataset: JSON object of music_datasets.load_synthetic arguments, e.g. "
-                          "'{\"num_classes\": 5, \"song_seconds\": 20}'."},
+        metadata={
+            "help": "Slice (frame) length in seconds; default: the model config's slice_seconds."
+        },
     )
-    bias_class: Optional[int] = field(
-        default=None, metadata={"help": "Synthetic dataset: the class whose training songs carry the band noise."}
+    slice_overlap_seconds: float = field(
+        default=0.0, metadata={"help": "Overlap of consecutive slices (seconds)."}
+    )
+    max_train_samples: int | None = field(
+        default=None,
+        metadata={
+            "help": "Use at most this many training *songs* (chosen with --seed), for quick runs."
+        },
+    )
+    max_eval_samples: int | None = field(
+        default=None, metadata={"help": "At most this many validation songs."}
+    )
+    max_predict_samples: int | None = field(
+        default=None, metadata={"help": "At most this many songs per test split."}
+    )
+    audio_cache_dir: str | None = field(
+        default=None,
+        metadata={
+            "help": "Keep decoded, resampled songs here as .npy (faster later epochs and runs)."
+        },
+    )
+    synthetic_options: str | None = field(
+        default=None,
+        metadata={
+            "help": "Synthetic dataset: JSON object of music_datasets.load_synthetic arguments, e.g. "
+            '\'{"num_classes": 5, "song_seconds": 20}\'.'
+        },
+    )
+    bias_class: int | None = field(
+        default=None,
+        metadata={
+            "help": "Synthetic dataset: the class whose training songs carry the band noise."
+        },
     )
     vote_threshold: str = field(
         default="auto",
-        metadata={"help": "Song vote confidence threshold: 'auto' (chosen on validation, applied to test), 'none', "
-                          "or a number in [0, 1). The plain majority vote is always reported as *_song_f1."},
+        metadata={
+            "help": "Song vote confidence threshold: 'auto' (chosen on validation, applied to test), 'none', "
+            "or a number in [0, 1). The plain majority vote is always reported as *_song_f1."
+        },
     )
 
     def __post_init__(self):
         if self.dataset not in DATASETS:
-            raise ValueError(f"--dataset must be one of {list(DATASETS)}, got {self.dataset!r}.")
+            raise ValueError(
+                f"--dataset must be one of {list(DATASETS)}, got {self.dataset!r}."
+            )
         if self.dataset in ("gtzan", "artist20"):
             if self.data_dir is None:
-                raise ValueError(f"--data_dir is required for --dataset {self.dataset} (the folder holding the audio).")
+                raise ValueError(
+                    f"--data_dir is required for --dataset {self.dataset} (the folder holding the audio)."
+                )
             if not os.path.isdir(self.data_dir):
-                raise ValueError(f"--data_dir {self.data_dir!r} does not exist or is not a folder.")
+                raise ValueError(
+                    f"--data_dir {self.data_dir!r} does not exist or is not a folder."
+                )
         if self.slice_seconds is not None and self.slice_seconds <= 0:
             raise ValueError(f"--slice_seconds must be > 0, got {self.slice_seconds}.")
         if self.slice_overlap_seconds < 0 or (
-            self.slice_seconds is not None and self.slice_overlap_seconds >= self.slice_seconds
+            self.slice_seconds is not None
+            and self.slice_overlap_seconds >= self.slice_seconds
         ):
             raise ValueError(
                 f"--slice_overlap_seconds must be in [0, slice_seconds), got {self.slice_overlap_seconds}."
@@ -175,16 +257,22 @@ class DataTrainingArguments:
         for name in ("max_train_samples", "max_eval_samples", "max_predict_samples"):
             value = getattr(self, name)
             if value is not None and value < 1:
-                raise ValueError(f"--{name} counts songs and must be >= 1, got {value}.")
+                raise ValueError(
+                    f"--{name} counts songs and must be >= 1, got {value}."
+                )
         if self.synthetic_options is not None and self.dataset != "synthetic":
             raise ValueError("--synthetic_options only applies to --dataset synthetic.")
         if self.bias_class is not None and self.dataset != "synthetic":
             raise ValueError("--bias_class only applies to --dataset synthetic.")
         if self.stems_dir is not None:
             if self.dataset == "synthetic":
-                raise ValueError("--stems_dir applies to --dataset gtzan or artist20, not synthetic.")
+                raise ValueError(
+                    "--stems_dir applies to --dataset gtzan or artist20, not synthetic."
+                )
             if not os.path.isdir(self.stems_dir):
-                raise ValueError(f"--stems_dir {self.stems_dir!r} does not exist or is not a folder.")
+                raise ValueError(
+                    f"--stems_dir {self.stems_dir!r} does not exist or is not a folder."
+                )
         self.parsed_vote_threshold()
 
     def parsed_vote_threshold(self):
@@ -197,7 +285,9 @@ class DataTrainingArguments:
         try:
             value = float(text)
         except ValueError:
-            raise ValueError(f"--vote_threshold must be 'auto', 'none' or a number in [0, 1), got {self.vote_threshold!r}.")
+            raise ValueError(
+                f"--vote_threshold must be 'auto', 'none' or a number in [0, 1), got {self.vote_threshold!r}."
+            )
         if not 0.0 <= value < 1.0:
             raise ValueError(f"--vote_threshold must be in [0, 1), got {value}.")
         return value
@@ -226,9 +316,11 @@ def _json_to_flags(values: dict) -> list[str]:
     return flags
 
 
-def parse_arguments(argv: Optional[list[str]] = None):
+def parse_arguments(argv: list[str] | None = None):
     """`(ModelArguments, DataTrainingArguments, LCATrainingArguments)` from flags, or a JSON file then flags."""
-    parser = HfArgumentParser((ModelArguments, DataTrainingArguments, LCATrainingArguments))
+    parser = HfArgumentParser(
+        (ModelArguments, DataTrainingArguments, LCATrainingArguments)
+    )
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0].endswith(".json"):
         path = os.path.abspath(argv[0])
@@ -238,14 +330,18 @@ def parse_arguments(argv: Optional[list[str]] = None):
         except FileNotFoundError:
             raise ValueError(f"argument file {path} does not exist.") from None
         except json.JSONDecodeError as error:
-            raise ValueError(f"argument file {path} is not valid JSON: {error}") from None
+            raise ValueError(
+                f"argument file {path} is not valid JSON: {error}"
+            ) from None
         if not isinstance(preset, dict):
-            raise ValueError(f"argument file {path} must hold a JSON object of flag names to values.")
+            raise ValueError(
+                f"argument file {path} must hold a JSON object of flag names to values."
+            )
         argv = _json_to_flags(preset) + argv[1:]
     return parser.parse_args_into_dataclasses(args=argv)
 
 
-def parse_config_overrides(text: Optional[str]) -> dict:
+def parse_config_overrides(text: str | None) -> dict:
     """`'a=1,b=[1,2],c.d=x'` → `{"a": 1, "b": [1, 2], "c.d": "x"}` (values JSON when they parse, else strings)."""
     if not text:
         return {}
@@ -267,12 +363,16 @@ def parse_config_overrides(text: Optional[str]) -> dict:
         if not item:
             continue
         if "=" not in item:
-            raise ValueError(f"--config_overrides: {item!r} is not of the form key=value.")
+            raise ValueError(
+                f"--config_overrides: {item!r} is not of the form key=value."
+            )
         key, value = (part.strip() for part in item.split("=", 1))
         try:
             overrides[key] = json.loads(value)
         except json.JSONDecodeError:
-            overrides[key] = {"True": True, "False": False, "None": None}.get(value, value)
+            overrides[key] = {"True": True, "False": False, "None": None}.get(
+                value, value
+            )
     return overrides
 
 
@@ -290,13 +390,19 @@ def load_songs(data_args: DataTrainingArguments, seed: int) -> datasets.DatasetD
             try:
                 options = json.loads(data_args.synthetic_options)
             except json.JSONDecodeError as error:
-                raise ValueError(f"--synthetic_options is not valid JSON: {error}") from None
+                raise ValueError(
+                    f"--synthetic_options is not valid JSON: {error}"
+                ) from None
             if not isinstance(options, dict):
-                raise ValueError("--synthetic_options must be a JSON object of load_synthetic arguments.")
+                raise ValueError(
+                    "--synthetic_options must be a JSON object of load_synthetic arguments."
+                )
             allowed = set(inspect.signature(music_datasets.load_synthetic).parameters)
             unknown = sorted(set(options) - allowed)
             if unknown:
-                raise ValueError(f"--synthetic_options: unknown argument(s) {unknown}; allowed: {sorted(allowed)}.")
+                raise ValueError(
+                    f"--synthetic_options: unknown argument(s) {unknown}; allowed: {sorted(allowed)}."
+                )
         options.setdefault("split", split)
         if data_args.bias_class is not None:
             options["bias_class"] = data_args.bias_class
@@ -306,11 +412,17 @@ def load_songs(data_args: DataTrainingArguments, seed: int) -> datasets.DatasetD
     loader_name = f"load_{data_args.dataset}"
     loader = getattr(music_datasets, loader_name, None)
     if loader is None:
-        raise ValueError(f"music_datasets has no {loader_name}(): this version cannot load --dataset {data_args.dataset}.")
-    return loader(data_args.data_dir, split=split, seed=seed, stems_dir=data_args.stems_dir)
+        raise ValueError(
+            f"music_datasets has no {loader_name}(): this version cannot load --dataset {data_args.dataset}."
+        )
+    return loader(
+        data_args.data_dir, split=split, seed=seed, stems_dir=data_args.stems_dir
+    )
 
 
-def select_songs(songs: datasets.Dataset, max_songs: Optional[int], seed: int) -> datasets.Dataset:
+def select_songs(
+    songs: datasets.Dataset, max_songs: int | None, seed: int
+) -> datasets.Dataset:
     """At most `max_songs` songs, drawn with `seed` (the `--max_*_samples` flags count songs, not slices)."""
     if max_songs is None or max_songs >= len(songs):
         return songs
@@ -320,7 +432,9 @@ def select_songs(songs: datasets.Dataset, max_songs: Optional[int], seed: int) -
 def label_names_of(songs: datasets.DatasetDict) -> list[str]:
     feature = songs["train"].features["label"]
     if not hasattr(feature, "names"):
-        raise ValueError(f"the dataset's `label` column must be a ClassLabel, got {feature}.")
+        raise ValueError(
+            f"the dataset's `label` column must be a ClassLabel, got {feature}."
+        )
     return list(feature.names)
 
 
@@ -340,7 +454,9 @@ def check_label_names(config, label_names: list[str], source: str) -> None:
 # ----------------------------------------------------------------------------------------------------------------------
 
 
-def build_config(model_args: ModelArguments, label_names: list[str], slice_seconds: Optional[float]):
+def build_config(
+    model_args: ModelArguments, label_names: list[str], slice_seconds: float | None
+):
     """A new model's config: the model type's defaults, the dataset's labels, then `--config_overrides`."""
     config_class, _ = MODEL_TYPES[model_args.model_type]
     kwargs = {
@@ -351,11 +467,16 @@ def build_config(model_args: ModelArguments, label_names: list[str], slice_secon
     }
     if slice_seconds is not None:
         kwargs["slice_seconds"] = slice_seconds
-    allowed = set(inspect.signature(config_class.__init__).parameters) - {"self", "kwargs"}
+    allowed = set(inspect.signature(config_class.__init__).parameters) - {
+        "self",
+        "kwargs",
+    }
     for key, value in parse_config_overrides(model_args.config_overrides).items():
         top, _, nested = key.partition(".")
         if top in LABEL_KEYS or top == "counterfactual":
-            raise ValueError(f"--config_overrides cannot set {top!r}: it comes from the dataset or --counterfactual.")
+            raise ValueError(
+                f"--config_overrides cannot set {top!r}: it comes from the dataset or --counterfactual."
+            )
         if top not in allowed:
             raise ValueError(
                 f"--config_overrides: unknown field {top!r} for --model_type {model_args.model_type}; known fields: "
@@ -363,7 +484,9 @@ def build_config(model_args: ModelArguments, label_names: list[str], slice_secon
             )
         if nested:
             if top != "backbone_config":
-                raise ValueError(f"--config_overrides: {key!r}: only backbone_config has nested fields.")
+                raise ValueError(
+                    f"--config_overrides: {key!r}: only backbone_config has nested fields."
+                )
             from configuration_genremert import MERT_V1_95M_BACKBONE
 
             backbone = kwargs.setdefault("backbone_config", dict(MERT_V1_95M_BACKBONE))
@@ -373,28 +496,42 @@ def build_config(model_args: ModelArguments, label_names: list[str], slice_secon
     return config_class(**kwargs)
 
 
-def load_or_build_model(model_args: ModelArguments, label_names: list[str], slice_seconds: Optional[float]):
+def load_or_build_model(
+    model_args: ModelArguments, label_names: list[str], slice_seconds: float | None
+):
     """The model to train: loaded from `--model_name_or_path` (labels checked) or built new; MERT weights loaded."""
-    config_class, model_class = MODEL_TYPES[model_args.model_type]
-    hub_kwargs = {"cache_dir": model_args.cache_dir, "revision": model_args.model_revision, "token": model_args.token}
+    _, model_class = MODEL_TYPES[model_args.model_type]
+    hub_kwargs = {
+        "cache_dir": model_args.cache_dir,
+        "revision": model_args.model_revision,
+        "token": model_args.token,
+    }
     if model_args.model_name_or_path is not None:
-        config = AutoConfig.from_pretrained(model_args.model_name_or_path, trust_remote_code=True, **hub_kwargs)
+        config = AutoConfig.from_pretrained(
+            model_args.model_name_or_path, trust_remote_code=True, **hub_kwargs
+        )
         if config.model_type != model_args.model_type:
             raise ValueError(
                 f"--model_name_or_path {model_args.model_name_or_path} holds a {config.model_type!r} model, but "
                 f"--model_type is {model_args.model_type!r}."
             )
-        check_label_names(config, label_names, f"--model_name_or_path {model_args.model_name_or_path}")
+        check_label_names(
+            config, label_names, f"--model_name_or_path {model_args.model_name_or_path}"
+        )
         config.counterfactual = model_args.counterfactual
         if slice_seconds is not None:
             config.slice_seconds = float(slice_seconds)
-        model = model_class.from_pretrained(model_args.model_name_or_path, config=config, **hub_kwargs)
+        model = model_class.from_pretrained(
+            model_args.model_name_or_path, config=config, **hub_kwargs
+        )
     else:
         config = build_config(model_args, label_names, slice_seconds)
         model = model_class(config)
     if model_args.backbone_name_or_path is not None:
         model.load_mert_weights(
-            model_args.backbone_name_or_path, revision=model_args.model_revision, token=model_args.token,
+            model_args.backbone_name_or_path,
+            revision=model_args.model_revision,
+            token=model_args.token,
             cache_dir=model_args.cache_dir,
         )
     elif model_args.model_type == "genremert" and model_args.model_name_or_path is None:
@@ -405,27 +542,40 @@ def load_or_build_model(model_args: ModelArguments, label_names: list[str], slic
     return model
 
 
-def last_complete_checkpoint(output_dir: str) -> Optional[str]:
+def last_complete_checkpoint(output_dir: str) -> str | None:
     """The newest `checkpoint-*` of `output_dir` that was saved completely (the Trainer writes `trainer_state.json`
     last); a folder left half-written by a crash during saving is skipped with a warning, never resumed from."""
     if not os.path.isdir(output_dir):
         return None
-    folders = [name for name in os.listdir(output_dir)
-               if name.startswith("checkpoint-") and name[11:].isdigit() and os.path.isdir(os.path.join(output_dir, name))]
+    folders = [
+        name
+        for name in os.listdir(output_dir)
+        if name.startswith("checkpoint-")
+        and name[11:].isdigit()
+        and os.path.isdir(os.path.join(output_dir, name))
+    ]
     for name in sorted(folders, key=lambda name: int(name[11:]), reverse=True):
         folder = os.path.join(output_dir, name)
         if os.path.isfile(os.path.join(folder, "trainer_state.json")):
             return folder
-        logger.warning(f"{folder} is incomplete (no trainer_state.json: interrupted while saving); skipping it.")
+        logger.warning(
+            f"{folder} is incomplete (no trainer_state.json: interrupted while saving); skipping it."
+        )
     return None
 
 
-def resolve_checkpoint(training_args: LCATrainingArguments, label_names: list[str]) -> Optional[str]:
+def resolve_checkpoint(
+    training_args: LCATrainingArguments, label_names: list[str]
+) -> str | None:
     """`--resume_from_checkpoint`: a folder, or `last`/`true` for the newest complete `checkpoint-*` in
     `--output_dir`. The checkpoint's labels are checked against the dataset before anything is trained."""
     value = training_args.resume_from_checkpoint
     if value is None or str(value).lower() in ("false", "none", ""):
-        last = get_last_checkpoint(training_args.output_dir) if os.path.isdir(training_args.output_dir) else None
+        last = (
+            get_last_checkpoint(training_args.output_dir)
+            if os.path.isdir(training_args.output_dir)
+            else None
+        )
         if last is not None and training_args.do_train:
             logger.warning(
                 f"{training_args.output_dir} already holds {last}; training starts from scratch and will overwrite "
@@ -449,11 +599,15 @@ def resolve_checkpoint(training_args: LCATrainingArguments, label_names: list[st
             )
     config_file = os.path.join(checkpoint, "config.json")
     if not os.path.isfile(config_file):
-        raise ValueError(f"--resume_from_checkpoint {checkpoint}: no config.json there; not a Trainer checkpoint.")
+        raise ValueError(
+            f"--resume_from_checkpoint {checkpoint}: no config.json there; not a Trainer checkpoint."
+        )
     with open(config_file) as handle:
         saved = json.load(handle)
     check_label_names(
-        transformers.PretrainedConfig(id2label=saved.get("id2label")), label_names, f"checkpoint {checkpoint}"
+        transformers.PretrainedConfig(id2label=saved.get("id2label")),
+        label_names,
+        f"checkpoint {checkpoint}",
     )
     # Training resumes in the checkpoint's weights: the model must be built with the same architecture.
     training_args.resume_from_checkpoint = checkpoint
@@ -479,34 +633,46 @@ def setup_logging(training_args: LCATrainingArguments) -> None:
     transformers.utils.logging.enable_explicit_format()
 
 
-def evaluate_split(trainer: LCATrainer, slices, split_name: str, label_names: list[str], vote_threshold,
-                   choose_threshold: bool = False) -> tuple[dict, Optional[float]]:
+def evaluate_split(
+    trainer: LCATrainer,
+    slices,
+    split_name: str,
+    label_names: list[str],
+    vote_threshold,
+    choose_threshold: bool = False,
+) -> tuple[dict, float | None]:
     """Predicts one split (all processes), scores it once on the gathered slices, writes its reports.
 
     With `choose_threshold`, the vote threshold is chosen on this split (validation) and returned.
     """
     output = trainer.predict(slices, metric_key_prefix=split_name)
-    logits, counterfactual_logits, labels, song_index = split_predictions(output.predictions, output.label_ids)
+    logits, counterfactual_logits, labels, song_index = split_predictions(
+        output.predictions, output.label_ids
+    )
     num_labels = len(label_names)
     if choose_threshold:
-        vote_threshold, _ = choose_vote_threshold(logits_to_probabilities(logits), labels, song_index, num_labels)
+        vote_threshold, _ = choose_vote_threshold(
+            softmax(logits), labels, song_index, num_labels
+        )
     metrics = {k: v for k, v in output.metrics.items()}
-    scores = compute_split_metrics(logits, labels, song_index, num_labels, counterfactual_logits, vote_threshold)
+    scores = compute_split_metrics(
+        logits, labels, song_index, num_labels, counterfactual_logits, vote_threshold
+    )
     metrics.update({f"{split_name}_{key}": value for key, value in scores.items()})
     if trainer.is_world_process_zero():
         write_split_reports(
-            trainer.args.output_dir, split_name, logits, labels, song_index, label_names, vote_threshold
+            trainer.args.output_dir,
+            split_name,
+            logits,
+            labels,
+            song_index,
+            label_names,
+            vote_threshold,
         )
     return metrics, vote_threshold
 
 
-def logits_to_probabilities(logits: np.ndarray) -> np.ndarray:
-    from lca_metrics import softmax
-
-    return softmax(logits)
-
-
-def main(argv: Optional[list[str]] = None) -> dict:
+def main(argv: list[str] | None = None) -> dict:
     """Runs what `--do_train/--do_eval/--do_predict` ask for; returns the content of `all_results.json`."""
     model_args, data_args, training_args = parse_arguments(argv)
     setup_logging(training_args)
@@ -522,18 +688,30 @@ def main(argv: Optional[list[str]] = None) -> dict:
     with training_args.main_process_first(desc="load and slice the songs"):
         songs = load_songs(data_args, training_args.seed)
         label_names = label_names_of(songs)
-        limits = {"train": data_args.max_train_samples, "validation": data_args.max_eval_samples}
+        limits = {
+            "train": data_args.max_train_samples,
+            "validation": data_args.max_eval_samples,
+        }
         for split_name in songs:
             limit = limits.get(split_name, data_args.max_predict_samples)
-            songs[split_name] = select_songs(songs[split_name], limit, training_args.seed)
+            songs[split_name] = select_songs(
+                songs[split_name], limit, training_args.seed
+            )
         checkpoint = resolve_checkpoint(training_args, label_names)
         model = load_or_build_model(model_args, label_names, data_args.slice_seconds)
-        slice_seconds = model.config.slice_seconds  # the pipeline slices inference audio the same way
+        slice_seconds = (
+            model.config.slice_seconds
+        )  # the pipeline slices inference audio the same way
         slices = music_datasets.slice_songs(
-            songs, model.config.sampling_rate, slice_seconds, data_args.slice_overlap_seconds,
+            songs,
+            model.config.sampling_rate,
+            slice_seconds,
+            data_args.slice_overlap_seconds,
             cache_dir=data_args.audio_cache_dir,
         )
-    all_song_ids = sorted({song_id for split in songs.values() for song_id in split["song_id"]})
+    all_song_ids = sorted(
+        {song_id for split in songs.values() for song_id in split["song_id"]}
+    )
     song_index_of = {song_id: i for i, song_id in enumerate(all_song_ids)}
     feature_extractor = build_feature_extractor(model.config)
     logger.info(
@@ -543,7 +721,11 @@ def main(argv: Optional[list[str]] = None) -> dict:
     )
 
     vote_threshold = data_args.parsed_vote_threshold()
-    needs_validation = training_args.do_eval or training_args.eval_strategy != "no" or vote_threshold == "auto"
+    needs_validation = (
+        training_args.do_eval
+        or training_args.eval_strategy != "no"
+        or vote_threshold == "auto"
+    )
     trainer = LCATrainer(
         model=model,
         args=training_args,
@@ -584,7 +766,11 @@ def main(argv: Optional[list[str]] = None) -> dict:
     chosen_threshold = None if vote_threshold == "auto" else vote_threshold
     if training_args.do_eval or (training_args.do_predict and vote_threshold == "auto"):
         metrics, threshold = evaluate_split(
-            trainer, slices["validation"], "eval", label_names, chosen_threshold,
+            trainer,
+            slices["validation"],
+            "eval",
+            label_names,
+            chosen_threshold,
             choose_threshold=vote_threshold == "auto",
         )
         chosen_threshold = threshold
@@ -595,7 +781,9 @@ def main(argv: Optional[list[str]] = None) -> dict:
 
     if training_args.do_predict:
         for split_name in [name for name in songs if name.startswith("test")]:
-            metrics, _ = evaluate_split(trainer, slices[split_name], split_name, label_names, chosen_threshold)
+            metrics, _ = evaluate_split(
+                trainer, slices[split_name], split_name, label_names, chosen_threshold
+            )
             metrics[f"{split_name}_songs"] = len(songs[split_name])
             trainer.log_metrics(split_name, metrics)
             trainer.save_metrics(split_name, metrics)

@@ -26,17 +26,26 @@ from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from configuration_genremert import CRNNFGNLConfig, GenreMERTConfig, MERT_V1_95M_BACKBONE  # noqa: E402
-from lca_trainer import LCATrainer, LCATrainingArguments, SliceCollator  # noqa: E402
-from modeling_genremert import (  # noqa: E402
+from configuration_genremert import (
+    MERT_V1_95M_BACKBONE,
+    CRNNFGNLConfig,
+    GenreMERTConfig,
+)
+from lca_trainer import LCATrainer, LCATrainingArguments, SliceCollator
+from modeling_genremert import (
     CRNNFGNLForAudioClassification,
     GenreMERTForAudioClassification,
     build_feature_extractor,
 )
 
-
-REDUCED_BACKBONE = dict(MERT_V1_95M_BACKBONE, hidden_size=256, num_hidden_layers=4, num_attention_heads=4,
-                        intermediate_size=1024, conv_dim=[256] * 7)
+REDUCED_BACKBONE = dict(
+    MERT_V1_95M_BACKBONE,
+    hidden_size=256,
+    num_hidden_layers=4,
+    num_attention_heads=4,
+    intermediate_size=1024,
+    conv_dim=[256] * 7,
+)
 
 
 class StepTimer(TrainerCallback):
@@ -56,11 +65,23 @@ class StepTimer(TrainerCallback):
 
 def build(model_type: str, counterfactual: str, args):
     if model_type == "crnn_fgnl":
-        config = CRNNFGNLConfig(num_labels=20, counterfactual=counterfactual, slice_seconds=args.crnn_slice_seconds)
+        config = CRNNFGNLConfig(
+            num_labels=20,
+            counterfactual=counterfactual,
+            slice_seconds=args.crnn_slice_seconds,
+        )
         return CRNNFGNLForAudioClassification(config)
-    backbone = dict(MERT_V1_95M_BACKBONE) if args.genremert_backbone == "mert-95m" else dict(REDUCED_BACKBONE)
-    config = GenreMERTConfig(backbone_config=backbone, num_labels=10, counterfactual=counterfactual,
-                             slice_seconds=args.genremert_slice_seconds)
+    backbone = (
+        dict(MERT_V1_95M_BACKBONE)
+        if args.genremert_backbone == "mert-95m"
+        else dict(REDUCED_BACKBONE)
+    )
+    config = GenreMERTConfig(
+        backbone_config=backbone,
+        num_labels=10,
+        counterfactual=counterfactual,
+        slice_seconds=args.genremert_slice_seconds,
+    )
     return GenreMERTForAudioClassification(config)
 
 
@@ -71,50 +92,108 @@ def throughput(model_type: str, counterfactual: str, args) -> float:
     samples = int(config.slice_seconds * config.sampling_rate)
     rng = np.random.default_rng(0)
     num_rows = args.batch_size * (args.steps + args.warmup_steps)
-    rows = [{"input_values": (0.1 * rng.standard_normal(samples)).astype(np.float32),
-             "label": int(i % config.num_labels), "song_id": f"s{i // 4}"} for i in range(num_rows)]
+    rows = [
+        {
+            "input_values": (0.1 * rng.standard_normal(samples)).astype(np.float32),
+            "label": int(i % config.num_labels),
+            "song_id": f"s{i // 4}",
+        }
+        for i in range(num_rows)
+    ]
     song_index_of = {f"s{i}": i for i in range(num_rows // 4 + 1)}
     timer = StepTimer()
     with tempfile.TemporaryDirectory() as output_dir:
         training_args = LCATrainingArguments(
-            output_dir=output_dir, max_steps=args.steps + args.warmup_steps,
-            per_device_train_batch_size=args.batch_size, learning_rate=1e-4, cf_warmup_epochs=0,
-            save_strategy="no", eval_strategy="no", logging_strategy="no", report_to=[], disable_tqdm=True,
-            remove_unused_columns=False, label_names=["labels", "song_index"], dataloader_num_workers=0,
-            dataloader_pin_memory=False, bf16=args.bf16, use_cpu=args.device == "cpu", seed=0,
+            output_dir=output_dir,
+            max_steps=args.steps + args.warmup_steps,
+            per_device_train_batch_size=args.batch_size,
+            learning_rate=1e-4,
+            cf_warmup_epochs=0,
+            save_strategy="no",
+            eval_strategy="no",
+            logging_strategy="no",
+            report_to=[],
+            disable_tqdm=True,
+            remove_unused_columns=False,
+            label_names=["labels", "song_index"],
+            dataloader_num_workers=0,
+            dataloader_pin_memory=False,
+            bf16=args.bf16,
+            use_cpu=args.device == "cpu",
+            seed=0,
         )
-        trainer = LCATrainer(model=model, args=training_args, train_dataset=rows,
-                             data_collator=SliceCollator(build_feature_extractor(config), song_index_of),
-                             callbacks=[timer])
+        trainer = LCATrainer(
+            model=model,
+            args=training_args,
+            train_dataset=rows,
+            data_collator=SliceCollator(build_feature_extractor(config), song_index_of),
+            callbacks=[timer],
+        )
         trainer.remove_callback(PrinterCallback)
         trainer.remove_callback(ProgressCallback)
         trainer.train()
-    timed = sorted(timer.durations[args.warmup_steps:])
-    return args.batch_size / timed[len(timed) // 2]  # median step: robust to other jobs on the machine
+    timed = sorted(timer.durations[args.warmup_steps :])
+    return (
+        args.batch_size / timed[len(timed) // 2]
+    )  # median step: robust to other jobs on the machine
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", default=["crnn_fgnl", "genremert"], choices=["crnn_fgnl", "genremert"])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        default=["crnn_fgnl", "genremert"],
+        choices=["crnn_fgnl", "genremert"],
+    )
     parser.add_argument("--batch_size", type=int, default=8)
-    parser.add_argument("--steps", type=int, default=4, help="timed optimizer steps per configuration and repeat")
-    parser.add_argument("--repeats", type=int, default=2,
-                        help="plain and LCA are timed alternately this many times; the best of each is kept")
-    parser.add_argument("--warmup_steps", type=int, default=1, help="untimed steps first")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=4,
+        help="timed optimizer steps per configuration and repeat",
+    )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=2,
+        help="plain and LCA are timed alternately this many times; the best of each is kept",
+    )
+    parser.add_argument(
+        "--warmup_steps", type=int, default=1, help="untimed steps first"
+    )
     parser.add_argument("--crnn_slice_seconds", type=float, default=5.0)
     parser.add_argument("--genremert_slice_seconds", type=float, default=10.0)
-    parser.add_argument("--genremert_backbone", choices=["reduced", "mert-95m"], default=None,
-                        help="default: mert-95m on GPU, reduced on CPU")
-    parser.add_argument("--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--bf16", action="store_true", help="bf16 mixed precision (GPU)")
+    parser.add_argument(
+        "--genremert_backbone",
+        choices=["reduced", "mert-95m"],
+        default=None,
+        help="default: mert-95m on GPU, reduced on CPU",
+    )
+    parser.add_argument(
+        "--device",
+        choices=["cpu", "cuda"],
+        default="cuda" if torch.cuda.is_available() else "cpu",
+    )
+    parser.add_argument(
+        "--bf16", action="store_true", help="bf16 mixed precision (GPU)"
+    )
     args = parser.parse_args(argv)
     if args.genremert_backbone is None:
         args.genremert_backbone = "mert-95m" if args.device == "cuda" else "reduced"
 
-    print(f"device {args.device}, torch threads {torch.get_num_threads()}, batch {args.batch_size}, "
-          f"{args.steps} timed steps after {args.warmup_steps}; CRNN_FGNL slices {args.crnn_slice_seconds} s at "
-          f"16 kHz; GenreMERT slices {args.genremert_slice_seconds} s at 24 kHz, backbone {args.genremert_backbone}"
-          + (" (hidden 256, 4 layers)" if args.genremert_backbone == "reduced" else " (MERT-v1-95M shape)"))
+    print(
+        f"device {args.device}, torch threads {torch.get_num_threads()}, batch {args.batch_size}, "
+        f"{args.steps} timed steps after {args.warmup_steps}; CRNN_FGNL slices {args.crnn_slice_seconds} s at "
+        f"16 kHz; GenreMERT slices {args.genremert_slice_seconds} s at 24 kHz, backbone {args.genremert_backbone}"
+        + (
+            " (hidden 256, 4 layers)"
+            if args.genremert_backbone == "reduced"
+            else " (MERT-v1-95M shape)"
+        )
+    )
     print(f"torch {torch.__version__}; the LCA runs train every term (no warm-up)")
     print(f"{'model':<12}{'plain slices/s':>16}{'LCA slices/s':>16}{'LCA / plain':>14}")
     for model_type in args.models:
@@ -122,7 +201,10 @@ def main(argv=None):
         for _ in range(args.repeats):
             plain = max(plain, throughput(model_type, "none", args))
             lca = max(lca, throughput(model_type, "learned", args))
-        print(f"{model_type:<12}{plain:>16.2f}{lca:>16.2f}{lca / plain:>14.2f}", flush=True)
+        print(
+            f"{model_type:<12}{plain:>16.2f}{lca:>16.2f}{lca / plain:>14.2f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -14,9 +14,13 @@ import pytest
 import run_classification
 from lca_trainer import LCATrainingArguments
 
-
 REPO = Path(__file__).resolve().parent.parent
-SYNTHETIC = {"num_classes": 3, "albums_per_class": 3, "songs_per_album": 2, "song_seconds": 3.0}
+SYNTHETIC = {
+    "num_classes": 3,
+    "albums_per_class": 3,
+    "songs_per_album": 2,
+    "song_seconds": 3.0,
+}
 TINY_CRNN = "n_fft=512,hop_length=256,num_mel_bins=32,conv_channels=[4,8,8,8],fgnl_reduction=2,mose_hidden_size=4,gru_hidden_size=8"
 # 3 classes × 2 songs per split, 3 one-second slices per song → 18 slices per evaluation split.
 SLICES_PER_SPLIT = 18
@@ -24,35 +28,68 @@ SLICES_PER_SPLIT = 18
 
 def tiny_flags(data_dir, output_dir, *extra):
     return [
-        "--model_type", "crnn_fgnl",
-        "--dataset", "synthetic",
-        "--data_dir", str(data_dir),
-        "--synthetic_options", json.dumps(SYNTHETIC),
-        "--bias_class", "0",
-        "--slice_seconds", "1.0",
-        "--config_overrides", TINY_CRNN,
-        "--counterfactual", "learned",
-        "--cf_warmup_epochs", "1",
-        "--num_train_epochs", "2",
-        "--per_device_train_batch_size", "4",
-        "--per_device_eval_batch_size", "4",  # 2 processes × 4 = 8 per step: the last step is padded
-        "--learning_rate", "1e-3",
-        "--eval_strategy", "epoch",
-        "--save_strategy", "epoch",
-        "--logging_strategy", "epoch",
-        "--report_to", "tensorboard",
-        "--disable_tqdm", "true",
-        "--output_dir", str(output_dir),
-        "--do_train", "--do_eval", "--do_predict",
+        "--model_type",
+        "crnn_fgnl",
+        "--dataset",
+        "synthetic",
+        "--data_dir",
+        str(data_dir),
+        "--synthetic_options",
+        json.dumps(SYNTHETIC),
+        "--bias_class",
+        "0",
+        "--slice_seconds",
+        "1.0",
+        "--config_overrides",
+        TINY_CRNN,
+        "--counterfactual",
+        "learned",
+        "--cf_warmup_epochs",
+        "1",
+        "--num_train_epochs",
+        "2",
+        "--per_device_train_batch_size",
+        "4",
+        "--per_device_eval_batch_size",
+        "4",  # 2 processes × 4 = 8 per step: the last step is padded
+        "--learning_rate",
+        "1e-3",
+        "--eval_strategy",
+        "epoch",
+        "--save_strategy",
+        "epoch",
+        "--logging_strategy",
+        "epoch",
+        "--report_to",
+        "tensorboard",
+        "--disable_tqdm",
+        "true",
+        "--output_dir",
+        str(output_dir),
+        "--do_train",
+        "--do_eval",
+        "--do_predict",
         *extra,
     ]
 
 
 def run_script(command, env_extra=None, timeout=240):
-    env = dict(os.environ, PYTHONPATH=str(REPO), HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
+    env = dict(
+        os.environ, PYTHONPATH=str(REPO), HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1"
+    )
     env.update(env_extra or {})
-    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
-    assert result.returncode == 0, f"exit {result.returncode}\nSTDOUT:\n{result.stdout[-4000:]}\nSTDERR:\n{result.stderr[-4000:]}"
+    result = subprocess.run(
+        command,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert result.returncode == 0, (
+        f"exit {result.returncode}\nSTDOUT:\n{result.stdout[-4000:]}\nSTDERR:\n{result.stderr[-4000:]}"
+    )
     return result
 
 
@@ -64,7 +101,9 @@ def data_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def single_process_run(data_dir, tmp_path_factory):
     output_dir = tmp_path_factory.mktemp("single") / "out"
-    run_script([sys.executable, "run_classification.py", *tiny_flags(data_dir, output_dir)])
+    run_script(
+        [sys.executable, "run_classification.py", *tiny_flags(data_dir, output_dir)]
+    )
     return output_dir
 
 
@@ -77,32 +116,66 @@ def check_results(output_dir, world_size):
         # Every slice and every song counted exactly once, whatever the number of processes.
         assert results[f"{prefix}_num_slices"] == SLICES_PER_SPLIT
         assert results[f"{prefix}_num_songs"] == 6
-        assert f"{prefix}_counterfactual_song_f1" in results  # Table 4: the counterfactual branch's own scores
+        assert (
+            f"{prefix}_counterfactual_song_f1" in results
+        )  # Table 4: the counterfactual branch's own scores
         assert f"{prefix}_loss_att" in results
     # The threshold was chosen on validation and applied unchanged to both test sets.
-    assert results["test_vote_threshold"] == results["eval_vote_threshold"] == results["test_noisy_vote_threshold"]
-    for name in ("confusion_matrix_test_frame", "confusion_matrix_test_song", "confusion_matrix_test_noisy_song"):
-        assert (output_dir / f"{name}.png").exists() and (output_dir / f"{name}.json").exists()
-    matrix = json.loads((output_dir / "confusion_matrix_test_frame.json").read_text())["matrix"]
+    assert (
+        results["test_vote_threshold"]
+        == results["eval_vote_threshold"]
+        == results["test_noisy_vote_threshold"]
+    )
+    for name in (
+        "confusion_matrix_test_frame",
+        "confusion_matrix_test_song",
+        "confusion_matrix_test_noisy_song",
+    ):
+        assert (output_dir / f"{name}.png").exists() and (
+            output_dir / f"{name}.json"
+        ).exists()
+    matrix = json.loads((output_dir / "confusion_matrix_test_frame.json").read_text())[
+        "matrix"
+    ]
     assert int(np.sum(matrix)) == SLICES_PER_SPLIT
-    assert list((output_dir / "runs").rglob("events.out.tfevents*")), "no TensorBoard logs"
+    assert list((output_dir / "runs").rglob("events.out.tfevents*")), (
+        "no TensorBoard logs"
+    )
     # Training logged every LCA term separately.
     state = json.loads((output_dir / "trainer_state.json").read_text())
     train_logs = [log for log in state["log_history"] if "loss" in log]
-    assert {"loss_ce_main", "loss_effect", "loss_ce_cf", "loss_ent_cf", "loss_ent_main", "loss_att"} <= set(train_logs[-1])
+    assert {
+        "loss_ce_main",
+        "loss_effect",
+        "loss_ce_cf",
+        "loss_ent_cf",
+        "loss_ent_main",
+        "loss_att",
+    } <= set(train_logs[-1])
     return results
 
 
-def test_single_process_run_writes_results_and_a_pipeline_ready_model(single_process_run):
+def test_single_process_run_writes_results_and_a_pipeline_ready_model(
+    single_process_run,
+):
     results = check_results(single_process_run, world_size=1)
     assert results["distributed_type"] == "DistributedType.NO"
-    for name in ("config.json", "model.safetensors", "preprocessor_config.json", "modeling_genremert.py"):
+    for name in (
+        "config.json",
+        "model.safetensors",
+        "preprocessor_config.json",
+        "modeling_genremert.py",
+    ):
         assert (single_process_run / name).exists(), name
 
     from transformers import pipeline
 
-    classifier = pipeline("audio-classification", model=str(single_process_run), trust_remote_code=True)
-    waveform = (0.1 * np.random.default_rng(0).standard_normal(16000 * 2)).astype(np.float32)
+    classifier = pipeline(
+        "audio-classification", model=str(single_process_run), trust_remote_code=True
+    )
+    waveform = (0.1 * np.random.default_rng(0).standard_normal(16000 * 2)).astype(
+        np.float32
+    )
     answer = classifier(waveform)
     assert {item["label"] for item in answer} <= {"singer_0", "singer_1", "singer_2"}
     assert abs(sum(item["score"] for item in answer) - 1.0) < 1e-3
@@ -113,45 +186,89 @@ def test_two_cpu_processes_count_every_slice_once(data_dir, tmp_path):
         pytest.skip("the accelerate launcher is not installed")
     output_dir = tmp_path / "ddp"
     run_script(
-        ["accelerate", "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-         "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29533",
-         "run_classification.py", *tiny_flags(data_dir, output_dir)],
+        [
+            "accelerate",
+            "launch",
+            "--multi_gpu",
+            "--num_processes",
+            "2",
+            "--num_machines",
+            "1",
+            "--mixed_precision",
+            "no",
+            "--dynamo_backend",
+            "no",
+            "--main_process_port",
+            "29533",
+            "run_classification.py",
+            *tiny_flags(data_dir, output_dir),
+        ],
         env_extra={"ACCELERATE_USE_CPU": "true"},
     )
     results = check_results(output_dir, world_size=2)
     assert results["distributed_type"] == "DistributedType.MULTI_CPU"
 
 
-def test_checkpoint_with_other_labels_is_refused(single_process_run, data_dir, tmp_path):
+def test_checkpoint_with_other_labels_is_refused(
+    single_process_run, data_dir, tmp_path
+):
     # The saved model knows 3 singers; a 4-singer dataset must be refused, naming both label lists.
     flags = tiny_flags(data_dir, tmp_path / "out")
-    flags[flags.index("--synthetic_options") + 1] = json.dumps({**SYNTHETIC, "num_classes": 4})
+    flags[flags.index("--synthetic_options") + 1] = json.dumps(
+        {**SYNTHETIC, "num_classes": 4}
+    )
     config_at = flags.index("--config_overrides")
-    del flags[config_at:config_at + 2]
-    with pytest.raises(ValueError, match=r"id2label = \['singer_0', 'singer_1', 'singer_2'\].*singer_3"):
-        run_classification.main(flags + ["--model_name_or_path", str(single_process_run)])
+    del flags[config_at : config_at + 2]
+    with pytest.raises(
+        ValueError, match=r"id2label = \['singer_0', 'singer_1', 'singer_2'\].*singer_3"
+    ):
+        run_classification.main(
+            flags + ["--model_name_or_path", str(single_process_run)]
+        )
     # The same for resuming from a checkpoint of the 3-singer run.
     checkpoint = sorted(single_process_run.glob("checkpoint-*"))[0]
     with pytest.raises(ValueError, match="do not match the dataset"):
-        run_classification.main(flags + ["--config_overrides", TINY_CRNN, "--resume_from_checkpoint", str(checkpoint)])
+        run_classification.main(
+            flags
+            + [
+                "--config_overrides",
+                TINY_CRNN,
+                "--resume_from_checkpoint",
+                str(checkpoint),
+            ]
+        )
 
 
 def test_unknown_names_and_missing_data_dir_are_named(tmp_path, capsys):
     with pytest.raises(SystemExit):
-        run_classification.parse_arguments(["--dataset", "mtat", "--output_dir", str(tmp_path)])
+        run_classification.parse_arguments(
+            ["--dataset", "mtat", "--output_dir", str(tmp_path)]
+        )
     assert "invalid choice: 'mtat'" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        run_classification.parse_arguments(["--model_type", "resnet", "--output_dir", str(tmp_path)])
+        run_classification.parse_arguments(
+            ["--model_type", "resnet", "--output_dir", str(tmp_path)]
+        )
     assert "invalid choice: 'resnet'" in capsys.readouterr().err
     with pytest.raises(ValueError, match="--dataset must be one of"):
         run_classification.DataTrainingArguments(dataset="mtat")
     with pytest.raises(ValueError, match="--model_type must be one of"):
         run_classification.ModelArguments(model_type="resnet")
     with pytest.raises(ValueError, match="--data_dir is required for --dataset gtzan"):
-        run_classification.parse_arguments(["--dataset", "gtzan", "--output_dir", str(tmp_path)])
+        run_classification.parse_arguments(
+            ["--dataset", "gtzan", "--output_dir", str(tmp_path)]
+        )
     with pytest.raises(ValueError, match="does not exist"):
-        run_classification.parse_arguments(["--dataset", "artist20", "--data_dir", str(tmp_path / "nope"),
-                                            "--output_dir", str(tmp_path)])
+        run_classification.parse_arguments(
+            [
+                "--dataset",
+                "artist20",
+                "--data_dir",
+                str(tmp_path / "nope"),
+                "--output_dir",
+                str(tmp_path),
+            ]
+        )
     with pytest.raises(ValueError, match="vote_threshold"):
         run_classification.DataTrainingArguments(vote_threshold="1.5")
 
@@ -159,17 +276,36 @@ def test_unknown_names_and_missing_data_dir_are_named(tmp_path, capsys):
 def test_config_overrides_are_parsed_and_checked():
     overrides = run_classification.parse_config_overrides("a=1,b=[4,8],c.d=x,e=true")
     assert overrides == {"a": 1, "b": [4, 8], "c.d": "x", "e": True}
-    model_args = run_classification.ModelArguments(model_type="crnn_fgnl", config_overrides=TINY_CRNN)
+    model_args = run_classification.ModelArguments(
+        model_type="crnn_fgnl", config_overrides=TINY_CRNN
+    )
     config = run_classification.build_config(model_args, ["a", "b"], slice_seconds=1.5)
-    assert config.conv_channels == [4, 8, 8, 8] and config.num_labels == 2 and config.slice_seconds == 1.5
-    model_args = run_classification.ModelArguments(model_type="genremert", config_overrides="backbone_config.num_hidden_layers=2")
-    assert run_classification.build_config(model_args, ["a", "b"], None).backbone_config.num_hidden_layers == 2
+    assert (
+        config.conv_channels == [4, 8, 8, 8]
+        and config.num_labels == 2
+        and config.slice_seconds == 1.5
+    )
+    model_args = run_classification.ModelArguments(
+        model_type="genremert", config_overrides="backbone_config.num_hidden_layers=2"
+    )
+    assert (
+        run_classification.build_config(
+            model_args, ["a", "b"], None
+        ).backbone_config.num_hidden_layers
+        == 2
+    )
     with pytest.raises(ValueError, match="unknown field 'conv_channel'"):
         run_classification.build_config(
-            run_classification.ModelArguments(config_overrides="conv_channel=[4]"), ["a"], None
+            run_classification.ModelArguments(config_overrides="conv_channel=[4]"),
+            ["a"],
+            None,
         )
     with pytest.raises(ValueError, match="num_labels"):
-        run_classification.build_config(run_classification.ModelArguments(config_overrides="num_labels=4"), ["a"], None)
+        run_classification.build_config(
+            run_classification.ModelArguments(config_overrides="num_labels=4"),
+            ["a"],
+            None,
+        )
 
 
 PRESETS = sorted((REPO / "configs").glob("*.json"))
@@ -178,51 +314,99 @@ PRESETS = sorted((REPO / "configs").glob("*.json"))
 @pytest.mark.parametrize("preset", PRESETS, ids=[p.stem for p in PRESETS])
 def test_presets_parse_and_match_the_paper(preset, tmp_path):
     model_args, data_args, training_args = run_classification.parse_arguments(
-        [str(preset), "--data_dir", str(tmp_path), "--output_dir", str(tmp_path / "out")]
+        [
+            str(preset),
+            "--data_dir",
+            str(tmp_path),
+            "--output_dir",
+            str(tmp_path / "out"),
+        ]
     )
     assert isinstance(training_args, LCATrainingArguments)
-    assert training_args.learning_rate == 1e-4 and training_args.per_device_train_batch_size == 16
-    assert training_args.output_dir == str(tmp_path / "out")  # flags after the file override it
+    assert (
+        training_args.learning_rate == 1e-4
+        and training_args.per_device_train_batch_size == 16
+    )
+    assert training_args.output_dir == str(
+        tmp_path / "out"
+    )  # flags after the file override it
     if data_args.dataset == "gtzan":
-        assert model_args.model_type == "genremert" and training_args.num_train_epochs == 300
-        assert data_args.slice_seconds == 10.0 and data_args.slice_overlap_seconds == 1.0
+        assert (
+            model_args.model_type == "genremert"
+            and training_args.num_train_epochs == 300
+        )
+        assert (
+            data_args.slice_seconds == 10.0 and data_args.slice_overlap_seconds == 1.0
+        )
     else:
         assert data_args.dataset == "artist20" and model_args.model_type == "crnn_fgnl"
         assert training_args.num_train_epochs == 800
         assert data_args.slice_seconds in (3.0, 5.0, 10.0)
     if model_args.counterfactual == "learned":
         assert training_args.cf_warmup_epochs == 20
-        assert training_args.lca_weights == {"ce_main": 0.7, "effect": 1.0, "ce_cf": 0.6, "ent_cf": 2.0,
-                                             "ent_main": 1.5, "att": 2.0}
+        assert training_args.lca_weights == {
+            "ce_main": 0.7,
+            "effect": 1.0,
+            "ce_cf": 0.6,
+            "ent_cf": 2.0,
+            "ent_main": 1.5,
+            "att": 2.0,
+        }
 
 
 def test_resume_skips_a_half_written_checkpoint(single_process_run, tmp_path):
     # A copy of the run whose newest checkpoint was interrupted while saving (no trainer_state.json).
     output_dir = tmp_path / "run"
     shutil.copytree(single_process_run, output_dir)
-    checkpoints = sorted(output_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    checkpoints = sorted(
+        output_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1])
+    )
     good, newest = checkpoints[-2], checkpoints[-1]
     (newest / "trainer_state.json").unlink()
     assert run_classification.last_complete_checkpoint(str(output_dir)) == str(good)
-    args = LCATrainingArguments(output_dir=str(output_dir), resume_from_checkpoint="last", report_to=[])
-    assert run_classification.resolve_checkpoint(args, ["singer_0", "singer_1", "singer_2"]) == str(good)
-    args = LCATrainingArguments(output_dir=str(output_dir), resume_from_checkpoint=str(newest), report_to=[])
+    args = LCATrainingArguments(
+        output_dir=str(output_dir), resume_from_checkpoint="last", report_to=[]
+    )
+    assert run_classification.resolve_checkpoint(
+        args, ["singer_0", "singer_1", "singer_2"]
+    ) == str(good)
+    args = LCATrainingArguments(
+        output_dir=str(output_dir), resume_from_checkpoint=str(newest), report_to=[]
+    )
     with pytest.raises(ValueError, match="incomplete"):
-        run_classification.resolve_checkpoint(args, ["singer_0", "singer_1", "singer_2"])
+        run_classification.resolve_checkpoint(
+            args, ["singer_0", "singer_1", "singer_2"]
+        )
 
 
-def test_resumed_script_run_reproduces_the_uninterrupted_run(single_process_run, data_dir, tmp_path):
+def test_resumed_script_run_reproduces_the_uninterrupted_run(
+    single_process_run, data_dir, tmp_path
+):
     # As if the 2-epoch run had been killed after epoch 1 (the end of its 1-epoch warm-up): a new process resumes
     # from the epoch-1 checkpoint and must end with the same weights, hence the same test metrics.
-    checkpoints = sorted(single_process_run.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    checkpoints = sorted(
+        single_process_run.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1])
+    )
     output_dir = tmp_path / "resumed"
     output_dir.mkdir()
     shutil.copytree(checkpoints[0], output_dir / checkpoints[0].name)
-    run_script([sys.executable, "run_classification.py",
-                *tiny_flags(data_dir, output_dir, "--resume_from_checkpoint", "last")])
+    run_script(
+        [
+            sys.executable,
+            "run_classification.py",
+            *tiny_flags(data_dir, output_dir, "--resume_from_checkpoint", "last"),
+        ]
+    )
     full = json.loads((single_process_run / "all_results.json").read_text())
     resumed = json.loads((output_dir / "all_results.json").read_text())
-    for key in ("test_frame_f1", "test_song_f1", "test_loss", "test_noisy_frame_f1", "eval_loss", "eval_loss_att"):
+    for key in (
+        "test_frame_f1",
+        "test_song_f1",
+        "test_loss",
+        "test_noisy_frame_f1",
+        "eval_loss",
+        "eval_loss_att",
+    ):
         assert resumed[key] == full[key], key
     from safetensors.torch import load_file
 
@@ -233,14 +417,32 @@ def test_resumed_script_run_reproduces_the_uninterrupted_run(single_process_run,
 
 def test_quick_demo_prints_the_side_by_side_table(data_dir, tmp_path):
     output_dir = tmp_path / "demo"
-    result = run_script([sys.executable, "demo.py", "--quick", "--epochs", "1", "--output_dir", str(output_dir),
-                         "--data_dir", str(data_dir)])
-    for row in ("song F1, clean test", "song F1, noise on all", "shortcut gap, song F1",
-                "noisy songs of other classes → class 0"):
+    result = run_script(
+        [
+            sys.executable,
+            "demo.py",
+            "--quick",
+            "--epochs",
+            "1",
+            "--output_dir",
+            str(output_dir),
+            "--data_dir",
+            str(data_dir),
+        ]
+    )
+    for row in (
+        "song F1, clean test",
+        "song F1, noise on all",
+        "shortcut gap, song F1",
+        "noisy songs of other classes → class 0",
+    ):
         assert row in result.stdout, row
     summary = json.loads((output_dir / "demo_results.json").read_text())
     for run in ("plain", "lca"):
         assert 0.0 <= summary[run]["test_noisy_song_f1"] <= 1.0
         assert (output_dir / run / "model.safetensors").exists()
         assert (output_dir / run / "confusion_matrix_test_noisy_song.png").exists()
-    assert summary["lca"]["counterfactual"] == "learned" and summary["plain"]["counterfactual"] == "none"
+    assert (
+        summary["lca"]["counterfactual"] == "learned"
+        and summary["plain"]["counterfactual"] == "none"
+    )
