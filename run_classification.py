@@ -679,6 +679,10 @@ def main(argv: list[str] | None = None) -> dict:
     # Slice rows are decoded on the fly; the song index travels with the labels for song-level voting.
     training_args.remove_unused_columns = False
     training_args.label_names = ["labels", "song_index"]
+    if training_args.device.type == "cpu":
+        training_args.dataloader_pin_memory = (
+            False  # nothing to pin to without an accelerator
+        )
     logger.warning(
         f"process rank {training_args.process_index} of {training_args.world_size}, device {training_args.device}, "
         f"distributed: {training_args.parallel_mode.value}, bf16: {training_args.bf16}, fp16: {training_args.fp16}"
