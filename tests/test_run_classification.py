@@ -459,3 +459,21 @@ def test_quick_demo_prints_the_side_by_side_table(data_dir, tmp_path):
         summary["lca"]["counterfactual"] == "learned"
         and summary["plain"]["counterfactual"] == "none"
     )
+
+
+def test_max_samples_count_songs_not_slices():
+    import datasets
+
+    songs = datasets.Dataset.from_dict(
+        {"song_id": [f"s{i}" for i in range(10)], "label": [i % 2 for i in range(10)]}
+    )
+    chosen = run_classification.select_songs(songs, 4, seed=0)
+    assert len(chosen) == 4 and len(set(chosen["song_id"])) == 4
+    assert (
+        chosen["song_id"]
+        == run_classification.select_songs(songs, 4, seed=0)["song_id"]
+    )  # same seed, same songs
+    assert run_classification.select_songs(songs, None, seed=0) is songs
+    assert len(run_classification.select_songs(songs, 50, seed=0)) == 10
+    with pytest.raises(ValueError, match="--max_eval_samples counts songs"):
+        run_classification.DataTrainingArguments(max_eval_samples=0)
