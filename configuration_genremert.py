@@ -16,6 +16,7 @@ from transformers import HubertConfig, PretrainedConfig
 
 COUNTERFACTUAL_MODES = ("none", "learned", "random")
 SONG_AGGREGATIONS = ("mean", "vote")
+FGNL_SOFTMAX_AXES = ("key", "query")
 
 # The audio-classification pipeline of a saved model folder: one pass per training-length slice,
 # then the song-level answer (see pipeline_genremert.py).
@@ -191,6 +192,10 @@ class CRNNFGNLConfig(PretrainedConfig):
         conv_dropout (`float`, *optional*, defaults to 0.1): dropout after each conv block.
         fgnl_reduction (`int`, *optional*, defaults to 32): channel reduction of θ, φ, g (C' = C / reduction = 4).
         num_rolls (`int`, *optional*, defaults to 4): channel rolls of the non-local operation (K).
+        fgnl_softmax_axis (`str`, *optional*, defaults to `"key"`): axis of the non-local affinity softmax. `"key"`
+            (standard non-local: each query's weights over the keys sum to 1) or `"query"` (the official TensorFlow
+            code). With `"query"` every roll has the same global average, so the MoSE roll attention is exactly
+            uniform whatever its weights, and a counterfactual MoSE (LCA) cannot differ from the main one.
         gaussian_kernel_size (`int`, *optional*, defaults to 5): size of the fixed Gaussian filter.
         gaussian_sigma (`float`, *optional*, defaults to 0.707): its standard deviation.
         mose_hidden_size (`int`, *optional*, defaults to 16): hidden channels of the MoSE roll attention.
@@ -217,6 +222,7 @@ class CRNNFGNLConfig(PretrainedConfig):
         conv_dropout=0.1,
         fgnl_reduction=32,
         num_rolls=4,
+        fgnl_softmax_axis="key",
         gaussian_kernel_size=5,
         gaussian_sigma=0.707,
         mose_hidden_size=16,
@@ -272,6 +278,7 @@ class CRNNFGNLConfig(PretrainedConfig):
         _check_probability("classifier_dropout", classifier_dropout)
         _check_choice("counterfactual", counterfactual, COUNTERFACTUAL_MODES)
         _check_choice("song_aggregation", song_aggregation, SONG_AGGREGATIONS)
+        _check_choice("fgnl_softmax_axis", fgnl_softmax_axis, FGNL_SOFTMAX_AXES)
 
         self.sampling_rate = sampling_rate
         self.n_fft = n_fft
@@ -285,6 +292,7 @@ class CRNNFGNLConfig(PretrainedConfig):
         self.conv_dropout = conv_dropout
         self.fgnl_reduction = fgnl_reduction
         self.num_rolls = num_rolls
+        self.fgnl_softmax_axis = fgnl_softmax_axis
         self.gaussian_kernel_size = gaussian_kernel_size
         self.gaussian_sigma = gaussian_sigma
         self.mose_hidden_size = mose_hidden_size

@@ -727,14 +727,20 @@ class CRNNFGNLNonLocal(nn.Module):
     """The fully generalized non-local operation (Kuo, Wei & Lin 2021) up to the rolls, before MoSE.
 
     Queries θ come from the last conv block, keys φ and values g from the last two (concatenated along positions).
-    For each roll k the affinity is `θ · roll(φ, k, channels)ᵀ`, softmax over the query axis (as the official code),
-    and `Y_k = f_k · g`. Returns the stacked rolls `(batch, N4, C', K)`."""
+    For each roll k the affinity is `θ · roll(φ, k, channels)ᵀ`, normalised by a softmax over the keys
+    (`config.fgnl_softmax_axis="key"`, the standard non-local form) or over the queries (`"query"`, the official
+    TensorFlow code), and `Y_k = f_k · g`. Returns the stacked rolls `(batch, N4, C', K)`.
+
+    Why "key" is the default: with the query-axis softmax every key's weights sum to 1 over the queries, so the
+    global average of `Y_k` is `mean_j g_j` for every k — the rolls are indistinguishable to MoSE, its roll attention
+    is exactly uniform, and LCA's counterfactual MoSE cannot learn anything different from the main one."""
 
     def __init__(self, config: CRNNFGNLConfig):
         super().__init__()
         last_channels, previous_channels = config.conv_channels[-1], config.conv_channels[-2]
         reduced = last_channels // config.fgnl_reduction
         self.num_rolls = config.num_rolls
+        self.softmax_dim = 2 if config.fgnl_softmax_axis == "key" else 1  # of the (batch, N4, Nk) affinity
         self.theta = nn.Conv2d(last_channels, reduced, kernel_size=1)
         self.phi_last = nn.Conv2d(last_channels, reduced, kernel_size=1)
         self.g_last = nn.Conv2d(last_channels, reduced, kernel_size=1)
@@ -755,7 +761,7 @@ class CRNNFGNLNonLocal(nn.Module):
         rolls = []
         for shift in range(self.num_rolls):
             affinity = torch.bmm(theta, torch.roll(phi, shifts=shift, dims=2).transpose(1, 2))  # (batch, N4, Nk)
-            affinity = affinity.softmax(dim=1)  # over the queries, as the official code
+            affinity = affinity.softmax(dim=self.softmax_dim)  # over the keys (default) or the queries
             rolls.append(torch.bmm(affinity, g))  # (batch, N4, C')
         return torch.stack(rolls, dim=-1)  # (batch, N4, C', K)
 

@@ -760,3 +760,40 @@ def test_load_mert_weights_from_hub_id(tmp_path, monkeypatch, fmt):
     assert all(repo == "m-a-p/MERT-tiny" and kwargs["revision"] == "abc" for repo, _, kwargs in calls)
     for key, tensor in source.state_dict().items():
         assert torch.equal(model.backbone.state_dict()[key], tensor), key
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The FGNL softmax axis: why LCA needs the key-axis normalisation
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _roll_attention(softmax_axis: str):
+    torch.manual_seed(0)
+    model = CRNNFGNLForAudioClassification(tiny_crnn_fgnl_config(fgnl_softmax_axis=softmax_axis, counterfactual="learned"))
+    model.train()
+    output = model(torch.randn(3, 16000))
+    return model, output
+
+
+def test_fgnl_query_axis_softmax_makes_mose_attention_uniform():
+    # The official TF code normalises over the queries: every roll then has the same global average, so MoSE
+    # (main and counterfactual) sees identical inputs and its roll attention is exactly uniform.
+    _, output = _roll_attention("query")
+    uniform = torch.full_like(output.attention, 0.25)
+    torch.testing.assert_close(output.attention, uniform, rtol=0, atol=1e-6)
+    torch.testing.assert_close(output.counterfactual_attention, uniform, rtol=0, atol=1e-6)
+
+
+def test_fgnl_key_axis_softmax_gives_learnable_roll_attention():
+    model, output = _roll_attention("key")
+    assert model.config.fgnl_softmax_axis == "key"  # the default
+    assert not torch.allclose(output.attention, torch.full_like(output.attention, 0.25), atol=1e-7)
+    # the LCA attention term |A - Ã| reaches the counterfactual MoSE, so the branch can move away from the main one
+    (output.attention - output.counterfactual_attention).abs().mean().backward()
+    grads = [p.grad for p in model.counterfactual_parameters()]
+    assert any(g is not None and g.abs().sum() > 0 for g in grads)
+
+
+def test_fgnl_softmax_axis_is_validated():
+    with pytest.raises(ValueError, match="fgnl_softmax_axis"):
+        tiny_crnn_fgnl_config(fgnl_softmax_axis="channels")
