@@ -30,6 +30,7 @@ TensorBoard logs under `runs/`. See docs/training.md.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 import logging
@@ -672,6 +673,24 @@ def evaluate_split(
     return metrics, vote_threshold
 
 
+def save_run_arguments(output_dir: str, model_args, data_args, training_args) -> str:
+    """Write every argument of the run to `run_args.json` (JSON, never a pickle): the model card of `hub_upload.py`
+    reads the LCA weights and the training configuration from it, since `training_args.bin` is a pickle that must
+    not be opened. Written to a temporary file and renamed, so a crash never leaves half a file."""
+    os.makedirs(output_dir, exist_ok=True)
+    arguments = {
+        "model_args": dataclasses.asdict(model_args),
+        "data_args": dataclasses.asdict(data_args),
+        "training_args": json.loads(training_args.to_json_string()),
+    }
+    path = os.path.join(output_dir, "run_args.json")
+    temporary = path + ".tmp"
+    with open(temporary, "w", encoding="utf-8") as file:
+        json.dump(arguments, file, indent=2, sort_keys=True, default=str)
+    os.replace(temporary, path)
+    return path
+
+
 def main(argv: list[str] | None = None) -> dict:
     """Runs what `--do_train/--do_eval/--do_predict` ask for; returns the content of `all_results.json`."""
     model_args, data_args, training_args = parse_arguments(argv)
@@ -751,6 +770,8 @@ def main(argv: list[str] | None = None) -> dict:
     }
     results = dict(run_info)
     trainer.save_metrics("run", run_info)
+    if trainer.is_world_process_zero():
+        save_run_arguments(training_args.output_dir, model_args, data_args, training_args)
 
     if training_args.do_train:
         try:

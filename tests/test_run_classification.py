@@ -130,6 +130,11 @@ def check_results(output_dir, world_size):
             f"{prefix}_counterfactual_song_f1" in results
         )  # Table 4: the counterfactual branch's own scores
         assert f"{prefix}_loss_att" in results
+    # Every argument is kept as JSON (the model card reads the LCA weights from it; training_args.bin is a pickle).
+    run_args = json.loads((output_dir / "run_args.json").read_text())
+    assert run_args["model_args"]["model_type"] == results["model_type"]
+    assert run_args["data_args"]["dataset"] == "synthetic"
+    assert "lambda_effect" in run_args["training_args"]
     # The threshold was chosen on validation and applied unchanged to both test sets.
     assert (
         results["test_vote_threshold"]
