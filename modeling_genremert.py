@@ -206,6 +206,17 @@ class LCAModelMixin:
         self.config.counterfactual = "none"
         return self
 
+    def _classifier_output(self, labels, return_dict: bool, **fields):
+        """The output of both models: `fields` as an `LCAClassifierOutput`, plus the plain cross-entropy of the main
+        logits when `labels` are given (the LCA terms are computed by the trainer)."""
+        logits = fields["logits"]
+        loss = None
+        if labels is not None:
+            _check_labels(labels, logits.shape[0], self.config.num_labels)
+            loss = F.cross_entropy(logits, labels.to(logits.device))
+        output = LCAClassifierOutput(loss=loss, **fields)
+        return output if return_dict else output.to_tuple()
+
     def _use_counterfactual_branch(self, return_counterfactual: bool | None) -> bool:
         """Whether a forward pass computes the branch: in train mode by default; `return_counterfactual=True` asks for
         it in eval mode too (e.g. a validation LCA loss; dropout is then off), `False` skips it."""
@@ -474,20 +485,15 @@ class GenreMERTForAudioClassification(GenreMERTPreTrainedModel):
             counterfactual_pooled = torch.bmm(counterfactual_attention.unsqueeze(1), hidden_states)[:, 0]
             _, counterfactual_logits = self.head(self.counterfactual_dropout(counterfactual_pooled))
 
-        loss = None
-        if labels is not None:
-            _check_labels(labels, logits.shape[0], self.config.num_labels)
-            loss = F.cross_entropy(logits, labels.to(logits.device))
-
-        output = LCAClassifierOutput(
-            loss=loss,
+        return self._classifier_output(
+            labels,
+            return_dict,
             logits=logits,
             counterfactual_logits=counterfactual_logits,
             attention=attention,
             counterfactual_attention=counterfactual_attention,
             representation=representation,
         )
-        return output if return_dict else output.to_tuple()
 
     # -- MERT weights ------------------------------------------------------------------------------------------------
 
@@ -940,20 +946,15 @@ class CRNNFGNLForAudioClassification(CRNNFGNLPreTrainedModel):
         else:
             representation, logits = self.head(self.fgnl_output(rolls, attention, last), frame_lengths)
 
-        loss = None
-        if labels is not None:
-            _check_labels(labels, logits.shape[0], self.config.num_labels)
-            loss = F.cross_entropy(logits, labels.to(logits.device))
-
-        output = LCAClassifierOutput(
-            loss=loss,
+        return self._classifier_output(
+            labels,
+            return_dict,
             logits=logits,
             counterfactual_logits=counterfactual_logits,
             attention=attention,
             counterfactual_attention=counterfactual_attention,
             representation=representation,
         )
-        return output if return_dict else output.to_tuple()
 
     def _check_features(self, input_features) -> torch.Tensor:
         if not isinstance(input_features, torch.Tensor) or not torch.is_floating_point(input_features):
