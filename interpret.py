@@ -7,8 +7,9 @@ by the model's own feature extractor):
 - `plot_time_attention(model, waveform, path)`: GenreMERT's main vs counterfactual time attention.
 - `plot_roll_attention(model, waveform, path)`: CRNN_FGNL's MoSE roll weights (main vs counterfactual) and the
   roll-weighted non-local response of the FGNL block over the log-mel spectrogram.
-- `grad_cam(model, waveform)` / `plot_grad_cam(model, waveform, path)`: Grad-CAM of CRNN_FGNL over its log-mel input
-  (paper Fig. 1 b/c).
+- `grad_cam(model, waveform)` / `plot_grad_cam(model, waveform, path)`: where in CRNN_FGNL's log-mel input the
+  evidence for a class lies (paper Fig. 1 b/c): integrated gradients on the log-mel by default, classic Grad-CAM on a
+  conv block with `method="grad_cam"` (not faithful for this architecture; see docs/interpretability.md).
 - `collect_representations(model, slices)` + `plot_tsne(representations, labels, label_names, path)`: t-SNE of the
   features the classifier reads, coloured by class (paper Fig. 1 d/e, Fig. 4).
 - `bias_probe(model, slices, bias_class)` + `plot_bias_probe(result, path)`: the shortcut test of paper Fig. 1: band
@@ -287,32 +288,74 @@ def plot_roll_attention(model, waveform, path, seed: int = 0, band_hz=None) -> P
     return _save_figure(figure, path)
 
 
+EVIDENCE_METHODS = ("integrated_gradients", "grad_cam")
+DEFAULT_IG_STEPS = 32
+
+
 @dataclass
 class GradCAM:
-    """Grad-CAM of one recording: `cam` `(mels, frames)` in [0, 1] on the log-mel grid, the `log_mel` itself, the
-    explained class and the share of the map's mass inside `band_hz` (None when no band was given)."""
+    """Evidence map of one recording (paper Fig. 1 b/c): `cam` `(mels, frames)` in [0, 1] on the log-mel grid, the
+    `log_mel` itself, the explained class, the `method` that computed the map, the share of the map's mass inside
+    `band_hz` (None when no band was given) and, for integrated gradients, the signed per-bin `attribution`
+    `(mels, frames)` (unscaled; it sums to logit(log-mel) − logit(silent baseline) up to the path integral's error)."""
 
     cam: np.ndarray
     log_mel: np.ndarray
     target_class: int
     band_share: float | None = None
+    method: str = "integrated_gradients"
+    attribution: np.ndarray | None = None
 
 
-def grad_cam(model, waveform, target_class: int | None = None, layer: nn.Module | None = None, band_hz=None) -> GradCAM:
-    """Grad-CAM (Selvaraju et al. 2017) of CRNN_FGNL over its log-mel input.
+def _integrated_gradients(model, log_mel: torch.Tensor, target_class: int, steps: int, chunk: int = 8) -> torch.Tensor:
+    """Integrated gradients (Sundararajan et al. 2017) of the `target_class` logit w.r.t. the log-mel `(1, mels,
+    frames)`, from a silent baseline (the example's quietest value, its `top_db` floor) along the straight path, with a
+    `steps`-point midpoint rule evaluated `chunk` points per batch. Returns the signed attribution `(mels, frames)`."""
+    baseline = log_mel.amin()  # a silent spectrogram at this example's floor
+    difference = log_mel - baseline  # (1, mels, frames), >= 0
+    total = torch.zeros_like(log_mel[0])
+    alphas = (torch.arange(steps, dtype=log_mel.dtype, device=log_mel.device) + 0.5) / steps
+    for start in range(0, steps, chunk):
+        path = (baseline + alphas[start:start + chunk, None, None] * difference).requires_grad_(True)  # (n, mels, frames)
+        score = model(input_features=path).logits[:, target_class].sum()  # eval mode: the n passes are independent
+        (gradients,) = torch.autograd.grad(score, path)
+        total += gradients.sum(0)
+    return total / steps * difference[0]
 
-    The activations `A` of `layer` (default: the last conv block, `(1, C, F, T)`) are weighted per channel by the
-    spatial mean of `∂ score / ∂ A` (score = the logit of `target_class`, default the predicted class); the map
-    `ReLU(Σ_c w_c A_c)` is upsampled bilinearly onto the log-mel grid and scaled to [0, 1]. The model runs in eval
-    mode; the parameters' `.grad` are untouched.
+
+def grad_cam(model, waveform, target_class: int | None = None, layer: nn.Module | None = None, band_hz=None,
+             method: str = "integrated_gradients", steps: int = DEFAULT_IG_STEPS) -> GradCAM:
+    """Where in the log-mel the evidence for `target_class` (default: the predicted class) lies, for CRNN_FGNL: the
+    map of paper Fig. 1 (b)/(c).
+
+    `method="integrated_gradients"` (default): integrated gradients of the class logit w.r.t. the log-mel
+    (`input_features`) from a silent baseline (`steps` path points); the map is the positive part (evidence *for* the
+    class) at the log-mel's own resolution, scaled to [0, 1]. Grad-CAM at the conv blocks does not show the evidence
+    of this architecture reliably (its head reads every frequency row with its own weights, so the per-channel mean
+    gradient cancels; see docs/interpretability.md), which is why it is not the default.
+
+    `method="grad_cam"`: Grad-CAM (Selvaraju et al. 2017). The activations `A` of `layer` (default: the last conv
+    block, `(1, C, F, T)`) are weighted per channel by the spatial mean of `∂ logit / ∂ A`; `ReLU(Σ_c w_c A_c)` is
+    upsampled bilinearly onto the log-mel grid and scaled to [0, 1].
+
+    The model runs in eval mode; the parameters' `.grad` are untouched.
     """
     _require_kind(model, "crnn_fgnl", "grad_cam")
+    if method not in EVIDENCE_METHODS:
+        raise ValueError(f"`method` must be one of {EVIDENCE_METHODS}, got {method!r}.")
+    if layer is not None and method != "grad_cam":
+        raise ValueError("`layer` applies to method='grad_cam' only (integrated gradients explain the log-mel itself).")
+    if int(steps) < 1:
+        raise ValueError(f"`steps` must be at least 1, got {steps}.")
     waveform = _as_waveform(waveform)
     layer = layer if layer is not None else model.conv_blocks[-1]
     captured = {}
-    handle = layer.register_forward_hook(lambda module, args, output: captured.__setitem__("activations", output))
+    handle = None
+    if method == "grad_cam":
+        handle = layer.register_forward_hook(lambda module, args, output: captured.__setitem__("activations", output))
     was_training = model.training
     model.eval()
+    attribution = None
     try:
         with torch.enable_grad(), torch.backends.cudnn.flags(enabled=False):  # cuDNN GRU backward needs train mode
             input_values = model_inputs(model, [waveform])["input_values"]
@@ -322,14 +365,21 @@ def grad_cam(model, waveform, target_class: int | None = None, layer: nn.Module 
                 target_class = int(logits[0].argmax())
             if not 0 <= target_class < logits.shape[-1]:
                 raise ValueError(f"`target_class` must be in [0, {logits.shape[-1] - 1}], got {target_class}.")
-            activations = captured["activations"]  # (1, C, F, T)
-            (gradients,) = torch.autograd.grad(logits[0, target_class], activations)
+            if method == "grad_cam":
+                activations = captured["activations"]  # (1, C, F, T)
+                (gradients,) = torch.autograd.grad(logits[0, target_class], activations)
+            else:
+                attribution = _integrated_gradients(model, log_mel, target_class, int(steps)).detach()
     finally:
-        handle.remove()
+        if handle is not None:
+            handle.remove()
         model.train(was_training)
-    channel_weights = gradients.mean(dim=(2, 3), keepdim=True)  # (1, C, 1, 1)
-    cam = F.relu((channel_weights * activations.detach()).sum(dim=1, keepdim=True))  # (1, 1, F, T)
-    cam = F.interpolate(cam, size=tuple(log_mel.shape[1:]), mode="bilinear", align_corners=False)[0, 0]
+    if method == "grad_cam":
+        channel_weights = gradients.mean(dim=(2, 3), keepdim=True)  # (1, C, 1, 1)
+        cam = F.relu((channel_weights * activations.detach()).sum(dim=1, keepdim=True))  # (1, 1, F, T)
+        cam = F.interpolate(cam, size=tuple(log_mel.shape[1:]), mode="bilinear", align_corners=False)[0, 0]
+    else:
+        cam = F.relu(attribution)  # (mels, frames): evidence for the class
     peak = cam.max()
     cam = (cam / peak if peak > 0 else torch.zeros_like(cam)).cpu().numpy()  # (mels, frames)
     band_share = None
@@ -338,17 +388,25 @@ def grad_cam(model, waveform, target_class: int | None = None, layer: nn.Module 
         in_band = (centres >= band_hz[0]) & (centres <= band_hz[1])
         total = cam.sum()
         band_share = float(cam[in_band].sum() / total) if total > 0 else 0.0
-    return GradCAM(cam=cam, log_mel=log_mel[0].cpu().numpy(), target_class=target_class, band_share=band_share)
+    return GradCAM(
+        cam=cam, log_mel=log_mel[0].cpu().numpy(), target_class=target_class, band_share=band_share, method=method,
+        attribution=None if attribution is None else attribution.float().cpu().numpy(),
+    )
 
 
-def plot_grad_cam(model, waveform, path, target_class: int | None = None, band_hz=None) -> Path:
-    """CRNN_FGNL: the log-mel (top) and its Grad-CAM overlay (bottom) for `target_class` (default: predicted), as
-    paper Fig. 1 (a)–(c). `band_hz` draws dashed lines at a frequency band (e.g. the added noise's 3–5 kHz)."""
-    result = grad_cam(model, waveform, target_class=target_class, band_hz=band_hz)
+_METHOD_TITLES = {"integrated_gradients": "Integrated gradients", "grad_cam": "Grad-CAM"}
+
+
+def plot_grad_cam(model, waveform, path, target_class: int | None = None, band_hz=None,
+                  method: str = "integrated_gradients") -> Path:
+    """CRNN_FGNL: the log-mel (top) and its evidence map (bottom, `grad_cam(..., method=method)`) for `target_class`
+    (default: predicted), as paper Fig. 1 (a)–(c). `band_hz` draws dashed lines at a frequency band (e.g. the added
+    noise's 3–5 kHz)."""
+    result = grad_cam(model, waveform, target_class=target_class, band_hz=band_hz, method=method)
     duration = len(_as_waveform(waveform)) / model.config.sampling_rate
     figure, (mel_axis, cam_axis) = _new_figure(2, 1, sharex=True)
     _draw_log_mel(mel_axis, result.log_mel, model.config, "log-mel spectrogram (dB)", duration, band_hz)
-    title = f"Grad-CAM for class {_label_name(model, result.target_class)}"
+    title = f"{_METHOD_TITLES[result.method]} for class {_label_name(model, result.target_class)}"
     if result.band_share is not None:
         title += f" — {100 * result.band_share:.0f}% of the map in {band_hz[0]:g}–{band_hz[1]:g} Hz"
     _draw_log_mel(cam_axis, result.log_mel, model.config, title, duration, band_hz, cmap="gray")
