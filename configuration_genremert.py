@@ -11,11 +11,18 @@ This file may import only torch/transformers-level packages: it is copied next t
 `save_pretrained` and executed with `trust_remote_code=True`.
 """
 
+import math
+
 from transformers import HubertConfig, PretrainedConfig
 
 
+try:  # inside a remote-code folder (transformers copies siblings imported this way)
+    from .audio_genremert import SLICE_REMAINDERS, SONG_AGGREGATIONS
+except ImportError:  # flat checkout
+    from audio_genremert import SLICE_REMAINDERS, SONG_AGGREGATIONS
+
+
 COUNTERFACTUAL_MODES = ("none", "learned", "random")
-SONG_AGGREGATIONS = ("mean", "vote")
 FGNL_SOFTMAX_AXES = ("key", "query")
 
 # The audio-classification pipeline of a saved model folder: one pass per training-length slice,
@@ -69,6 +76,28 @@ def _check_probability(field: str, value) -> None:
         raise ValueError(f"`{field}` must be a dropout probability in [0, 1), got {value!r}.")
 
 
+def song_rule_fields(slice_seconds, song_aggregation, vote_threshold, slice_overlap_seconds, slice_remainder) -> dict:
+    """The validated fields that say how a recording is sliced and how its slices make the song answer."""
+    _check_positive("slice_seconds", slice_seconds)
+    if not math.isfinite(slice_seconds):
+        raise ValueError(f"`slice_seconds` must be a finite number of seconds, got {slice_seconds!r}.")
+    _check_choice("song_aggregation", song_aggregation, SONG_AGGREGATIONS)
+    _check_choice("slice_remainder", slice_remainder, SLICE_REMAINDERS)
+    if vote_threshold is not None and not 0.0 <= vote_threshold < 1.0:
+        raise ValueError(f"`vote_threshold` must be in [0, 1) or None, got {vote_threshold!r}.")
+    if not 0.0 <= slice_overlap_seconds < slice_seconds:
+        raise ValueError(
+            f"`slice_overlap_seconds` must be in [0, slice_seconds={slice_seconds}), got {slice_overlap_seconds!r}."
+        )
+    return {
+        "slice_seconds": float(slice_seconds),
+        "song_aggregation": song_aggregation,
+        "vote_threshold": None if vote_threshold is None else float(vote_threshold),
+        "slice_overlap_seconds": float(slice_overlap_seconds),
+        "slice_remainder": slice_remainder,
+    }
+
+
 class GenreMERTConfig(PretrainedConfig):
     r"""
     Configuration of [`GenreMERTForAudioClassification`]: a frozen MERT backbone (a stock `HubertModel`),
@@ -97,12 +126,22 @@ class GenreMERTConfig(PretrainedConfig):
             Sampling rate of `input_values` (MERT is trained at 24 kHz).
         slice_seconds (`float`, *optional*, defaults to 10.0):
             Length of the training slices; the pipeline classifies longer recordings slice by slice.
-        song_aggregation (`str`, *optional*, defaults to `"mean"`):
-            How the pipeline combines slices into the song-level answer: `"mean"` of the probabilities
-            or majority `"vote"`.
+        song_aggregation (`str`, *optional*, defaults to `"vote"`):
+            How slices make the song answer, in the song-level evaluation and in the pipeline alike: majority
+            `"vote"` of the slices (the papers' rule) or `"mean"` of their probabilities.
+        vote_threshold (`float`, *optional*):
+            With `"vote"`, only slices whose top probability exceeds it vote (all of them when none does). Chosen on
+            the validation split by `run_classification.py` and saved here, so the pipeline applies the rule whose
+            figures the model card reports.
+        slice_overlap_seconds (`float`, *optional*, defaults to 0.0):
+            Overlap of consecutive slices (evaluation and pipeline).
+        slice_remainder (`str`, *optional*, defaults to `"drop"`):
+            The tail of a recording shorter than a hop is dropped (`"drop"`) or covered by one end-aligned slice
+            (`"end"`). A recording shorter than one slice is zero-padded to one slice.
     """
 
     model_type = "genremert"
+    _auto_class = "AutoConfig"  # save_pretrained writes auto_map and copies the code files
     sub_configs = {"backbone_config": HubertConfig}
 
     def __init__(
@@ -117,7 +156,10 @@ class GenreMERTConfig(PretrainedConfig):
         freeze_backbone=True,
         sampling_rate=24000,
         slice_seconds=10.0,
-        song_aggregation="mean",
+        song_aggregation="vote",
+        vote_threshold=None,
+        slice_overlap_seconds=0.0,
+        slice_remainder="drop",
         **kwargs,
     ):
         if backbone_config is None:
@@ -153,8 +195,9 @@ class GenreMERTConfig(PretrainedConfig):
         _check_probability("counterfactual_dropout", counterfactual_dropout)
         _check_choice("counterfactual", counterfactual, COUNTERFACTUAL_MODES)
         _check_positive("sampling_rate", sampling_rate)
-        _check_positive("slice_seconds", slice_seconds)
-        _check_choice("song_aggregation", song_aggregation, SONG_AGGREGATIONS)
+        song_rule = song_rule_fields(
+            slice_seconds, song_aggregation, vote_threshold, slice_overlap_seconds, slice_remainder
+        )
 
         self.attention_hidden_size = attention_hidden_size
         self.representation_size = representation_size
@@ -163,8 +206,8 @@ class GenreMERTConfig(PretrainedConfig):
         self.counterfactual = counterfactual
         self.freeze_backbone = freeze_backbone
         self.sampling_rate = sampling_rate
-        self.slice_seconds = float(slice_seconds)
-        self.song_aggregation = song_aggregation
+        for field, value in song_rule.items():
+            setattr(self, field, value)
         kwargs.setdefault("custom_pipelines", DEFAULT_CUSTOM_PIPELINES)
         super().__init__(**kwargs)
 
@@ -203,10 +246,12 @@ class CRNNFGNLConfig(PretrainedConfig):
         classifier_dropout (`float`, *optional*, defaults to 0.3): dropout before the classifier.
         counterfactual (`str`, *optional*, defaults to `"none"`): `"none"`, `"learned"` or `"random"`.
         slice_seconds (`float`, *optional*, defaults to 5.0): training slice length (pipeline slicing).
-        song_aggregation (`str`, *optional*, defaults to `"mean"`): `"mean"` or `"vote"`.
+        song_aggregation, vote_threshold, slice_overlap_seconds, slice_remainder: the song rule, as in
+            [`GenreMERTConfig`].
     """
 
     model_type = "crnn_fgnl"
+    _auto_class = "AutoConfig"  # save_pretrained writes auto_map and copies the code files
 
     def __init__(
         self,
@@ -230,7 +275,10 @@ class CRNNFGNLConfig(PretrainedConfig):
         classifier_dropout=0.3,
         counterfactual="none",
         slice_seconds=5.0,
-        song_aggregation="mean",
+        song_aggregation="vote",
+        vote_threshold=None,
+        slice_overlap_seconds=0.0,
+        slice_remainder="drop",
         **kwargs,
     ):
         for field, value in (
@@ -244,7 +292,6 @@ class CRNNFGNLConfig(PretrainedConfig):
             ("gaussian_sigma", gaussian_sigma),
             ("mose_hidden_size", mose_hidden_size),
             ("gru_hidden_size", gru_hidden_size),
-            ("slice_seconds", slice_seconds),
         ):
             _check_positive(field, value)
         _check_positive("f_min", f_min, allow_zero=True)
@@ -277,7 +324,9 @@ class CRNNFGNLConfig(PretrainedConfig):
         _check_probability("conv_dropout", conv_dropout)
         _check_probability("classifier_dropout", classifier_dropout)
         _check_choice("counterfactual", counterfactual, COUNTERFACTUAL_MODES)
-        _check_choice("song_aggregation", song_aggregation, SONG_AGGREGATIONS)
+        song_rule = song_rule_fields(
+            slice_seconds, song_aggregation, vote_threshold, slice_overlap_seconds, slice_remainder
+        )
         _check_choice("fgnl_softmax_axis", fgnl_softmax_axis, FGNL_SOFTMAX_AXES)
 
         self.sampling_rate = sampling_rate
@@ -299,8 +348,8 @@ class CRNNFGNLConfig(PretrainedConfig):
         self.gru_hidden_size = gru_hidden_size
         self.classifier_dropout = classifier_dropout
         self.counterfactual = counterfactual
-        self.slice_seconds = float(slice_seconds)
-        self.song_aggregation = song_aggregation
+        for field, value in song_rule.items():
+            setattr(self, field, value)
         kwargs.setdefault("custom_pipelines", DEFAULT_CUSTOM_PIPELINES)
         super().__init__(**kwargs)
 

@@ -4,38 +4,57 @@
 [`SongLevelAudioClassificationPipeline`] from a saved model folder (the configs carry `custom_pipelines`). It differs
 from the stock [`~transformers.AudioClassificationPipeline`] in three ways:
 
-- A recording longer than one training slice (`config.slice_seconds`) is cut into slices of exactly that length; the
-  model classifies every slice and the song-level answer combines them (`config.song_aggregation`: the mean of the
-  slice probabilities, or the fraction of slices that vote for each label). The model never sees a length it was not
-  trained on, except for recordings shorter than one slice, which get one pass over their whole length.
-- It needs neither torchaudio nor torchcodec: dict inputs at another sampling rate are resampled with
-  `scipy.signal.resample_poly`; files are decoded with soundfile when it is installed (wav, flac, ogg, mp3) and with
-  the `ffmpeg` binary otherwise.
+- A recording is cut into slices of the training length (`config.slice_seconds`), the model classifies every slice
+  and the song-level answer combines them by the rule the config saves (`config.song_aggregation`,
+  `config.vote_threshold`, `config.slice_overlap_seconds`, `config.slice_remainder`): the rule of the song-level
+  evaluation of `run_classification.py`, so the pipeline reproduces the song figures of the model card. Slicing,
+  decoding, resampling and the song vote are the functions of `audio_genremert.py`, shared with training.
+- It needs neither torchaudio nor torchcodec: files are decoded with soundfile (the `ffmpeg` binary for formats
+  libsndfile cannot read) and resampled with soxr, exactly as the training data.
 - Bad input fails early with an error that names what was wrong: empty or too-short audio, NaN/inf, unsupported
   dtypes or shapes, a missing or invalid sampling rate. Stereo arrays are mixed down to mono.
 
-This file is remote code (copied next to the weights by `save_pretrained`): it imports only numpy, scipy, torch and
-transformers at module level, and has no side effects on import.
+This file is remote code (copied next to the weights by `save_pretrained`): it imports only numpy, torch,
+transformers and its siblings at module level, and has no side effects on import.
 """
 
-import io
 import math
 import os
-import subprocess
 import sys
-from fractions import Fraction
 
 import numpy as np
 import torch
-from scipy.signal import resample_poly
 from transformers.pipelines.audio_classification import AudioClassificationPipeline
 from transformers.utils import logging
 
 
-logger = logging.get_logger(__name__)
+try:  # inside a remote-code folder (transformers copies siblings imported this way)
+    from .audio_genremert import (
+        SLICE_REMAINDERS,
+        SONG_AGGREGATIONS,
+        aggregate_songs,
+        cut_slices,
+        decode_audio,
+        resample,
+        slice_samples_of,
+        slice_starts,
+        song_ranking,
+    )
+except ImportError:  # flat checkout
+    from audio_genremert import (
+        SLICE_REMAINDERS,
+        SONG_AGGREGATIONS,
+        aggregate_songs,
+        cut_slices,
+        decode_audio,
+        resample,
+        slice_samples_of,
+        slice_starts,
+        song_ranking,
+    )
 
-SONG_AGGREGATIONS = ("mean", "vote")
-SLICE_REMAINDERS = ("end", "drop")
+
+logger = logging.get_logger(__name__)
 # A 2-D array is read as multichannel audio only if its shorter axis has at most this many channels.
 MAX_CHANNELS = 8
 # Integer PCM dtypes scaled to [-1, 1) by their full-scale value (the convention of WAV files and soundfile).
@@ -43,60 +62,6 @@ PCM_FULL_SCALE = {np.dtype(np.int16): 2.0**15, np.dtype(np.int32): 2.0**31}
 # Float audio peaking above this is probably unscaled PCM (lossy decoders overshoot 1.0 a little: no warning for that).
 PEAK_WARNING_THRESHOLD = 2.0
 _UNSET = object()
-
-
-def slice_starts(num_samples: int, slice_samples: int, hop_samples: int, remainder: str = "end") -> list[int]:
-    """
-    Start samples of the slices that cover a recording of `num_samples` samples.
-
-    Slices are `slice_samples` long and start every `hop_samples` samples from 0. When they do not end exactly at the
-    end of the recording, `remainder="end"` adds one last slice aligned to the end of the recording (it overlaps the
-    previous one, so every sample is classified), `remainder="drop"` leaves the tail out (the way training slices
-    are usually cut). A recording of at most one slice gives `[0]`: the caller classifies it whole.
-    """
-    if remainder not in SLICE_REMAINDERS:
-        raise ValueError(f"`slice_remainder` must be one of {list(SLICE_REMAINDERS)}, got {remainder!r}.")
-    if num_samples <= slice_samples:
-        return [0]
-    starts = list(range(0, num_samples - slice_samples + 1, hop_samples))
-    if remainder == "end" and starts[-1] + slice_samples < num_samples:
-        starts.append(num_samples - slice_samples)
-    return starts
-
-
-def aggregate_slice_scores(
-    slice_scores: torch.Tensor, aggregation: str, vote_threshold: float | None = None
-) -> tuple[torch.Tensor, list[int]]:
-    """
-    Combine per-slice scores `(num_slices, num_labels)` into the song-level scores `(num_labels,)`.
-
-    - `"mean"`: the mean of the slice scores (probabilities after softmax).
-    - `"vote"`: the fraction of the voting slices whose top label is each label; ties are broken by the mean score
-      of the voting slices. Every slice votes, or with `vote_threshold` only the slices whose top score is strictly
-      greater than it; when none is, all of them vote (the rules of `lca_metrics.vote_songs`, so that the pipeline and
-      the song-level evaluation agree).
-
-    A single slice returns its own scores with either aggregation (one vote would throw its probabilities away).
-
-    Returns the song scores and the label ids ordered best first (ties: lower label id first).
-    """
-    if aggregation not in SONG_AGGREGATIONS:
-        raise ValueError(f"`aggregation` must be one of {list(SONG_AGGREGATIONS)}, got {aggregation!r}.")
-    slice_scores = slice_scores.double()
-    if aggregation == "mean" or slice_scores.shape[0] == 1:
-        song_scores = slice_scores.mean(dim=0)  # (num_labels,)
-        sort_keys = [(-score,) for score in song_scores.tolist()]
-    else:
-        top_scores, winners = slice_scores.max(dim=-1)  # (num_slices,), (num_slices,)
-        voting = torch.ones_like(winners, dtype=torch.bool)
-        if vote_threshold is not None and (top_scores > vote_threshold).any():
-            voting = top_scores > vote_threshold
-        votes = torch.bincount(winners[voting], minlength=slice_scores.shape[-1]).double()  # (num_labels,)
-        song_scores = votes / voting.sum()
-        mean_scores = slice_scores[voting].mean(dim=0)  # (num_labels,)
-        sort_keys = list(zip((-song_scores).tolist(), (-mean_scores).tolist()))
-    order = sorted(range(len(sort_keys)), key=lambda label_id: (*sort_keys[label_id], label_id))
-    return song_scores.float(), order
 
 
 def mix_down(waveform: np.ndarray, name: str = "audio") -> np.ndarray:
@@ -168,18 +133,6 @@ def as_float_waveform(waveform, name: str = "audio") -> np.ndarray:
     return waveform
 
 
-def resample(waveform: np.ndarray, orig_sampling_rate: int, target_sampling_rate: int) -> np.ndarray:
-    """
-    Resample a mono float waveform with `scipy.signal.resample_poly` (polyphase FIR, Kaiser window), using the reduced
-    ratio `target / orig` as up/down factors. Computed in float64, returned as float32.
-    """
-    if orig_sampling_rate == target_sampling_rate:
-        return waveform
-    ratio = Fraction(int(target_sampling_rate), int(orig_sampling_rate))
-    resampled = resample_poly(waveform.astype(np.float64), ratio.numerator, ratio.denominator)
-    return resampled.astype(np.float32)
-
-
 def check_sampling_rate(sampling_rate, name: str = "sampling_rate") -> int:
     """Return `sampling_rate` as a positive int, or raise a `ValueError` naming the bad value."""
     if isinstance(sampling_rate, torch.Tensor) and sampling_rate.numel() == 1:
@@ -188,47 +141,6 @@ def check_sampling_rate(sampling_rate, name: str = "sampling_rate") -> int:
     if not is_number or not math.isfinite(sampling_rate) or sampling_rate <= 0 or sampling_rate != int(sampling_rate):
         raise ValueError(f"`{name}` must be a positive integer number of samples per second, got {sampling_rate!r}.")
     return int(sampling_rate)
-
-
-def _read_with_soundfile(source, name: str):
-    """Decode with soundfile at the file's own rate: `(waveform (frames, channels) float32, rate)`, or `None` when
-    soundfile is not installed or cannot read the format."""
-    try:
-        import soundfile
-    except ImportError:
-        return None
-    try:
-        waveform, sampling_rate = soundfile.read(source, dtype="float32", always_2d=True)
-    except (RuntimeError, TypeError, ValueError) as error:  # soundfile's LibsndfileError is a RuntimeError
-        logger.info(f"soundfile cannot read {name} ({error}); decoding it with ffmpeg.")
-        return None
-    return waveform, sampling_rate
-
-
-def _read_with_ffmpeg(source, sampling_rate: int, name: str) -> np.ndarray:
-    """Decode a file path or bytes with the `ffmpeg` binary, which also mixes down to mono and resamples to
-    `sampling_rate`. Returns a float32 `(samples,)` array."""
-    if isinstance(source, bytes):
-        input_arg, payload = "pipe:0", source
-    else:
-        input_arg, payload = source, None
-    command = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-i", input_arg]
-    command += ["-ac", "1", "-ar", str(sampling_rate), "-f", "f32le", "pipe:1"]
-    try:
-        completed = subprocess.run(
-            command, input=payload, stdin=None if payload is not None else subprocess.DEVNULL, capture_output=True
-        )
-    except FileNotFoundError as error:
-        raise ValueError(
-            f"Cannot decode {name}: soundfile could not read it and the `ffmpeg` binary is not installed "
-            "(e.g. `apt-get install ffmpeg`)."
-        ) from error
-    waveform = np.frombuffer(completed.stdout, dtype=np.float32)
-    if completed.returncode != 0 or waveform.size == 0:
-        message = completed.stderr.decode(errors="replace").strip().splitlines()
-        reason = message[-1] if message else "no audio samples decoded"
-        raise ValueError(f"Cannot decode {name} as audio: {reason}.")
-    return waveform.copy()
 
 
 class SongLevelAudioClassificationPipeline(AudioClassificationPipeline):
@@ -319,7 +231,7 @@ class SongLevelAudioClassificationPipeline(AudioClassificationPipeline):
                 - a waveform array or tensor, assumed to be at the model's rate (`config.sampling_rate`), as in
                   Transformers: 1-D mono, or 2-D multichannel (mixed down by averaging the channels);
                 - a dict `{"array" or "raw": waveform, "sampling_rate": int}` at any rate: resampled to the model's
-                  rate with `scipy.signal.resample_poly`. A `"path"` key next to it (🤗 Datasets) is ignored;
+                  rate with soxr, as the training data. A `"path"` key next to it (🤗 Datasets) is ignored;
                   an undecoded 🤗 Datasets cell `{"bytes": ..., "path": ...}` is decoded like a file.
                 Float waveforms are expected in [-1, 1]; int16/int32 PCM is scaled to [-1, 1).
             top_k (`int`, *optional*, defaults to 5):
@@ -328,16 +240,17 @@ class SongLevelAudioClassificationPipeline(AudioClassificationPipeline):
                 `"softmax"` (default for single-label classification), `"sigmoid"` or `"none"`, applied to every
                 slice's logits before aggregation.
             aggregation (`str`, *optional*, defaults to `config.song_aggregation`):
-                `"mean"` of the slice scores, or `"vote"`: the fraction of slices whose top label is each label
-                (ties broken by the mean score).
-            vote_threshold (`float`, *optional*):
+                `"vote"`: the fraction of slices whose top label is each label (ties broken by the summed score), or
+                `"mean"` of the slice scores (`audio_genremert.aggregate_songs`).
+            vote_threshold (`float`, *optional*, defaults to `config.vote_threshold`):
                 With `"vote"`: only slices whose top score is strictly greater than this vote (all of them when none
-                is), as in `lca_metrics.vote_songs`. Pick it on validation data.
-            slice_overlap_seconds (`float`, *optional*, defaults to 0.0):
+                is). `run_classification.py` chooses it on validation data and saves it in the config.
+            slice_overlap_seconds (`float`, *optional*, defaults to `config.slice_overlap_seconds`):
                 Overlap between consecutive slices; the hop is `slice_seconds - slice_overlap_seconds`.
-            slice_remainder (`str`, *optional*, defaults to `"end"`):
+            slice_remainder (`str`, *optional*, defaults to `config.slice_remainder`):
                 `"end"`: when the slices do not reach the end of the recording, one more slice is aligned to its end;
-                `"drop"`: the tail shorter than a hop is left out.
+                `"drop"`: the tail shorter than a hop is left out. A recording shorter than one slice is zero-padded
+                to one slice.
             slice_batch_size (`int`, *optional*, defaults to 8):
                 How many slices go through the model at once.
             return_slices (`bool`, *optional*, defaults to `False`):
@@ -479,19 +392,11 @@ class SongLevelAudioClassificationPipeline(AudioClassificationPipeline):
         )
 
     def _decode(self, source, name: str) -> np.ndarray:
-        """Decode a file path or file bytes to a float32 mono waveform at the model's rate: soundfile at the file's
-        own rate, then mix-down and `resample`; ffmpeg (which mixes down and resamples itself) when soundfile is not
-        installed or cannot read the format."""
-        if isinstance(source, bytes) and not source:
-            raise ValueError(f"{name} are empty: there is nothing to decode.")
-        decoded = _read_with_soundfile(io.BytesIO(source) if isinstance(source, bytes) else source, name)
-        if decoded is None:
-            return as_float_waveform(_read_with_ffmpeg(source, self.sampling_rate, name), name)
-        waveform, file_rate = decoded  # (frames, channels): the channel axis is known, no guessing
-        waveform = as_float_waveform(waveform, name).mean(axis=1, dtype=np.float64).astype(np.float32)  # (frames,)
-        return resample(waveform, file_rate, self.sampling_rate)
+        """Decode a file path or file bytes to a float32 mono waveform at the model's rate, exactly as the training
+        data is decoded (`audio_genremert.decode_audio`)."""
+        return decode_audio(source, self.sampling_rate, name)
 
-    def preprocess(self, inputs, slice_overlap_seconds=0.0, slice_remainder="end"):
+    def preprocess(self, inputs, slice_overlap_seconds=None, slice_remainder=None):
         waveform = self.load_waveform(inputs)  # (samples,) float32 at self.sampling_rate
         num_samples = waveform.shape[0]
         minimum = self.minimum_num_samples
@@ -508,14 +413,14 @@ class SongLevelAudioClassificationPipeline(AudioClassificationPipeline):
                 "integer PCM stored as floats? Pass it as int16/int32 so that it is scaled."
             )
 
-        slice_samples = min(self.slice_samples, num_samples)  # a short recording is one slice, classified whole
-        hop_samples = self.slice_samples - int(round(slice_overlap_seconds * self.sampling_rate))
-        if hop_samples < 1:
-            raise ValueError(
-                f"`slice_overlap_seconds`={slice_overlap_seconds} leaves no hop between slices of "
-                f"{self.model.config.slice_seconds} s at {self.sampling_rate} Hz; use a smaller overlap."
-            )
-        starts = slice_starts(num_samples, self.slice_samples, hop_samples, slice_remainder)
+        config = self.model.config
+        if slice_overlap_seconds is None:
+            slice_overlap_seconds = getattr(config, "slice_overlap_seconds", 0.0)
+        if slice_remainder is None:
+            slice_remainder = getattr(config, "slice_remainder", "drop")
+        slice_samples, hop_samples = slice_samples_of(config.slice_seconds, slice_overlap_seconds, self.sampling_rate)
+        # The slices of the song-level evaluation: a recording shorter than one slice is zero-padded to one slice.
+        starts = slice_starts(num_samples, slice_samples, hop_samples, slice_remainder)
         # The slices are cut and feature-extracted batch by batch in `_forward`, so memory stays bounded by
         # `slice_batch_size` whatever the length and overlap. numpy/Python values: the base class moves only tensors
         # to the device, and only the slices need to go there.
@@ -528,7 +433,7 @@ class SongLevelAudioClassificationPipeline(AudioClassificationPipeline):
         logits = []
         for begin in range(0, len(starts), slice_batch_size):
             batch_starts = starts[begin : begin + slice_batch_size]
-            slices = np.stack([waveform[start : start + slice_samples] for start in batch_starts])  # (batch, samples)
+            slices = cut_slices(waveform, batch_starts, slice_samples)  # (batch, samples)
             # Rows of a 2-D array are separate examples: each slice is normalised on its own, as in training.
             batch = self.feature_extractor(slices, sampling_rate=self.sampling_rate, return_tensors="pt")
             if self.dtype is not None:
@@ -559,7 +464,9 @@ class SongLevelAudioClassificationPipeline(AudioClassificationPipeline):
             else:
                 function_to_apply = "softmax"
         if aggregation is None:
-            aggregation = getattr(config, "song_aggregation", "mean")
+            aggregation = getattr(config, "song_aggregation", "vote")
+            if vote_threshold is None:
+                vote_threshold = getattr(config, "vote_threshold", None)
 
         logits = model_outputs["logits"]  # (slices, num_labels)
         if function_to_apply == "softmax":
@@ -568,7 +475,12 @@ class SongLevelAudioClassificationPipeline(AudioClassificationPipeline):
             slice_scores = logits.sigmoid()
         else:
             slice_scores = logits
-        song_scores, order = aggregate_slice_scores(slice_scores, aggregation, vote_threshold)
+        if aggregation != "vote":
+            vote_threshold = None
+        song = aggregate_songs(slice_scores.double().numpy(), aggregation=aggregation, threshold=vote_threshold)
+        order = song_ranking(song)
+        # One slice: its own scores (one vote would throw its probabilities away; the ranking is the same).
+        song_scores = slice_scores[0].float() if slice_scores.shape[0] == 1 else torch.from_numpy(song.scores[0]).float()
 
         def ranked(scores: torch.Tensor, label_order: list[int]) -> list[dict]:
             return [{"score": float(scores[i]), "label": config.id2label[i]} for i in label_order[:top_k]]
@@ -591,4 +503,4 @@ class SongLevelAudioClassificationPipeline(AudioClassificationPipeline):
         return {"scores": song, "aggregation": aggregation, "slices": slices}
 
 
-__all__ = ["SongLevelAudioClassificationPipeline", "slice_starts", "aggregate_slice_scores"]
+__all__ = ["SongLevelAudioClassificationPipeline"]

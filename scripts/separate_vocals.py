@@ -28,8 +28,8 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-import music_datasets as md  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # a checkout without `pip install`
+from genremert import music_datasets as md  # noqa: E402
 
 
 def song_paths(songs) -> Dict[str, str]:

@@ -12,8 +12,8 @@ import torch
 
 from tiny_configs import TINY_BACKBONE, tiny_genremert_config
 
-import convert_reference_checkpoint as convert
-from modeling_genremert import GenreMERTForAudioClassification
+from genremert import conversion as convert
+from genremert import GenreMERTForAudioClassification
 
 
 # Our key → the reference key, the inverse of the converter's tables (the test's own copy of the layout).

@@ -9,8 +9,8 @@ import pytest
 import soundfile as sf
 from datasets import Dataset
 
-import music_datasets as md
-import synthetic_music
+from genremert import music_datasets as md
+from genremert import synthetic_music
 
 
 SMALL = dict(num_classes=3, albums_per_class=3, songs_per_album=2, song_seconds=3.0, num_workers=1)

@@ -7,6 +7,7 @@ import pickle
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,10 +15,11 @@ import torch
 
 from tiny_configs import tiny_crnn_fgnl_config, tiny_genremert_config
 
-import hub_upload
-from modeling_genremert import CRNNFGNLForAudioClassification, GenreMERTForAudioClassification
+from genremert import hub_upload
+from genremert import CRNNFGNLForAudioClassification, GenreMERTForAudioClassification
 
 
+HUB_UPLOAD_SCRIPT = Path(__file__).resolve().parent.parent / "hub_upload.py"  # the command line users run
 LABELS = ["blues", "jazz", "rock"]
 METRICS = {
     "test_frame_accuracy": 0.5,
@@ -131,7 +133,7 @@ def dry_run(trained, tmp_path_factory):
     _, output_dir = trained
     export_dir = tmp_path_factory.mktemp("export") / "tiny-genremert"
     completed = subprocess.run(
-        [sys.executable, hub_upload.__file__, "--output_dir", str(output_dir), "--repo_id", "someone/tiny-genremert",
+        [sys.executable, str(HUB_UPLOAD_SCRIPT), "--output_dir", str(output_dir), "--repo_id", "someone/tiny-genremert",
          "--export_dir", str(export_dir), "--dry_run"],
         capture_output=True, text=True, timeout=600, env=ONE_THREAD_ENV,
     )

@@ -9,8 +9,8 @@ import torch
 
 from tiny_configs import tiny_crnn_fgnl_config, tiny_genremert_config
 
-import interpret
-from modeling_genremert import CRNNFGNLForAudioClassification, GenreMERTForAudioClassification
+from genremert import bias_probe, interpret, interpret_cli
+from genremert import CRNNFGNLForAudioClassification, GenreMERTForAudioClassification
 
 
 SAMPLING_RATE = 16000  # the tiny CRNN_FGNL's rate
@@ -55,7 +55,7 @@ def shortcut_slices(count, seed):
         frequency = {0: rng.choice([500.0, 1000.0]), 1: 500.0, 2: 1000.0}[label]
         waveform = tone(frequency, rng)
         if label == 0:
-            waveform = interpret.add_band_noise(waveform, SAMPLING_RATE, rng=rng)
+            waveform = bias_probe.add_band_noise(waveform, SAMPLING_RATE, rng=rng)
         rows.append({"input_values": waveform, "label": label})
     return rows
 
@@ -68,7 +68,7 @@ def unbiased_slices(count, seed):
         label = index % 3
         waveform = tone({0: 2000.0, 1: 500.0, 2: 1000.0}[label], rng)
         if rng.random() < 0.5:
-            waveform = interpret.add_band_noise(waveform, SAMPLING_RATE, rng=rng)
+            waveform = bias_probe.add_band_noise(waveform, SAMPLING_RATE, rng=rng)
         rows.append({"input_values": waveform, "label": label})
     return rows
 
@@ -118,7 +118,7 @@ def unbiased_model():
 
 def test_bias_probe_reports_the_shortcut_of_a_model_that_uses_it(shortcut_model, tmp_path):
     test_slices = clean_test_slices(30, seed=1, class_zero_frequencies=[500.0, 1000.0])
-    result = interpret.bias_probe(shortcut_model, test_slices, bias_class=0)
+    result = bias_probe.bias_probe(shortcut_model, test_slices, bias_class=0)
 
     assert result.bias_class_name == "noisy_singer" and result.num_clean == result.num_noisy == 30
     assert result.clean_biased_rate <= 0.2  # clean low/high singers are recognised by their tone
@@ -127,12 +127,12 @@ def test_bias_probe_reports_the_shortcut_of_a_model_that_uses_it(shortcut_model,
     assert result.biased_rate_gap == pytest.approx(result.noisy_biased_rate - result.clean_biased_rate)
     assert result.shortcut_gap >= 0.2 and result.accuracy_drop >= 0.2
     assert result.shortcut_gap == pytest.approx(result.clean_f1 - result.noisy_f1)
-    assert_readable_png(interpret.plot_bias_probe(result, tmp_path / "bias_probe.png"))
+    assert_readable_png(bias_probe.plot_bias_probe(result, tmp_path / "bias_probe.png"))
 
 
 def test_bias_probe_finds_no_shortcut_where_the_noise_means_nothing(unbiased_model):
     test_slices = clean_test_slices(30, seed=1, class_zero_frequencies=[2000.0])
-    result = interpret.bias_probe(unbiased_model, test_slices, bias_class=0)
+    result = bias_probe.bias_probe(unbiased_model, test_slices, bias_class=0)
     assert result.clean_accuracy >= 0.9
     assert abs(result.biased_rate_gap) <= 0.2
     assert abs(result.shortcut_gap) <= 0.15 and result.noisy_accuracy >= 0.8
@@ -142,19 +142,19 @@ def test_bias_probe_uses_given_noisy_slices(shortcut_model):
     """The synthetic benchmark's `test_noisy` split can be passed instead of adding noise here."""
     clean = clean_test_slices(12, seed=2, class_zero_frequencies=[500.0, 1000.0])
     rng = np.random.default_rng(3)
-    noisy = [dict(row, input_values=interpret.add_band_noise(row["input_values"], SAMPLING_RATE, rng=rng)) for row in clean]
-    result = interpret.bias_probe(shortcut_model, clean, bias_class=0, noisy_slices=noisy)
+    noisy = [dict(row, input_values=bias_probe.add_band_noise(row["input_values"], SAMPLING_RATE, rng=rng)) for row in clean]
+    result = bias_probe.bias_probe(shortcut_model, clean, bias_class=0, noisy_slices=noisy)
     assert result.noise_db is None and result.noisy_biased_rate >= 0.8
     with pytest.raises(ValueError, match="bias_class"):
-        interpret.bias_probe(shortcut_model, clean, bias_class=3)
+        bias_probe.bias_probe(shortcut_model, clean, bias_class=3)
     with pytest.raises(ValueError, match="band_hz"):
-        interpret.bias_probe(shortcut_model, clean, bias_class=0, band_hz=(3000, 9000))
+        bias_probe.bias_probe(shortcut_model, clean, bias_class=0, band_hz=(3000, 9000))
 
 
 def test_add_band_noise_puts_its_energy_in_the_band():
     rng = np.random.default_rng(0)
     clean = tone(500.0, rng)
-    noise = interpret.add_band_noise(clean, SAMPLING_RATE, (3000, 5000), noise_db=-10.0, rng=rng) - clean
+    noise = bias_probe.add_band_noise(clean, SAMPLING_RATE, (3000, 5000), noise_db=-10.0, rng=rng) - clean
     spectrum = np.abs(np.fft.rfft(noise)) ** 2
     frequencies = np.fft.rfftfreq(len(noise), 1 / SAMPLING_RATE)
     in_band = (frequencies >= 3000) & (frequencies <= 5000)
@@ -192,7 +192,7 @@ def test_grad_cam_of_the_shortcut_model_looks_at_the_noise_band(shortcut_model, 
     clean_shares, noisy_shares, unbiased_shares = [], [], []
     for frequency in [500.0, 1000.0] * 4:
         waveform = tone(frequency, rng)
-        noisy = interpret.add_band_noise(waveform, SAMPLING_RATE, rng=rng)
+        noisy = bias_probe.add_band_noise(waveform, SAMPLING_RATE, rng=rng)
         clean_cam = interpret.grad_cam(shortcut_model, waveform, band_hz=(3000, 5000))
         noisy_cam = interpret.grad_cam(shortcut_model, noisy, band_hz=(3000, 5000))
         unbiased_cam = interpret.grad_cam(unbiased_model, noisy, band_hz=(3000, 5000))
@@ -210,7 +210,7 @@ def test_integrated_gradients_are_complete_and_grad_cam_stays_available(shortcut
     """The attributions sum to logit(log-mel) − logit(silent baseline) (the completeness of integrated gradients,
     up to the path integral's error); classic Grad-CAM on a conv block can still be asked for."""
     rng = np.random.default_rng(9)
-    waveform = interpret.add_band_noise(tone(1000.0, rng), SAMPLING_RATE, rng=rng)
+    waveform = bias_probe.add_band_noise(tone(1000.0, rng), SAMPLING_RATE, rng=rng)
     result = interpret.grad_cam(shortcut_model, waveform, steps=64)
     assert result.method == "integrated_gradients" and result.attribution.shape == result.cam.shape
     log_mel = torch.tensor(result.log_mel)[None]
@@ -263,7 +263,7 @@ def test_tsne_of_representations(shortcut_model, tmp_path):
 
 def test_run_interpretation_writes_every_plot_and_the_numbers(shortcut_model, tmp_path):
     slices = clean_test_slices(12, seed=8, class_zero_frequencies=[500.0, 1000.0])
-    summary = interpret.run_interpretation(shortcut_model, slices, LABELS, tmp_path / "figures", bias_class=0,
+    summary = interpret_cli.run_interpretation(shortcut_model, slices, LABELS, tmp_path / "figures", bias_class=0,
                                            num_examples=1)
     names = sorted(path.split("/")[-1] for path in summary["figures"])
     assert names == ["bias_probe.png", "grad_cam_slice00000_noisy_singer.png",
@@ -282,7 +282,7 @@ def test_cli_on_the_synthetic_benchmark(shortcut_model, tmp_path, capsys):
     options = json.dumps({"num_classes": 3, "albums_per_class": 3, "songs_per_album": 1, "song_seconds": 2.0,
                           "bias_class": 0, "num_workers": 1})
     output_dir = tmp_path / "figures"
-    exit_code = interpret.main(["--model_dir", str(model_dir), "--dataset", "synthetic", "--data_dir",
+    exit_code = interpret_cli.main(["--model_dir", str(model_dir), "--dataset", "synthetic", "--data_dir",
                                 str(tmp_path / "synthetic"), "--synthetic_options", options, "--output_dir",
                                 str(output_dir), "--num_examples", "1"])
     assert exit_code == 0, capsys.readouterr().err
@@ -296,9 +296,9 @@ def test_cli_on_the_synthetic_benchmark(shortcut_model, tmp_path, capsys):
         assert_readable_png(output_dir / name)
     assert any(path.endswith(".png") and "grad_cam" in path for path in summary["figures"])
 
-    exit_code = interpret.main(["--model_dir", str(tmp_path / "missing"), "--dataset", "synthetic", "--output_dir",
+    exit_code = interpret_cli.main(["--model_dir", str(tmp_path / "missing"), "--dataset", "synthetic", "--output_dir",
                                 str(output_dir)])
     assert exit_code == 1 and "has no config.json" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        interpret.main(["--model_dir", str(model_dir), "--dataset", "gtzan", "--output_dir", str(output_dir)])
+        interpret_cli.main(["--model_dir", str(model_dir), "--dataset", "gtzan", "--output_dir", str(output_dir)])
     assert "--data_dir is required" in capsys.readouterr().err

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from lca_metrics import (
+from genremert.lca_metrics import (
     LCAMetrics,
     choose_vote_threshold,
     compute_split_metrics,

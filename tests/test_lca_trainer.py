@@ -9,9 +9,9 @@ import torch
 from tiny_configs import tiny_crnn_fgnl_config
 from transformers import TrainerCallback
 
-import modeling_genremert  # noqa: F401  (registers the models)
-from lca_metrics import LCAMetrics
-from lca_trainer import (
+import genremert  # noqa: F401  (registers the models)
+from genremert.lca_metrics import LCAMetrics
+from genremert.lca_trainer import (
     LCATrainer,
     LCATrainingArguments,
     NonFiniteLossError,
@@ -19,7 +19,7 @@ from lca_trainer import (
     combine_lca_loss,
     lca_loss_terms,
 )
-from modeling_genremert import CRNNFGNLForAudioClassification, build_feature_extractor
+from genremert import CRNNFGNLForAudioClassification, build_feature_extractor
 
 # ----------------------------------------------------------------------------------------------------------------------
 # Loss terms, by hand

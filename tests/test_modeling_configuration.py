@@ -4,7 +4,7 @@ import pytest
 
 from transformers import AutoConfig, HubertConfig
 
-import modeling_genremert  # noqa: F401  (registers the configs)
+import genremert  # noqa: F401  (registers the configs)
 from configuration_genremert import CRNNFGNLConfig, GenreMERTConfig
 from tiny_configs import tiny_crnn_fgnl_config, tiny_genremert_config
 
@@ -36,7 +36,7 @@ def test_crnn_fgnl_defaults_are_the_paper_model():
         (GenreMERTConfig, "counterfactual_dropout", -0.1, "[0, 1)"),
         (GenreMERTConfig, "aggregation_layers", [0, 13], "[0, 12]"),
         (GenreMERTConfig, "representation_size", 0, "> 0"),
-        (GenreMERTConfig, "song_aggregation", "max", "['mean', 'vote']"),
+        (GenreMERTConfig, "song_aggregation", "max", "['vote', 'mean']"),
         (CRNNFGNLConfig, "hop_length", 0, "> 0"),
         (CRNNFGNLConfig, "gaussian_kernel_size", 4, "odd"),
         (CRNNFGNLConfig, "num_rolls", 8, "must not exceed"),

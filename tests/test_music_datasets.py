@@ -11,7 +11,7 @@ import soundfile as sf
 import torch
 from datasets import ClassLabel, Dataset
 
-import music_datasets as md
+from genremert import music_datasets as md
 
 
 GTZAN_RATE = 22050

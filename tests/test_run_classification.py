@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import run_classification
-from lca_trainer import LCATrainingArguments
+from genremert import training as run_classification
+from genremert.lca_trainer import LCATrainingArguments
 
 REPO = Path(__file__).resolve().parent.parent
 SYNTHETIC = {
@@ -179,7 +179,9 @@ def test_single_process_run_writes_results_and_a_pipeline_ready_model(
         "config.json",
         "model.safetensors",
         "preprocessor_config.json",
-        "modeling_genremert.py",
+        "modeling_crnn_fgnl.py",
+        "modeling_lca_genremert.py",
+        "audio_genremert.py",
     ):
         assert (single_process_run / name).exists(), name
 

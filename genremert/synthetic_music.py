@@ -424,12 +424,25 @@ def band_noise(num_samples: int, sampling_rate: int, band_hz: Tuple[float, float
     return noise * (rms / (np.sqrt(np.mean(noise**2)) + 1e-12))
 
 
+def add_band_noise(waveform: np.ndarray, sampling_rate: int, band_hz: Tuple[float, float], noise_db: float,
+                   rng) -> np.ndarray:
+    """`waveform` plus white noise band-limited to `band_hz`, its RMS `noise_db` dB relative to the waveform's RMS
+    (paper Fig. 1's shortcut noise). The one definition of that noise: the synthetic benchmark, the bias probe and
+    the shortcut protocol on real data all call it."""
+    low, high = float(band_hz[0]), float(band_hz[1])
+    if not 0 < low < high <= sampling_rate / 2:
+        raise ValueError(
+            f"`band_hz` must satisfy 0 < low < high <= sampling_rate / 2 = {sampling_rate / 2:g}, got {tuple(band_hz)}."
+        )
+    rms = float(np.sqrt(np.mean(waveform.astype(np.float64) ** 2)))
+    noise = band_noise(len(waveform), sampling_rate, (low, high), rms * 10 ** (noise_db / 20), rng)
+    return (waveform + noise).astype(np.float32)
+
+
 def add_bias_noise(clean: np.ndarray, config: SyntheticMusicConfig, song_index: int) -> np.ndarray:
     """The clean song plus its band noise (its own random stream, keyed by the song's index)."""
-    rms = float(np.sqrt(np.mean(clean.astype(np.float64) ** 2)))
-    noise = band_noise(len(clean), config.sampling_rate, config.bias_band_hz, rms * 10 ** (config.bias_noise_db / 20),
-                       _rng(config.seed, 4, song_index))
-    return (clean + noise).astype(np.float32)
+    return add_band_noise(clean, config.sampling_rate, config.bias_band_hz, config.bias_noise_db,
+                          _rng(config.seed, 4, song_index))
 
 
 def _write_wav_atomic(path: Path, audio: np.ndarray, sampling_rate: int) -> None:

@@ -27,9 +27,9 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
+from audio_genremert import SongAggregation, aggregate_songs
 from sklearn.metrics import (
     accuracy_score,
     classification_report,
@@ -103,97 +103,39 @@ def classification_scores(
 # ------------------------------------------------------------------------------------------------------------------
 
 
-@dataclass
-class SongVotes:
-    """The song-level answer of one evaluation split; arrays are indexed by song, sorted by song index."""
-
-    song_index: np.ndarray  # (songs,) the song indices, ascending
-    labels: np.ndarray  # (songs,) the true class of each song
-    predictions: np.ndarray  # (songs,) the voted class
-    votes: np.ndarray  # (songs, classes) vote counts of the slices that voted
-    num_slices: np.ndarray  # (songs,) slices of each song
-    num_voting: (
-        np.ndarray
-    )  # (songs,) slices that passed the threshold (= num_slices when it fell back)
-    fell_back: (
-        np.ndarray
-    )  # (songs,) bool: no slice passed the threshold, all slices voted
-
-
 def vote_songs(
     probabilities: np.ndarray,
     labels: np.ndarray,
     song_index: np.ndarray,
     threshold: float | None = None,
-) -> SongVotes:
-    """Majority vote of each song's slices (see the module docstring for the threshold, fall-back and ties).
+    aggregation: str = "vote",
+) -> SongAggregation:
+    """The song answer of every song of a split, by the rule of the published pipeline
+    (`audio_genremert.aggregate_songs`: majority vote with an optional threshold, or the mean probability), plus the
+    true class of each song (`.labels`).
 
     Args:
         probabilities: `(slices, classes)` softmax probabilities of every slice of the split.
         labels: `(slices,)` true class of each slice; all slices of a song must agree.
         song_index: `(slices,)` integer id of the song each slice comes from; any order, uneven counts.
         threshold: confidence threshold in [0, 1), or `None` for a plain majority vote.
+        aggregation: `"vote"` or `"mean"` (`config.song_aggregation`).
     """
     probabilities = np.asarray(probabilities, dtype=np.float64)
     labels = np.asarray(labels).astype(np.int64)
     song_index = np.asarray(song_index).astype(np.int64)
     _check_inputs(probabilities, labels, song_index)
-    if threshold is not None and not 0.0 <= threshold < 1.0:
-        raise ValueError(
-            f"the vote threshold must be in [0, 1) or None, got {threshold!r}."
-        )
-
-    num_classes = probabilities.shape[1]
-    songs, inverse = np.unique(
-        song_index, return_inverse=True
-    )  # songs ascending; inverse: slice → song row
-    num_songs = len(songs)
-
-    song_labels = np.full(num_songs, -1, dtype=np.int64)
+    songs = aggregate_songs(probabilities, song_index, aggregation, threshold)
+    inverse = np.searchsorted(songs.song_index, song_index)  # slice → song row
+    song_labels = np.full(len(songs.song_index), -1, dtype=np.int64)
     song_labels[inverse] = labels
     disagreeing = song_labels[inverse] != labels
     if disagreeing.any():
         bad = int(song_index[np.argmax(disagreeing)])
         found = sorted(set(labels[song_index == bad].tolist()))
-        raise ValueError(
-            f"the slices of song index {bad} carry different labels {found}; a song has one label."
-        )
-
-    slice_votes = probabilities.argmax(axis=1)  # (slices,)
-    top_probability = probabilities.max(axis=1)  # (slices,)
-    passes = (
-        np.ones(len(slice_votes), dtype=bool)
-        if threshold is None
-        else top_probability > threshold
-    )
-
-    num_slices = np.bincount(inverse, minlength=num_songs)
-    num_passing = np.bincount(inverse, weights=passes, minlength=num_songs).astype(
-        np.int64
-    )
-    fell_back = num_passing == 0
-    voting = passes | fell_back[inverse]  # (slices,) the slices whose vote counts
-
-    votes = np.zeros((num_songs, num_classes), dtype=np.int64)
-    np.add.at(votes, (inverse[voting], slice_votes[voting]), 1)
-    summed_probability = np.zeros((num_songs, num_classes), dtype=np.float64)
-    np.add.at(summed_probability, inverse[voting], probabilities[voting])
-
-    # Lexicographic winner: most votes, then highest summed probability, then the lowest label id (argmax keeps the
-    # first maximum). Exact float ties in the summed probability fall through to the label id.
-    is_top_vote = votes == votes.max(axis=1, keepdims=True)
-    tie_break = np.where(is_top_vote, summed_probability, -np.inf)
-    predictions = tie_break.argmax(axis=1)
-
-    return SongVotes(
-        song_index=songs,
-        labels=song_labels,
-        predictions=predictions,
-        votes=votes,
-        num_slices=num_slices,
-        num_voting=np.where(fell_back, num_slices, num_passing),
-        fell_back=fell_back,
-    )
+        raise ValueError(f"the slices of song index {bad} carry different labels {found}; a song has one label.")
+    songs.labels = song_labels
+    return songs
 
 
 def song_scores(
@@ -202,9 +144,11 @@ def song_scores(
     song_index: np.ndarray,
     num_labels: int,
     threshold: float | None = None,
+    aggregation: str = "vote",
 ) -> dict:
-    """Song-level accuracy / weighted F1 / macro F1 of the majority vote, plus the number of songs."""
-    voted = vote_songs(probabilities, labels, song_index, threshold)
+    """Song-level accuracy / weighted F1 / macro F1 of the song answers (majority vote or mean), plus the number of
+    songs."""
+    voted = vote_songs(probabilities, labels, song_index, threshold, aggregation)
     scores = classification_scores(voted.predictions, voted.labels, num_labels)
     scores["num_songs"] = len(voted.song_index)
     return scores
@@ -273,6 +217,7 @@ def compute_split_metrics(
     num_labels: int,
     counterfactual_logits: np.ndarray | None = None,
     vote_threshold: float | None = None,
+    aggregation: str = "vote",
 ) -> dict:
     """Every scalar metric of one split (keys without the split prefix; the Trainer adds `eval_`/`test_`).
 
@@ -296,11 +241,11 @@ def compute_split_metrics(
         )
         for key, value in frame.items():
             metrics[f"{prefix}frame_{key}"] = value
-        song = song_scores(branch_probabilities, labels, song_index, num_labels)
+        song = song_scores(branch_probabilities, labels, song_index, num_labels, aggregation=aggregation)
         metrics[f"{prefix}num_songs"] = song.pop("num_songs")
         for key, value in song.items():
             metrics[f"{prefix}song_{key}"] = value
-        if with_threshold and vote_threshold is not None:
+        if with_threshold and vote_threshold is not None and aggregation == "vote":
             thresholded = song_scores(
                 branch_probabilities, labels, song_index, num_labels, vote_threshold
             )
@@ -439,6 +384,7 @@ def write_split_reports(
     song_index: np.ndarray,
     label_names: Sequence[str],
     vote_threshold: float | None = None,
+    aggregation: str = "vote",
 ) -> dict:
     """Confusion matrices (frame and song, PNG + JSON) and the per-class report of one split into `output_dir`.
 
@@ -449,9 +395,13 @@ def write_split_reports(
     probabilities = softmax(logits)
     labels = np.asarray(labels).astype(np.int64)
     frame_predictions = probabilities.argmax(axis=1)
-    voted = vote_songs(probabilities, labels, song_index, vote_threshold)
+    if aggregation != "vote":
+        vote_threshold = None
+    voted = vote_songs(probabilities, labels, song_index, vote_threshold, aggregation)
     vote_name = (
-        "majority vote"
+        "mean probability"
+        if aggregation == "mean"
+        else "majority vote"
         if vote_threshold is None
         else f"vote, threshold {vote_threshold:g}"
     )
@@ -486,7 +436,7 @@ def write_split_reports(
 __all__ = [
     "DEFAULT_THRESHOLD_GRID",
     "LCAMetrics",
-    "SongVotes",
+    "SongAggregation",
     "choose_vote_threshold",
     "classification_scores",
     "compute_split_metrics",

@@ -1,0 +1,287 @@
+"""Audio rules shared by training, evaluation and the published pipeline: decoding, resampling, slicing, song votes.
+
+Every genremert component that turns a recording into slices, or slice scores into a song answer, calls the functions
+of this file, so the song-level figures that training writes to `all_results.json` (and the model card) are exactly
+what `pipeline("audio-classification", ...)` computes from the saved folder:
+
+- [`decode_audio`]: soundfile at the file's own rate → mean of the channels → soxr (`"HQ"`) to the model's rate →
+  trimmed or zero-padded to the length the header announces. The `ffmpeg` binary is the fallback for formats
+  libsndfile cannot read (m4a, aac, ...).
+- [`resample`]: soxr, `"HQ"` quality (also for in-memory arrays given at another rate).
+- [`slice_starts`] / [`cut_slices`]: fixed-length slices every hop; the tail shorter than a hop is dropped
+  (`remainder="drop"`, the papers' slicing) or covered by one end-aligned slice (`"end"`); a recording shorter than one
+  slice is zero-padded to one slice.
+- [`aggregate_songs`]: the song answer of slice probabilities, a majority `"vote"` (optionally only of the slices whose
+  top probability exceeds a threshold chosen on validation) or the `"mean"` of the probabilities.
+
+This file is remote code (copied next to the weights by `save_pretrained`): at import time it needs only numpy.
+soundfile and soxr are imported where they are used, with an error that names the package and its pip command.
+"""
+
+import os
+import subprocess
+from dataclasses import dataclass
+
+import numpy as np
+
+
+SONG_AGGREGATIONS = ("vote", "mean")
+SLICE_REMAINDERS = ("drop", "end")
+RESAMPLER_QUALITY = "HQ"  # soxr quality of every resampling, in training and in the pipeline
+# A stream may decode to slightly fewer frames than its header announces (encoder delay/padding of lossy formats);
+# beyond this shortfall, the stream is damaged.
+MAX_DECODE_SHORTFALL_FRAMES = 4096
+
+
+class AudioDecodeError(ValueError):
+    """A file (or bytes) that cannot be decoded to usable audio; the message names the file and the reason."""
+
+
+def require(package: str, pip_name: str | None = None, purpose: str = "decoding audio"):
+    """Import an optional package where it is used; a missing one is an `ImportError` naming the pip command."""
+    import importlib
+
+    try:
+        return importlib.import_module(package)
+    except ImportError as error:
+        raise ImportError(
+            f"{purpose} needs the `{package}` package, which is not installed: `pip install {pip_name or package}`."
+        ) from error
+
+
+def num_samples_at(num_frames: int, source_rate: int, target_rate: int) -> int:
+    """Length in samples at `target_rate` of `num_frames` frames at `source_rate` (rounded down)."""
+    return (int(num_frames) * int(target_rate)) // int(source_rate)
+
+
+def resample(waveform: np.ndarray, orig_sampling_rate: int, target_sampling_rate: int) -> np.ndarray:
+    """Resample a mono float waveform `(samples,)` with soxr (`"HQ"`); returns float32."""
+    waveform = np.asarray(waveform, dtype=np.float32)
+    if int(orig_sampling_rate) == int(target_sampling_rate):
+        return waveform
+    soxr = require("soxr", purpose="resampling audio")
+    return np.asarray(
+        soxr.resample(waveform, int(orig_sampling_rate), int(target_sampling_rate), quality=RESAMPLER_QUALITY),
+        dtype=np.float32,
+    )
+
+
+def _source_name(source) -> str:
+    return "audio bytes" if isinstance(source, (bytes, bytearray)) else str(os.fspath(source))
+
+
+def _decode_with_ffmpeg(source, sampling_rate: int, name: str) -> np.ndarray:
+    """Decode a path or bytes with the `ffmpeg` binary (mono, `sampling_rate`, float32), for formats libsndfile cannot
+    read."""
+    payload = bytes(source) if isinstance(source, (bytes, bytearray)) else None
+    input_arg = "pipe:0" if payload is not None else os.fspath(source)
+    command = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-i", input_arg]
+    command += ["-ac", "1", "-ar", str(sampling_rate), "-f", "f32le", "pipe:1"]
+    try:
+        completed = subprocess.run(
+            command, input=payload, stdin=None if payload is not None else subprocess.DEVNULL, capture_output=True
+        )
+    except FileNotFoundError as error:
+        raise AudioDecodeError(
+            f"{name}: libsndfile cannot read this format and the `ffmpeg` binary, needed for it, is not installed "
+            "(e.g. `apt-get install ffmpeg`)."
+        ) from error
+    waveform = np.frombuffer(completed.stdout, dtype=np.float32)
+    if completed.returncode != 0 or waveform.size == 0:
+        message = completed.stderr.decode(errors="replace").strip().splitlines()
+        raise AudioDecodeError(f"{name}: cannot decode: {message[-1] if message else 'no audio samples decoded'}")
+    return waveform.copy()
+
+
+def decode_audio(source, sampling_rate: int, name: str | None = None) -> np.ndarray:
+    """Decode a whole file (path) or file bytes to a float32 mono waveform `(samples,)` at `sampling_rate`.
+
+    soundfile reads it at its own rate (wav, au, aiff, flac, ogg/vorbis/opus, mp3), the channels are averaged, soxr
+    resamples it, and the result is trimmed or zero-padded to `num_samples_at(header frames, file rate,
+    sampling_rate)`, so a header alone tells the decoded length. Formats libsndfile cannot read go through the
+    `ffmpeg` binary. Raises [`AudioDecodeError`] naming the file for missing, empty, undecodable or damaged audio
+    (a stream much shorter than its header) and for NaN/inf samples.
+    """
+    name = name or _source_name(source)
+    if isinstance(source, (bytes, bytearray)):
+        if not source:
+            raise AudioDecodeError(f"{name}: empty: there is nothing to decode")
+    elif not os.path.isfile(source):
+        raise AudioDecodeError(f"{name}: no such file")
+    soundfile = require("soundfile")
+    import io
+
+    try:
+        opened = soundfile.SoundFile(io.BytesIO(bytes(source)) if isinstance(source, (bytes, bytearray)) else source)
+    except Exception as error:  # libsndfile cannot read it at all: a format for ffmpeg, or not audio
+        if isinstance(source, (str, os.PathLike)) and os.path.getsize(source) == 0:
+            raise AudioDecodeError(f"{name}: empty file (0 bytes)") from error
+        mono = _decode_with_ffmpeg(source, sampling_rate, f"{name} ({error})")
+        header_frames, source_rate = None, sampling_rate
+    else:
+        try:
+            with opened:
+                header_frames, source_rate = opened.frames, opened.samplerate
+                audio = opened.read(dtype="float32", always_2d=True)  # (frames, channels)
+        except Exception as error:  # a stream that breaks while decoding
+            raise AudioDecodeError(f"{name}: cannot decode: {error}") from error
+        if audio.shape[0] == 0:
+            raise AudioDecodeError(f"{name}: cannot decode: no audio frames")
+        shortfall = header_frames - audio.shape[0]
+        if shortfall > max(MAX_DECODE_SHORTFALL_FRAMES, header_frames // 100):
+            raise AudioDecodeError(
+                f"{name}: decoded {audio.shape[0]} frames, the header announces {header_frames} (damaged or "
+                "truncated stream)"
+            )
+        mono = audio.mean(axis=1) if audio.shape[1] > 1 else audio[:, 0]  # (frames,)
+    mono = resample(mono, source_rate, sampling_rate)
+    if header_frames is not None:
+        target = num_samples_at(header_frames, source_rate, sampling_rate)
+        mono = mono[:target] if len(mono) >= target else np.pad(mono, (0, target - len(mono)))
+    if not np.isfinite(mono).all():
+        raise AudioDecodeError(f"{name}: decoded audio contains NaN or infinite values")
+    return np.ascontiguousarray(mono, dtype=np.float32)
+
+
+def slice_samples_of(slice_seconds: float, overlap_seconds: float, sampling_rate: int) -> tuple[int, int]:
+    """`(slice_samples, hop_samples)` of slices of `slice_seconds` overlapping by `overlap_seconds`."""
+    slice_samples = int(round(slice_seconds * sampling_rate))
+    hop_samples = slice_samples - int(round(overlap_seconds * sampling_rate))
+    if slice_samples <= 0:
+        raise ValueError(f"`slice_seconds` must be > 0, got {slice_seconds}.")
+    if overlap_seconds < 0 or hop_samples <= 0:
+        raise ValueError(
+            f"`slice_overlap_seconds` must be in [0, slice_seconds={slice_seconds}), got {overlap_seconds}."
+        )
+    return slice_samples, hop_samples
+
+
+def slice_starts(
+    num_samples: int, slice_samples: int, hop_samples: int, remainder: str = "drop", short: str = "pad"
+) -> list[int]:
+    """Start samples of the slices of a recording of `num_samples` samples.
+
+    Slices start at 0, hop, 2·hop, … while they fit entirely. The tail after the last full slice is dropped
+    (`remainder="drop"`) or covered by one more slice aligned to the end of the recording (`"end"`). A recording
+    shorter than one slice gives one slice, zero-padded by [`cut_slices`] (`short="pad"`), or none (`"drop"`).
+    """
+    if remainder not in SLICE_REMAINDERS:
+        raise ValueError(f"`slice_remainder` must be one of {list(SLICE_REMAINDERS)}, got {remainder!r}.")
+    if short not in ("pad", "drop"):
+        raise ValueError(f"`short` must be 'pad' or 'drop', got {short!r}.")
+    if num_samples < slice_samples:
+        return [0] if short == "pad" and num_samples > 0 else []
+    starts = list(range(0, num_samples - slice_samples + 1, hop_samples))
+    if remainder == "end" and starts[-1] + slice_samples < num_samples:
+        starts.append(num_samples - slice_samples)
+    return starts
+
+
+def cut_slices(waveform: np.ndarray, starts, slice_samples: int) -> np.ndarray:
+    """The slices `(len(starts), slice_samples)` float32 of `waveform` (a copy), zero-padded at the end where the
+    recording is shorter than one slice."""
+    slices = np.zeros((len(starts), slice_samples), dtype=np.float32)
+    for row, start in enumerate(starts):
+        segment = waveform[start : start + slice_samples]
+        slices[row, : len(segment)] = segment
+    return slices
+
+
+@dataclass
+class SongAggregation:
+    """Song-level answers of slice probabilities; arrays are indexed by song, songs in ascending index order."""
+
+    song_index: np.ndarray  # (songs,) the song indices, ascending
+    scores: np.ndarray  # (songs, classes) vote fractions ("vote") or mean probabilities ("mean")
+    predictions: np.ndarray  # (songs,) the winning class
+    votes: np.ndarray  # (songs, classes) vote counts of the voting slices ("mean": every slice's arg-max)
+    num_slices: np.ndarray  # (songs,) slices of each song
+    num_voting: np.ndarray  # (songs,) slices that voted (= num_slices when none passed the threshold)
+    fell_back: np.ndarray  # (songs,) bool: a threshold was set and no slice passed it, so every slice voted
+    summed_probabilities: np.ndarray  # (songs, classes) summed probabilities of the voting slices (the tie-break)
+
+
+def aggregate_songs(
+    probabilities: np.ndarray, song_index=None, aggregation: str = "vote", threshold: float | None = None
+) -> SongAggregation:
+    """The song answer of each song from the probabilities `(slices, classes)` of its slices.
+
+    - `"vote"`: every slice votes for its arg-max class; with `threshold`, only slices whose top probability is
+      strictly greater than it vote, and a song none of whose slices passes falls back to the votes of all of them.
+      The most votes win; ties go to the highest summed probability over the voting slices, then the lowest label id.
+      `scores` are the vote fractions.
+    - `"mean"`: the class of highest mean probability (ties: lowest label id); `scores` are the mean probabilities.
+
+    `song_index` `(slices,)` says which song each slice comes from (any order); `None` means one song.
+    """
+    if aggregation not in SONG_AGGREGATIONS:
+        raise ValueError(f"`song_aggregation` must be one of {list(SONG_AGGREGATIONS)}, got {aggregation!r}.")
+    if threshold is not None and not 0.0 <= threshold < 1.0:
+        raise ValueError(f"the vote threshold must be in [0, 1) or None, got {threshold!r}.")
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    if probabilities.ndim != 2 or probabilities.shape[0] == 0:
+        raise ValueError(f"probabilities must have shape (slices, classes) with slices > 0, got {probabilities.shape}.")
+    if song_index is None:
+        song_index = np.zeros(probabilities.shape[0], dtype=np.int64)
+    song_index = np.asarray(song_index).astype(np.int64)
+    if song_index.shape != (probabilities.shape[0],):
+        raise ValueError(f"song_index must have shape ({probabilities.shape[0]},), got {song_index.shape}.")
+
+    num_classes = probabilities.shape[1]
+    songs, inverse = np.unique(song_index, return_inverse=True)  # inverse: slice → song row
+    num_songs = len(songs)
+    slice_votes = probabilities.argmax(axis=1)  # (slices,)
+    passes = np.ones(len(slice_votes), dtype=bool)
+    if aggregation == "vote" and threshold is not None:
+        passes = probabilities.max(axis=1) > threshold
+    num_slices = np.bincount(inverse, minlength=num_songs)
+    num_passing = np.bincount(inverse, weights=passes, minlength=num_songs).astype(np.int64)
+    fell_back = num_passing == 0
+    voting = passes | fell_back[inverse]  # (slices,) the slices whose vote counts
+
+    votes = np.zeros((num_songs, num_classes), dtype=np.int64)
+    np.add.at(votes, (inverse[voting], slice_votes[voting]), 1)
+    summed = np.zeros((num_songs, num_classes), dtype=np.float64)
+    np.add.at(summed, inverse[voting], probabilities[voting])
+    num_voting = np.where(fell_back, num_slices, num_passing)
+
+    if aggregation == "mean":
+        scores = summed / num_slices[:, None]
+        predictions = scores.argmax(axis=1)
+    else:
+        scores = votes / num_voting[:, None]
+        # Most votes, then highest summed probability, then the lowest label id (argmax keeps the first maximum).
+        is_top_vote = votes == votes.max(axis=1, keepdims=True)
+        predictions = np.where(is_top_vote, summed, -np.inf).argmax(axis=1)
+    return SongAggregation(
+        song_index=songs,
+        scores=scores,
+        predictions=predictions,
+        votes=votes,
+        num_slices=num_slices,
+        num_voting=num_voting,
+        fell_back=fell_back & (aggregation == "vote") & (threshold is not None),
+        summed_probabilities=summed,
+    )
+
+
+def song_ranking(aggregation: SongAggregation, row: int = 0) -> list[int]:
+    """Label ids of one song, best first, in the order of [`aggregate_songs`]'s decision rule."""
+    scores, summed = aggregation.scores[row], aggregation.summed_probabilities[row]
+    return sorted(range(len(scores)), key=lambda label: (-scores[label], -summed[label], label))
+
+
+__all__ = [
+    "AudioDecodeError",
+    "SONG_AGGREGATIONS",
+    "SLICE_REMAINDERS",
+    "SongAggregation",
+    "aggregate_songs",
+    "cut_slices",
+    "decode_audio",
+    "num_samples_at",
+    "resample",
+    "slice_samples_of",
+    "slice_starts",
+    "song_ranking",
+]

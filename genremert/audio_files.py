@@ -1,0 +1,335 @@
+"""Audio files of the song datasets: up-front checks, the decoded-song cache, and lazy fixed-length slicing.
+
+Decoding, resampling and slicing themselves are the rules of `audio_genremert` (shared with the published pipeline);
+this module applies them to whole datasets: :func:`validate_audio_files` checks every file before training,
+:func:`load_audio` keeps decoded songs in an optional on-disk cache, and :func:`slice_songs` turns a song dataset into
+a slice dataset decoded when a row is read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional, Sequence, Union
+
+import numpy as np
+import soundfile as sf
+from datasets import Dataset, DatasetDict, Features, Value
+
+from audio_genremert import (
+    AudioDecodeError,
+    cut_slices,
+    decode_audio,
+    num_samples_at,
+    slice_samples_of,
+    slice_starts,
+)
+
+
+SILENCE_THRESHOLD = 1e-4  # peak below -80 dBFS on every probed block counts as silent
+PROBE_FRAMES = 4096  # frames read at each probe position (start, end, and 3 inside)
+
+__all__ = [
+    "AudioDecodeError", "BadAudioFile", "BadAudioFilesError", "audio_num_samples", "check_audio_file",
+    "decode_audio", "fill_cache", "load_audio", "num_samples_at", "slice_songs", "slice_starts",
+    "validate_audio_files",
+]
+
+
+# ============================================================================================= #
+# Errors and the report of unusable files
+# ============================================================================================= #
+
+
+class BadAudioFilesError(ValueError):
+    """Raised with ``on_bad_file="raise"``: lists every unusable file with its reason."""
+
+    def __init__(self, dataset: str, bad_files: Sequence["BadAudioFile"]):
+        self.bad_files = list(bad_files)
+        super().__init__(_format_bad_files(dataset, self.bad_files))
+
+
+@dataclass(frozen=True)
+class BadAudioFile:
+    path: str
+    reason: str
+
+
+def _format_bad_files(dataset: str, bad_files: Sequence[BadAudioFile]) -> str:
+    lines = [f"{dataset}: {len(bad_files)} unusable audio file(s):"]
+    lines += [f"  {b.path}: {b.reason}" for b in bad_files]
+    return "\n".join(lines)
+
+
+def _handle_bad_files(dataset: str, bad_files: Sequence[BadAudioFile], on_bad_file: str) -> None:
+    if not bad_files:
+        return
+    if on_bad_file == "raise":
+        raise BadAudioFilesError(dataset, bad_files)
+    warnings.warn(_format_bad_files(dataset, bad_files) + "\nThese files are skipped.", stacklevel=3)
+
+
+def _check_on_bad_file(on_bad_file: str) -> None:
+    if on_bad_file not in ("skip", "raise"):
+        raise ValueError(f"on_bad_file must be 'skip' or 'raise', got {on_bad_file!r}")
+
+
+# ============================================================================================= #
+# Decoding and the on-disk cache
+# ============================================================================================= #
+
+
+def audio_num_samples(path: Union[str, os.PathLike], sampling_rate: int) -> int:
+    """Song length at `sampling_rate` from the file header alone (no decoding)."""
+    try:
+        info = sf.info(os.fspath(path))
+    except Exception as error:
+        raise AudioDecodeError(f"{os.fspath(path)}: cannot read the header: {error}") from error
+    return num_samples_at(info.frames, info.samplerate, sampling_rate)
+
+
+def _cache_path(cache_dir: Union[str, os.PathLike], path: str, sampling_rate: int) -> Path:
+    """Cache file of (path, size, mtime, rate): a changed file gets a new entry, never a stale one."""
+    stat = os.stat(path)
+    key = f"{os.path.abspath(path)}|{stat.st_size}|{stat.st_mtime_ns}|{sampling_rate}"
+    digest = hashlib.sha1(key.encode()).hexdigest()
+    return Path(cache_dir) / f"{sampling_rate}hz" / digest[:2] / f"{digest}.npy"
+
+
+def load_audio(path: Union[str, os.PathLike], sampling_rate: int,
+               cache_dir: Optional[Union[str, os.PathLike]] = None) -> np.ndarray:
+    """:func:`decode_audio` through an optional on-disk cache of float32 ``.npy`` files.
+
+    With `cache_dir`, the first call decodes and writes the array atomically (temp file + rename,
+    so parallel workers and interrupted runs never leave a partial entry); later calls, in this run
+    or the next, memory-map it (reading a slice then touches only that slice).
+    """
+    path = os.fspath(path)
+    if cache_dir is None:
+        return decode_audio(path, sampling_rate)
+    try:
+        cached = _cache_path(cache_dir, path, sampling_rate)
+    except OSError as error:
+        raise AudioDecodeError(f"{path}: cannot stat: {error}") from error
+    if cached.exists():
+        try:
+            return np.load(cached, mmap_mode="r")
+        except (ValueError, OSError):  # a damaged cache entry: decode again
+            pass
+    audio = decode_audio(path, sampling_rate)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=cached.parent, suffix=".tmp.npy")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, audio)
+        os.replace(tmp, cached)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return audio
+
+
+def fill_cache(songs: Union[Dataset, DatasetDict], sampling_rate: int, cache_dir: Union[str, os.PathLike],
+               num_workers: Optional[int] = None) -> int:
+    """Decode every song of `songs` into `cache_dir` in parallel (threads); returns the number of songs.
+
+    Optional: :func:`slice_songs` fills the cache lazily anyway; this does it up front, e.g. once
+    before a long artist20 run.
+    """
+    paths = sorted({p for split in _as_splits(songs).values() for p in split["audio"]})
+    with ThreadPoolExecutor(_workers(num_workers)) as pool:
+        list(pool.map(lambda p: load_audio(p, sampling_rate, cache_dir) is not None, paths))
+    return len(paths)
+
+
+def _workers(num_workers: Optional[int]) -> int:
+    return max(1, num_workers if num_workers is not None else min(8, os.cpu_count() or 1))
+
+
+def _as_splits(songs: Union[Dataset, DatasetDict]) -> Dict[str, Dataset]:
+    return dict(songs) if isinstance(songs, DatasetDict) else {"songs": songs}
+
+
+# ============================================================================================= #
+# Up-front validation of audio files
+# ============================================================================================= #
+
+
+_TRUNCATION = re.compile(r"^\s*(data[^:\n]*?)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.IGNORECASE | re.MULTILINE)
+
+
+def check_audio_file(path: Union[str, os.PathLike]) -> Optional[str]:
+    """Why `path` cannot be used, or None when it passes every cheap check.
+
+    Checked: the file exists and is not empty; libsndfile recognises its header; it has > 0 frames;
+    its header does not declare more audio data than the file holds (wav/au/aiff truncation);
+    the first and the last 4096 frames can be read in full (a truncated mp3 or flac fails there);
+    probed samples are finite; and not every probe (start, end and three inner positions) is
+    silent (peak < 1e-4). Not checked: damage only in the middle of a compressed stream — that is
+    found when the song is decoded, and :class:`AudioDecodeError` then names the file.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        return "missing: no such file"
+    if not os.path.isfile(path):
+        return "not a regular file"
+    if os.path.getsize(path) == 0:
+        return "empty file (0 bytes)"
+    try:
+        with sf.SoundFile(path) as f:
+            frames = f.frames
+            if frames <= 0:
+                return "no audio frames in the header"
+            match = _TRUNCATION.search(f.extra_info or "")
+            # A declared size of 0 or 0xFFFFFFFF is a streaming header (ffmpeg to a pipe), not truncation.
+            if match and int(match.group(2)) not in (0, 0xFFFFFFFF, 0xFFFFFFFF - 8):
+                return (f"truncated: the header declares {match.group(2)} bytes of audio data, "
+                        f"the file holds {match.group(3)}")
+            block = min(PROBE_FRAMES, frames)
+            positions = sorted({0, frames - block, *(int(frames * q) - block // 2 for q in (0.25, 0.5, 0.75))})
+            peak = 0.0
+            for position in positions:
+                position = min(max(0, position), frames - block)
+                f.seek(position)
+                data = f.read(block, dtype="float32", always_2d=True)
+                if data.shape[0] < block:
+                    return (f"truncated: read {data.shape[0]} of {block} frames at frame {position} "
+                            f"(header says {frames} frames)")
+                if not np.isfinite(data).all():
+                    return f"non-finite samples (NaN or inf) near frame {position}"
+                peak = max(peak, float(np.abs(data).max()))
+    except Exception as error:  # libsndfile: format not recognised, failed seek, ...
+        message = str(error).strip() or type(error).__name__
+        return f"not a readable audio file: {message}"
+    if peak < SILENCE_THRESHOLD:
+        return f"silent: peak {peak:.2g} < {SILENCE_THRESHOLD:g} at every probed position"
+    return None
+
+
+def validate_audio_files(paths: Iterable[Union[str, os.PathLike]], num_workers: Optional[int] = None) -> List[BadAudioFile]:
+    """Check many files in parallel (threads: libsndfile releases the GIL); unusable ones, sorted by path."""
+    paths = sorted({os.fspath(p) for p in paths})
+    with ThreadPoolExecutor(_workers(num_workers)) as pool:
+        reasons = list(pool.map(check_audio_file, paths))
+    return [BadAudioFile(p, r) for p, r in zip(paths, reasons) if r is not None]
+
+
+# ============================================================================================= #
+# Slicing
+# ============================================================================================= #
+
+
+class _SliceDecoder:
+    """The on-the-fly transform of a slice table: (song_index, start) rows → input_values.
+
+    Picklable (DataLoader workers get a copy); each process keeps the last two decoded songs, so
+    reading the slices of a song in order decodes it once. With `cache_dir` the decoded songs are
+    memory-mapped from the on-disk cache instead.
+    """
+
+    def __init__(self, paths: Sequence[str], sampling_rate: int, slice_samples: int, cache_dir: Optional[str]):
+        self.paths = list(paths)
+        self.sampling_rate = sampling_rate
+        self.slice_samples = slice_samples
+        self.cache_dir = cache_dir
+        self._recent: Dict[int, np.ndarray] = {}
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_recent"] = {}
+        return state
+
+    def _song(self, song_index: int) -> np.ndarray:
+        if song_index not in self._recent:
+            if len(self._recent) >= 2:
+                self._recent.pop(next(iter(self._recent)))
+            self._recent[song_index] = load_audio(self.paths[song_index], self.sampling_rate, self.cache_dir)
+        return self._recent[song_index]
+
+    def __call__(self, batch: Dict[str, list]) -> Dict[str, list]:
+        values = []
+        for song_index, start in zip(batch["song_index"], batch["start"]):
+            # A copy (a memory-mapped cache entry is read-only); a song shorter than one slice is zero-padded.
+            values.append(cut_slices(self._song(int(song_index)), [start], self.slice_samples)[0])
+        return {"input_values": values, "label": list(batch["label"]), "song_id": list(batch["song_id"])}
+
+
+def _audio_path(cell, row: int) -> str:
+    """A file path from an ``audio`` cell: a path string, or a ``datasets.Audio(decode=False)`` dict."""
+    if isinstance(cell, (str, os.PathLike)):
+        return os.fspath(cell)
+    if isinstance(cell, dict) and isinstance(cell.get("path"), str) and cell.get("bytes") is None:
+        return cell["path"]
+    raise TypeError(f"songs['audio'][{row}] must be a file path (str) or an undecoded Audio cell "
+                    f"{{'path': ..., 'bytes': None}}, got {type(cell).__name__}: decode nothing before slicing")
+
+
+def slice_songs(songs: Union[Dataset, DatasetDict], sampling_rate: int, slice_seconds: float,
+                overlap_seconds: float = 0.0, *, keep_remainder: bool = False, short_songs: str = "pad",
+                cache_dir: Optional[Union[str, os.PathLike]] = None,
+                num_workers: Optional[int] = None) -> Union[Dataset, DatasetDict]:
+    """Fixed-length slices of every song, decoded lazily; a ``DatasetDict`` in gives one out.
+
+    Returns a ``Dataset`` with one row per slice, in song order then time order. Its stored columns
+    are small (``song_index``, ``start``, ``label``, ``song_id``): the table is built from file
+    headers, nothing is decoded. Reading a row (``ds[i]``, a DataLoader, ``Trainer``) decodes it:
+    ``input_values`` (float32 ``(slice_samples,)`` mono at `sampling_rate`), ``label`` (int) and
+    ``song_id`` (str, for song-level voting). The transform survives ``select``/``shuffle`` and
+    DataLoader workers (``num_workers > 0`` decodes in parallel). ``ds.with_format(None)`` shows
+    the table itself.
+
+    hop = slice − overlap. The remainder of a song shorter than a slice is dropped
+    (``keep_remainder=True`` adds an end-aligned last slice); a song shorter than one slice is
+    zero-padded to one slice (``short_songs="pad"``) or dropped with a warning (``"drop"``).
+    `cache_dir`: decoded songs are kept there as float32 ``.npy`` (keyed by path, size, mtime and
+    rate) and reused by later reads and later runs.
+    """
+    if isinstance(songs, DatasetDict):
+        return DatasetDict({
+            name: slice_songs(split, sampling_rate, slice_seconds, overlap_seconds, keep_remainder=keep_remainder,
+                              short_songs=short_songs, cache_dir=cache_dir, num_workers=num_workers)
+            for name, split in songs.items()
+        })
+    if not isinstance(songs, Dataset):
+        raise TypeError(f"songs must be a datasets.Dataset or DatasetDict of songs, got {type(songs).__name__}")
+    for column in ("audio", "label", "song_id"):
+        if column not in songs.column_names:
+            raise ValueError(f"songs has no {column!r} column (columns: {songs.column_names}); "
+                             f"expected a song dataset from load_gtzan / load_artist20 / load_synthetic")
+    if short_songs not in ("pad", "drop"):
+        raise ValueError(f"short_songs must be 'pad' or 'drop', got {short_songs!r}")
+    if sampling_rate <= 0:
+        raise ValueError(f"sampling_rate must be > 0, got {sampling_rate}")
+    slice_samples, hop_samples = slice_samples_of(slice_seconds, overlap_seconds, sampling_rate)
+
+    table = songs.with_format(None)
+    paths = [_audio_path(cell, i) for i, cell in enumerate(table["audio"])]
+    with ThreadPoolExecutor(_workers(num_workers)) as pool:
+        lengths = list(pool.map(lambda p: audio_num_samples(p, sampling_rate), paths))
+    song_index, starts, labels, song_ids, dropped = [], [], [], [], []
+    for i, (length, label, song_id) in enumerate(zip(lengths, table["label"], table["song_id"])):
+        song_starts = slice_starts(length, slice_samples, hop_samples, "end" if keep_remainder else "drop",
+                                   short_songs)
+        if not song_starts:
+            dropped.append(f"  {song_id}: {length / sampling_rate:.2f} s < {slice_seconds} s")
+        song_index += [i] * len(song_starts)
+        starts += song_starts
+        labels += [label] * len(song_starts)
+        song_ids += [song_id] * len(song_starts)
+    if dropped:
+        warnings.warn(f"slice_songs: {len(dropped)} song(s) shorter than one slice dropped:\n" + "\n".join(dropped),
+                      stacklevel=2)
+    features = Features({"song_index": Value("int32"), "start": Value("int64"),
+                         "label": songs.features["label"], "song_id": Value("string")})
+    slices = Dataset.from_dict({"song_index": song_index, "start": starts, "label": labels, "song_id": song_ids},
+                               features=features)
+    slices.info.description = songs.info.description
+    slices.set_transform(_SliceDecoder(paths, sampling_rate, slice_samples,
+                                       os.fspath(cache_dir) if cache_dir is not None else None))
+    return slices

@@ -1,0 +1,553 @@
+"""Publish a trained genremert model on the Hugging Face Hub.
+
+From a training output folder (written by `run_classification.py`) this script
+
+1. loads the model from `model.safetensors` only (`use_safetensors=True`; nothing is unpickled),
+2. removes the counterfactual branch (LCA is used only in training, paper §3),
+3. writes a Hub-ready export folder: `config.json` with `auto_map`, `model.safetensors`, the remote-code
+   files, `preprocessor_config.json`, the metrics JSON files and confusion-matrix images of the run, and a
+   `README.md` model card whose YAML metadata carries a `model-index` with the run's test metrics,
+4. reloads that folder in a fresh Python process with `trust_remote_code=True` and with this repository's
+   modules made unimportable, and checks the logits are identical to the trained model's on a fixed input,
+5. refuses any pickle-capable file (`.bin`, `.pt`, `.pth`, `.pkl`, `.ckpt`, ... or pickle bytes),
+6. uploads the folder as ONE commit (`HfApi.upload_folder`). A commit is atomic on the Hub: a failed
+   upload publishes nothing, and running the same command again is the fix.
+
+Usage:
+
+```bash
+python hub_upload.py --output_dir outputs/genremert_lca --repo_id user/genremert-lca-gtzan --dry_run
+python hub_upload.py --output_dir outputs/genremert_lca --repo_id user/genremert-lca-gtzan --private
+```
+
+The token comes from `--token`, else the `HF_TOKEN` environment variable, else the `hf auth login` cache
+(huggingface_hub's default order).
+"""
+
+import argparse
+import inspect
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .model_card import CARD_MARKER, build_model_card
+
+# Files of a training output folder that may be published next to the model (never `training_args.bin`).
+EXTRA_FILE_PATTERNS = (
+    "*_results.json",  # all_results.json, run_results.json, eval_results.json, test_results.json, ...
+    "confusion_matrix_*.png",
+    "confusion_matrix_*.json",
+    "classification_report_*.json",
+)
+# JSON files of the run's arguments (read for the card, never unpickled): a dedicated arguments file if the training
+# script writes one, else `run_results.json` (the run's settings that run_classification.py saves).
+RUN_ARGS_FILES = ("run_args.json", "run_arguments.json", "run_results.json")
+# Suffixes of pickle-capable formats. None of them is ever copied into the export folder or uploaded.
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib", ".npy", ".npz")
+
+
+def remote_code_files(model_class=None) -> list[str]:
+    """The remote-code files a saved folder carries for `trust_remote_code=True`: the modeling file of `model_class`
+    (default: every genremert model) and every sibling it imports, recursively, as `save_pretrained` copies them.
+    Derived from the imports themselves, never kept by hand."""
+    from transformers.dynamic_module_utils import get_relative_import_files
+
+    from . import MODEL_CLASSES
+
+    classes = [model_class] if model_class is not None else [model for _, model in MODEL_CLASSES.values()]
+    names = set()
+    for cls in classes:
+        modeling_file = inspect.getfile(cls)
+        names.add(os.path.basename(modeling_file))
+        names.update(os.path.basename(path) for path in get_relative_import_files(modeling_file))
+    return sorted(names)
+
+
+def repository_modules() -> list[str]:
+    """Modules of this repository that the verification process must not import, so that it proves the export folder
+    works with its own copied code: the library package, the remote-code modules and the top-level scripts."""
+    root = Path(__file__).resolve().parent.parent
+    scripts = [path.stem for path in root.glob("*.py")]
+    return sorted({"genremert", *(name[:-3] for name in remote_code_files()), *scripts})
+
+
+# First line of the model card body: marks a folder this script wrote (and may therefore overwrite).
+# Run in a fresh interpreter by `verify_export_folder` (cwd = a scratch folder, no PYTHONPATH): argv = folder, inputs file, output
+# file, JSON list of blocked module names, thread count, 1/0 (also check the pipeline).
+_VERIFY_SCRIPT = r'''
+import json
+import sys
+
+folder, inputs_path, outputs_path, blocked_json, threads, check_pipeline = sys.argv[1:7]
+BLOCKED = set(json.loads(blocked_json))
+
+
+class RepositoryModuleBlocker:
+    """Makes the repository's own modules unimportable: the folder must work with its copied code."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in BLOCKED:
+            raise ModuleNotFoundError(f"module {name!r} is blocked during export verification")
+        return None
+
+
+sys.meta_path.insert(0, RepositoryModuleBlocker())
+
+import torch
+from safetensors.torch import load_file, save_file
+from transformers import AutoModelForAudioClassification
+
+torch.set_num_threads(int(threads))
+model = AutoModelForAudioClassification.from_pretrained(folder, trust_remote_code=True, use_safetensors=True)
+model.eval()
+inputs = load_file(inputs_path)
+with torch.no_grad():
+    logits = model(**inputs).logits
+save_file({"logits": logits.contiguous()}, outputs_path + ".safetensors")
+report = {
+    "class_name": type(model).__name__,
+    "class_module": type(model).__module__,
+    "num_parameters": sum(parameter.numel() for parameter in model.parameters()),
+    "counterfactual": getattr(model.config, "counterfactual", None),
+}
+if check_pipeline == "1":
+    from transformers import pipeline
+
+    classifier = pipeline("audio-classification", model=folder, trust_remote_code=True)
+    waveform = inputs["input_values"][0].numpy()
+    predictions = classifier({"raw": waveform, "sampling_rate": int(model.config.sampling_rate)})
+    report["pipeline_class"] = type(classifier).__name__
+    report["pipeline_labels"] = [prediction["label"] for prediction in predictions]
+with open(outputs_path + ".json", "w") as handle:
+    json.dump(report, handle)
+'''
+
+
+class ExportError(RuntimeError):
+    """The export folder could not be built or failed verification (nothing was uploaded)."""
+
+
+class HubUploadError(RuntimeError):
+    """The upload to the Hub failed (the single commit was not made, so nothing was published)."""
+
+
+@dataclass
+class ExportReport:
+    """What `export_for_hub` built and verified."""
+
+    export_dir: Path
+    files: list
+    num_parameters: int
+    model_class: str
+    trained_counterfactual: str
+    max_abs_logit_difference: float
+    pipeline_labels: list = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------------------------------
+# Reading the training output folder (JSON only)
+# --------------------------------------------------------------------------------------------------
+
+
+def _read_json(path: Path, what: str) -> dict:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            value = json.load(handle)
+    except json.JSONDecodeError as error:
+        raise ExportError(f"{path}: {what} is not valid JSON ({error}).") from error
+    if not isinstance(value, dict):
+        raise ExportError(f"{path}: {what} must be a JSON object, got {type(value).__name__}.")
+    return value
+
+
+def read_run_metrics(output_dir: Path) -> dict:
+    """The run's metrics from `all_results.json` (empty if the run wrote none); only numbers are kept."""
+    path = Path(output_dir) / "all_results.json"
+    if not path.is_file():
+        return {}
+    metrics = _read_json(path, "the run's metrics")
+    return {key: value for key, value in metrics.items() if isinstance(value, (int, float)) and not isinstance(value, bool)}
+
+
+def read_run_arguments(output_dir: Path) -> dict:
+    """The run's settings from the JSON files of `RUN_ARGS_FILES` present, merged (earlier files win); one level of
+    nesting (`{"model_args": {...}, ...}`) is flattened. Empty if none. `training_args.bin` (a pickle written by
+    `Trainer`) is never read."""
+    merged = {}
+    for name in reversed(RUN_ARGS_FILES):
+        path = Path(output_dir) / name
+        if path.is_file():
+            for key, value in _read_json(path, "the run's settings").items():
+                if isinstance(value, dict):
+                    merged.update(value)
+                else:
+                    merged[key] = value
+    return merged
+
+
+def find_pickle_files(folder: Path) -> list:
+    """Every file under `folder` that could hold a pickle: by suffix, by pickle header bytes, or a zip
+    archive (torch.save format) containing a `.pkl` member."""
+    found = []
+    for path in sorted(Path(folder).rglob("*")):
+        if not path.is_file():
+            continue
+        if path.suffix.lower() in PICKLE_SUFFIXES:
+            found.append(path)
+            continue
+        with open(path, "rb") as handle:
+            head = handle.read(2)
+        if len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5:  # pickle protocol 2-5 opcode PROTO
+            found.append(path)
+        elif head == b"PK" and zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                if any(name.endswith(".pkl") for name in archive.namelist()):
+                    found.append(path)
+    return found
+
+
+def check_no_pickle(folder: Path) -> None:
+    """Raise `ExportError` naming every pickle-capable file in `folder`."""
+    pickles = find_pickle_files(folder)
+    if pickles:
+        names = ", ".join(str(path.relative_to(folder)) for path in pickles)
+        raise ExportError(
+            f"{folder} contains pickle-capable files ({names}); only safetensors weights and JSON/PNG/Markdown/"
+            "Python files may be published. Remove them and rerun."
+        )
+
+
+# --------------------------------------------------------------------------------------------------
+# The model card
+# --------------------------------------------------------------------------------------------------
+
+
+def _prepare_export_dir(export_dir: Path) -> None:
+    """Create `export_dir`, or empty it if it is a previous export of this script; refuse anything else."""
+    if export_dir.exists():
+        if not export_dir.is_dir():
+            raise ExportError(f"--export_dir {export_dir} exists and is not a folder.")
+        if any(export_dir.iterdir()):
+            card = export_dir / "README.md"
+            is_previous_export = card.is_file() and CARD_MARKER in card.read_text(encoding="utf-8", errors="replace")
+            if not is_previous_export:
+                raise ExportError(
+                    f"--export_dir {export_dir} exists, is not empty and is not a previous export of hub_upload.py "
+                    "(its README.md lacks the marker); choose another --export_dir."
+                )
+            shutil.rmtree(export_dir)
+    export_dir.mkdir(parents=True, exist_ok=True)
+
+
+def _fixed_inputs(config, batch_size: int = 2, seed: int = 0) -> dict:
+    """A fixed random batch of one training slice per item: `input_values` `(batch, samples)`."""
+    num_samples = int(round(config.sampling_rate * config.slice_seconds))
+    generator = torch.Generator().manual_seed(seed)
+    input_values = 0.1 * torch.randn(batch_size, num_samples, generator=generator)  # (batch, samples)
+    return {"input_values": input_values}
+
+
+def verify_export_folder(
+    export_dir: Path,
+    reference_logits: torch.Tensor,
+    inputs: dict,
+    check_pipeline: bool = True,
+    timeout: float = 900.0,
+) -> dict:
+    """Load `export_dir` in a fresh interpreter with `trust_remote_code=True` (the repository's modules
+    blocked) and check its logits on `inputs` equal `reference_logits` exactly. Returns the child's report
+    (`num_parameters`, `class_module`, ...) plus `max_abs_logit_difference`."""
+    from safetensors.torch import load_file, save_file
+
+    with tempfile.TemporaryDirectory(prefix="genremert_verify_") as scratch:
+        scratch = Path(scratch)
+        inputs_path = scratch / "inputs.safetensors"
+        save_file({name: tensor.contiguous() for name, tensor in inputs.items()}, str(inputs_path))
+        script_path = scratch / "verify_export.py"
+        script_path.write_text(_VERIFY_SCRIPT, encoding="utf-8")
+        outputs_stem = scratch / "outputs"
+        env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+        env["HF_HUB_OFFLINE"] = "1"
+        env["HF_MODULES_CACHE"] = str(scratch / "modules")  # fresh copy of the remote code, no stale cache
+        command = [
+            sys.executable, str(script_path), str(Path(export_dir).resolve()), str(inputs_path),
+            str(outputs_stem), json.dumps(repository_modules()), str(torch.get_num_threads()),
+            "1" if check_pipeline else "0",
+        ]
+        completed = subprocess.run(command, cwd=scratch, env=env, capture_output=True, text=True, timeout=timeout)
+        if completed.returncode != 0:
+            raise ExportError(
+                f"The export folder {export_dir} does not load in a fresh process with trust_remote_code=True "
+                f"(exit code {completed.returncode}). Its stderr ends with:\n{completed.stderr[-4000:]}"
+            )
+        report = json.loads((scratch / "outputs.json").read_text())
+        logits = load_file(str(scratch / "outputs.safetensors"))["logits"]
+    if not report["class_module"].startswith("transformers_modules"):
+        raise ExportError(
+            f"The fresh process loaded {report['class_name']} from {report['class_module']!r}, not from the export "
+            "folder's own code (expected a transformers_modules.* dynamic module)."
+        )
+    if logits.shape != reference_logits.shape:
+        raise ExportError(
+            f"Logits of the reloaded export have shape {tuple(logits.shape)}, the trained model's "
+            f"{tuple(reference_logits.shape)}."
+        )
+    difference = (logits - reference_logits).abs().max().item()
+    if not torch.equal(logits, reference_logits):
+        raise ExportError(
+            f"Logits of the reloaded export differ from the trained model's (max |difference| = {difference:.3g}); "
+            f"the export folder {export_dir} is not faithful."
+        )
+    report["max_abs_logit_difference"] = difference
+    return report
+
+
+def load_trained_model(output_dir: Path):
+    """The model of a training output folder, from `model.safetensors` only (no pickle is ever read)."""
+    output_dir = Path(output_dir)
+    if not output_dir.is_dir():
+        raise ExportError(f"--output_dir {output_dir} is not a folder.")
+    if not (output_dir / "config.json").is_file():
+        raise ExportError(f"{output_dir} has no config.json: expected a training output folder of run_classification.py.")
+    if not (output_dir / "model.safetensors").is_file() and not (output_dir / "model.safetensors.index.json").is_file():
+        raise ExportError(
+            f"{output_dir} has no model.safetensors: only safetensors weights are published (pickled weights such "
+            "as pytorch_model.bin are refused)."
+        )
+    from transformers import AutoModelForAudioClassification
+
+    import modeling_genremert  # noqa: F401  (registers both models with the Auto classes)
+
+    try:
+        model = AutoModelForAudioClassification.from_pretrained(output_dir, use_safetensors=True)
+    except (OSError, ValueError, KeyError) as error:
+        raise ExportError(f"{output_dir}: the model does not load ({type(error).__name__}: {error}).") from error
+    if not hasattr(model, "remove_counterfactual_branch"):
+        raise ExportError(
+            f"{output_dir}/config.json describes {type(model).__name__}, not a genremert model "
+            "(model_type 'genremert' or 'crnn_fgnl')."
+        )
+    return model
+
+
+def _load_feature_extractor(output_dir: Path, config):
+    from transformers import Wav2Vec2FeatureExtractor
+
+    if (Path(output_dir) / "preprocessor_config.json").is_file():
+        return Wav2Vec2FeatureExtractor.from_pretrained(output_dir)
+    from modeling_lca_genremert import build_feature_extractor
+
+    return build_feature_extractor(config)
+
+
+def export_for_hub(
+    output_dir,
+    export_dir,
+    repo_id: str,
+    dataset: str | None = None,
+    license: str | None = None,
+    check_pipeline: bool = True,
+) -> ExportReport:
+    """Build and verify the Hub-ready folder `export_dir` from the training output `output_dir`.
+
+    Raises `ExportError` with the reason if anything is missing or the reloaded folder differs.
+    """
+    output_dir, export_dir = Path(output_dir), Path(export_dir)
+    if export_dir.resolve() == output_dir.resolve():
+        raise ExportError("--export_dir must differ from --output_dir: the training output is never modified.")
+    model = load_trained_model(output_dir)
+    trained_counterfactual = model.config.counterfactual
+    model.remove_counterfactual_branch()
+    model.eval()
+    if model.config.counterfactual != "none":
+        raise ExportError("remove_counterfactual_branch() did not set config.counterfactual to 'none'.")
+    num_parameters = sum(parameter.numel() for parameter in model.parameters())
+    feature_extractor = _load_feature_extractor(output_dir, model.config)
+
+    _prepare_export_dir(export_dir)
+    model.save_pretrained(export_dir, safe_serialization=True)
+    feature_extractor.save_pretrained(export_dir)
+
+    saved_config = _read_json(export_dir / "config.json", "the exported config")
+    if "auto_map" not in saved_config:
+        raise ExportError(f"{export_dir}/config.json has no auto_map: the model class was not registered for auto class.")
+    missing_code = [name for name in remote_code_files(type(model)) if not (export_dir / name).is_file()]
+    if missing_code:
+        raise ExportError(f"save_pretrained did not copy the code files {missing_code} into {export_dir}.")
+
+    image_files = []
+    for pattern in EXTRA_FILE_PATTERNS:
+        for source in sorted(output_dir.glob(pattern)):
+            if source.is_file():
+                shutil.copy2(source, export_dir / source.name)
+                if source.suffix == ".png" and "_test" in source.name:  # the card shows the test splits' matrices
+                    image_files.append(source.name)
+
+    card = build_model_card(
+        model.config,
+        repo_id=repo_id,
+        metrics=read_run_metrics(output_dir),
+        run_arguments=read_run_arguments(output_dir),
+        trained_counterfactual=trained_counterfactual,
+        num_parameters=num_parameters,
+        image_files=image_files,
+        dataset=dataset,
+        license=license,
+    )
+    (export_dir / "README.md").write_text(card, encoding="utf-8")
+    check_no_pickle(export_dir)
+
+    inputs = _fixed_inputs(model.config)
+    with torch.no_grad():
+        reference_logits = model(**inputs).logits  # (batch, num_labels)
+    report = verify_export_folder(export_dir, reference_logits, inputs, check_pipeline=check_pipeline)
+    if report["num_parameters"] != num_parameters:
+        raise ExportError(
+            f"The reloaded export has {report['num_parameters']:,} parameters, the trained model without its "
+            f"counterfactual branch {num_parameters:,}."
+        )
+    return ExportReport(
+        export_dir=export_dir,
+        files=sorted(str(path.relative_to(export_dir)) for path in export_dir.rglob("*") if path.is_file()),
+        num_parameters=num_parameters,
+        model_class=report["class_name"],
+        trained_counterfactual=trained_counterfactual,
+        max_abs_logit_difference=report["max_abs_logit_difference"],
+        pipeline_labels=report.get("pipeline_labels", []),
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Upload
+# --------------------------------------------------------------------------------------------------
+
+
+def upload_to_hub(
+    export_dir,
+    repo_id: str,
+    api,
+    private: bool = False,
+    revision: str | None = None,
+    commit_message: str | None = None,
+):
+    """Upload `export_dir` to the model repo `repo_id` at `revision` as one commit.
+
+    `api` is an `huggingface_hub.HfApi` (or any object with its `create_repo`, `create_branch` and
+    `upload_folder` methods). The folder is checked for pickle files first. A failure raises
+    `HubUploadError`: the single commit was not made, so nothing was published; rerun to retry.
+    """
+    export_dir = Path(export_dir)
+    if "/" not in repo_id or repo_id.count("/") != 1 or not all(repo_id.split("/")):
+        raise HubUploadError(f"--repo_id must look like 'user_or_org/model_name', got {repo_id!r}.")
+    check_no_pickle(export_dir)
+    revision = revision or "main"
+    where = f"{repo_id} (revision {revision})"
+    try:
+        api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
+        if revision != "main":
+            api.create_branch(repo_id, branch=revision, repo_type="model", exist_ok=True)
+        commit = api.upload_folder(
+            repo_id=repo_id,
+            folder_path=str(export_dir),
+            repo_type="model",
+            revision=revision,
+            commit_message=commit_message or "Upload genremert model (exported by hub_upload.py)",
+        )
+    except Exception as error:  # any client or network failure: report it with what to do next
+        raise HubUploadError(
+            f"Uploading {export_dir} to {where} failed: {type(error).__name__}: {error}\n"
+            "No model files were published: the upload is a single commit, which the Hub applies entirely or not "
+            f"at all. The verified folder is still at {export_dir}; fix the cause (token, permissions, network) "
+            "and run the same command again."
+        ) from error
+    return commit
+
+
+def publish(
+    output_dir,
+    repo_id: str,
+    export_dir=None,
+    private: bool = False,
+    revision: str | None = None,
+    dry_run: bool = False,
+    token: str | None = None,
+    api_factory: Callable | None = None,
+    dataset: str | None = None,
+    license: str | None = None,
+    commit_message: str | None = None,
+    check_pipeline: bool = True,
+):
+    """Export, verify and (unless `dry_run`) upload. Returns `(ExportReport, commit info or None)`.
+
+    `api_factory(token)` builds the Hub client (default `huggingface_hub.HfApi(token=token)`); tests pass a
+    local stand-in.
+    """
+    output_dir = Path(output_dir)
+    export_dir = Path(export_dir) if export_dir is not None else output_dir / "hub_export"
+    report = export_for_hub(
+        output_dir, export_dir, repo_id=repo_id, dataset=dataset, license=license, check_pipeline=check_pipeline
+    )
+    if dry_run:
+        return report, None
+    if api_factory is None:
+        from huggingface_hub import HfApi
+
+        api_factory = lambda token: HfApi(token=token)
+    commit = upload_to_hub(
+        report.export_dir, repo_id, api_factory(token), private=private, revision=revision, commit_message=commit_message
+    )
+    return report, commit
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--output_dir", required=True, help="Training output folder of run_classification.py.")
+    parser.add_argument("--repo_id", required=True, help="Hub model repo, 'user_or_org/model_name'.")
+    parser.add_argument("--export_dir", default=None, help="Where to write the Hub-ready folder (default: <output_dir>/hub_export).")
+    parser.add_argument("--private", action="store_true", help="Create the repo as private (an existing repo keeps its visibility).")
+    parser.add_argument("--revision", default="main", help="Branch to commit to (created from main if missing).")
+    parser.add_argument("--token", default=None, help="Hub token (default: HF_TOKEN, then the `hf auth login` cache).")
+    parser.add_argument("--dry_run", action="store_true", help="Export and verify, but do not upload.")
+    parser.add_argument("--dataset", default=None, help="Dataset name for the card (default: from run_args.json).")
+    parser.add_argument("--license", default=None, help="Licence for the card (default: cc-by-nc-4.0 for GenreMERT, mit for CRNN_FGNL).")
+    parser.add_argument("--commit_message", default=None)
+    parser.add_argument("--skip_pipeline_check", action="store_true", help="Do not run the pipeline in the verification process.")
+    args = parser.parse_args(argv)
+    try:
+        report, commit = publish(
+            args.output_dir,
+            args.repo_id,
+            export_dir=args.export_dir,
+            private=args.private,
+            revision=args.revision,
+            dry_run=args.dry_run,
+            token=args.token,
+            dataset=args.dataset,
+            license=args.license,
+            commit_message=args.commit_message,
+            check_pipeline=not args.skip_pipeline_check,
+        )
+    except (ExportError, HubUploadError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(
+        f"Verified export ({report.model_class}, {report.num_parameters:,} parameters, trained with "
+        f"counterfactual={report.trained_counterfactual!r}; reloaded logits identical): {report.export_dir}"
+    )
+    for name in report.files:
+        print(f"  {name}")
+    if commit is None:
+        print("Dry run: nothing was uploaded.")
+    else:
+        print(f"Uploaded to https://huggingface.co/{args.repo_id} (revision {args.revision}): {getattr(commit, 'commit_url', commit)}")
+    return 0
+

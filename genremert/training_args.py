@@ -1,0 +1,312 @@
+"""The arguments of `run_classification.py`: model, data and (in `lca_trainer`) training arguments, as dataclasses
+that `HfArgumentParser` reads from flags or from one JSON preset followed by flags."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+
+from transformers import HfArgumentParser
+
+from configuration_genremert import COUNTERFACTUAL_MODES
+
+from . import MODEL_CLASSES as MODEL_TYPES
+from .lca_trainer import LCATrainingArguments
+
+
+DATASETS = ("gtzan", "artist20", "synthetic")
+DEFAULT_SPLITS = {"gtzan": "fault_filtered", "artist20": "album", "synthetic": "album"}
+
+
+@dataclass
+class ModelArguments:
+    """Which model to build or load, and how."""
+
+    model_type: str = field(
+        default="crnn_fgnl",
+        metadata={
+            "help": f"Model to build: {' | '.join(MODEL_TYPES)}.",
+            "choices": list(MODEL_TYPES),
+        },
+    )
+    model_name_or_path: str | None = field(
+        default=None,
+        metadata={
+            "help": "Start from a saved genremert model folder (or Hub id) instead of a new model."
+        },
+    )
+    backbone_name_or_path: str | None = field(
+        default=None,
+        metadata={
+            "help": "GenreMERT only: MERT weights to load into the frozen backbone (Hub id such as "
+            "m-a-p/MERT-v1-95M, or a local folder)."
+        },
+    )
+    counterfactual: str = field(
+        default="none",
+        metadata={
+            "help": "Counterfactual attention: none | learned (LCA) | random (CAL).",
+            "choices": list(COUNTERFACTUAL_MODES),
+        },
+    )
+    config_overrides: str | None = field(
+        default=None,
+        metadata={
+            "help": "Override config fields of a new model: 'key=value,...' (values parsed as JSON, lists "
+            "allowed: 'conv_channels=[4,8,8,8]'; nested: 'backbone_config.hidden_size=32')."
+        },
+    )
+    cache_dir: str | None = field(
+        default=None, metadata={"help": "Where Hub downloads are stored."}
+    )
+    model_revision: str = field(
+        default="main", metadata={"help": "Hub revision (branch, tag or commit)."}
+    )
+    token: str | None = field(
+        default=None, metadata={"help": "Hub token for private weights."}
+    )
+
+    def __post_init__(self):
+        if self.model_type not in MODEL_TYPES:
+            raise ValueError(
+                f"--model_type must be one of {list(MODEL_TYPES)}, got {self.model_type!r}."
+            )
+        if self.counterfactual not in COUNTERFACTUAL_MODES:
+            raise ValueError(
+                f"--counterfactual must be one of {list(COUNTERFACTUAL_MODES)}, got {self.counterfactual!r}."
+            )
+        if self.backbone_name_or_path is not None and self.model_type != "genremert":
+            raise ValueError(
+                "--backbone_name_or_path (MERT weights) only applies to --model_type genremert."
+            )
+        if self.config_overrides is not None and self.model_name_or_path is not None:
+            raise ValueError(
+                "--config_overrides builds a new model; it cannot be combined with --model_name_or_path."
+            )
+
+
+@dataclass
+class DataTrainingArguments:
+    """Which songs, how they are sliced, and how songs are scored."""
+
+    dataset: str = field(
+        default="synthetic",
+        metadata={
+            "help": f"Dataset: {' | '.join(DATASETS)}.",
+            "choices": list(DATASETS),
+        },
+    )
+    data_dir: str | None = field(
+        default=None,
+        metadata={
+            "help": "Dataset folder (required for gtzan and artist20; for synthetic: where the generated "
+            "audio is cached)."
+        },
+    )
+    split: str | None = field(
+        default=None,
+        metadata={
+            "help": "Train/validation/test split of the dataset (default: gtzan 'fault_filtered', artist20 "
+            "'album', synthetic 'album')."
+        },
+    )
+    stems_dir: str | None = field(
+        default=None,
+        metadata={
+            "help": "gtzan/artist20: read each song's separated vocals <stems_dir>/<song_id>/vocals.wav "
+            "instead of the mix (the paper's vocal-only setting; scripts/separate_vocals.py)."
+        },
+    )
+    slice_seconds: float | None = field(
+        default=None,
+        metadata={
+            "help": "Slice (frame) length in seconds; default: the model config's slice_seconds."
+        },
+    )
+    slice_overlap_seconds: float = field(
+        default=0.0, metadata={"help": "Overlap of consecutive slices (seconds)."}
+    )
+    max_train_samples: int | None = field(
+        default=None,
+        metadata={
+            "help": "Use at most this many training *songs* (chosen with --seed), for quick runs."
+        },
+    )
+    max_eval_samples: int | None = field(
+        default=None, metadata={"help": "At most this many validation songs."}
+    )
+    max_predict_samples: int | None = field(
+        default=None, metadata={"help": "At most this many songs per test split."}
+    )
+    audio_cache_dir: str | None = field(
+        default=None,
+        metadata={
+            "help": "Keep decoded, resampled songs here as .npy (faster later epochs and runs)."
+        },
+    )
+    synthetic_options: str | None = field(
+        default=None,
+        metadata={
+            "help": "Synthetic dataset: JSON object of music_datasets.load_synthetic arguments, e.g. "
+            '\'{"num_classes": 5, "song_seconds": 20}\'.'
+        },
+    )
+    bias_class: int | None = field(
+        default=None,
+        metadata={
+            "help": "Synthetic dataset: the class whose training songs carry the band noise."
+        },
+    )
+    vote_threshold: str = field(
+        default="auto",
+        metadata={
+            "help": "Song vote confidence threshold: 'auto' (chosen on validation, applied to test), 'none', "
+            "or a number in [0, 1). The plain majority vote is always reported as *_song_f1."
+        },
+    )
+
+    def __post_init__(self):
+        if self.dataset not in DATASETS:
+            raise ValueError(
+                f"--dataset must be one of {list(DATASETS)}, got {self.dataset!r}."
+            )
+        if self.dataset in ("gtzan", "artist20"):
+            if self.data_dir is None:
+                raise ValueError(
+                    f"--data_dir is required for --dataset {self.dataset} (the folder holding the audio)."
+                )
+            if not os.path.isdir(self.data_dir):
+                raise ValueError(
+                    f"--data_dir {self.data_dir!r} does not exist or is not a folder."
+                )
+        if self.slice_seconds is not None and self.slice_seconds <= 0:
+            raise ValueError(f"--slice_seconds must be > 0, got {self.slice_seconds}.")
+        if self.slice_overlap_seconds < 0 or (
+            self.slice_seconds is not None
+            and self.slice_overlap_seconds >= self.slice_seconds
+        ):
+            raise ValueError(
+                f"--slice_overlap_seconds must be in [0, slice_seconds), got {self.slice_overlap_seconds}."
+            )
+        for name in ("max_train_samples", "max_eval_samples", "max_predict_samples"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(
+                    f"--{name} counts songs and must be >= 1, got {value}."
+                )
+        if self.synthetic_options is not None and self.dataset != "synthetic":
+            raise ValueError("--synthetic_options only applies to --dataset synthetic.")
+        if self.bias_class is not None and self.dataset != "synthetic":
+            raise ValueError("--bias_class only applies to --dataset synthetic.")
+        if self.stems_dir is not None:
+            if self.dataset == "synthetic":
+                raise ValueError(
+                    "--stems_dir applies to --dataset gtzan or artist20, not synthetic."
+                )
+            if not os.path.isdir(self.stems_dir):
+                raise ValueError(
+                    f"--stems_dir {self.stems_dir!r} does not exist or is not a folder."
+                )
+        self.parsed_vote_threshold()
+
+    def parsed_vote_threshold(self):
+        """`"auto"`, `None` or a float in [0, 1)."""
+        text = str(self.vote_threshold).strip().lower()
+        if text == "auto":
+            return "auto"
+        if text == "none":
+            return None
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError(
+                f"--vote_threshold must be 'auto', 'none' or a number in [0, 1), got {self.vote_threshold!r}."
+            )
+        if not 0.0 <= value < 1.0:
+            raise ValueError(f"--vote_threshold must be in [0, 1), got {value}.")
+        return value
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Arguments
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def _json_to_flags(values: dict) -> list[str]:
+    """A preset's JSON object as command-line flags, so that flags given after the file override it."""
+    flags = []
+    for key, value in values.items():
+        if value is None:
+            continue
+        flags.append(f"--{key}")
+        if isinstance(value, bool):
+            flags.append(str(value).lower())
+        elif isinstance(value, list):
+            flags.extend(str(item) for item in value)
+        elif isinstance(value, dict):
+            flags.append(json.dumps(value))
+        else:
+            flags.append(str(value))
+    return flags
+
+
+def parse_arguments(argv: list[str] | None = None):
+    """`(ModelArguments, DataTrainingArguments, LCATrainingArguments)` from flags, or a JSON file then flags."""
+    parser = HfArgumentParser(
+        (ModelArguments, DataTrainingArguments, LCATrainingArguments)
+    )
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0].endswith(".json"):
+        path = os.path.abspath(argv[0])
+        try:
+            with open(path) as handle:
+                preset = json.load(handle)
+        except FileNotFoundError:
+            raise ValueError(f"argument file {path} does not exist.") from None
+        except json.JSONDecodeError as error:
+            raise ValueError(
+                f"argument file {path} is not valid JSON: {error}"
+            ) from None
+        if not isinstance(preset, dict):
+            raise ValueError(
+                f"argument file {path} must hold a JSON object of flag names to values."
+            )
+        argv = _json_to_flags(preset) + argv[1:]
+    return parser.parse_args_into_dataclasses(args=argv)
+
+
+def parse_config_overrides(text: str | None) -> dict:
+    """`'a=1,b=[1,2],c.d=x'` → `{"a": 1, "b": [1, 2], "c.d": "x"}` (values JSON when they parse, else strings)."""
+    if not text:
+        return {}
+    items, depth, current = [], 0, ""
+    for char in text:
+        if char in "[{":
+            depth += 1
+        elif char in "]}":
+            depth -= 1
+        if char == "," and depth == 0:
+            items.append(current)
+            current = ""
+        else:
+            current += char
+    items.append(current)
+    overrides = {}
+    for item in items:
+        item = item.strip()
+        if not item:
+            continue
+        if "=" not in item:
+            raise ValueError(
+                f"--config_overrides: {item!r} is not of the form key=value."
+            )
+        key, value = (part.strip() for part in item.split("=", 1))
+        try:
+            overrides[key] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key] = {"True": True, "False": False, "None": None}.get(
+                value, value
+            )
+    return overrides

@@ -1,0 +1,375 @@
+"""PyTorch CRNN_FGNL: a log-mel CRNN with the fully generalized non-local module, and an optional learnable
+counterfactual attention branch (LCA).
+
+[`CRNNFGNLForAudioClassification`] (Kuo, Wei & Lin, AAAI 2021): 16 kHz waveform → log-mel front end (inside the model)
+→ four conv blocks → fully generalized non-local (FGNL) block whose channel rolls are mixed by a MoSE attention → two
+GRUs → classifier. With LCA, train mode also mixes the rolls with a counterfactual attention (a second MoSE,
+[`LCACounterfactualBranch`], shared with the other genremert models).
+
+This file is remote code (copied next to the weights by `save_pretrained`, executed with `trust_remote_code=True`): it
+imports only torch, numpy, transformers and its siblings, and has no side effects on import.
+"""
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from transformers import PreTrainedModel
+from transformers import initialization as init
+from transformers.audio_utils import mel_filter_bank
+
+
+try:  # inside a remote-code folder (transformers copies siblings imported this way)
+    from .configuration_genremert import CRNNFGNLConfig
+    from .modeling_lca_genremert import LCAClassifierOutput, LCACounterfactualBranch, LCAModelMixin, check_waveform
+except ImportError:  # flat checkout: `import modeling_crnn_fgnl`
+    from configuration_genremert import CRNNFGNLConfig
+    from modeling_lca_genremert import LCAClassifierOutput, LCACounterfactualBranch, LCAModelMixin, check_waveform
+
+
+class CRNNFGNLLogMel(nn.Module):
+    """Log-mel front end on the model's device: STFT power (Hann window, centred, reflect padding) → slaney mel
+    filters (librosa's and nnAudio's `MelSpectrogram` defaults) → dB as in the official code (`amplitude_to_db`
+    applied to power: 20·log10, ref 1, amin 1e-5, `top_db` below each example's maximum).
+
+    The window and filters are fixed, non-persistent buffers: not trained and not in the state dict."""
+
+    def __init__(self, config: CRNNFGNLConfig):
+        super().__init__()
+        self.n_fft = config.n_fft
+        self.hop_length = config.hop_length
+        self.top_db = config.top_db
+        window, mel_filters = self.compute_buffers(config)
+        self.register_buffer("window", window, persistent=False)  # (n_fft,)
+        self.register_buffer("mel_filters", mel_filters, persistent=False)  # (n_fft // 2 + 1, num_mel_bins)
+
+    @staticmethod
+    def compute_buffers(config: CRNNFGNLConfig) -> tuple[torch.Tensor, torch.Tensor]:
+        window = torch.hann_window(config.n_fft, periodic=True, dtype=torch.float32, device="cpu")
+        mel_filters = mel_filter_bank(
+            num_frequency_bins=config.n_fft // 2 + 1,
+            num_mel_filters=config.num_mel_bins,
+            min_frequency=config.f_min,
+            max_frequency=config.f_max if config.f_max is not None else config.sampling_rate / 2,
+            sampling_rate=config.sampling_rate,
+            norm="slaney",
+            mel_scale="slaney",
+        )
+        return window, torch.from_numpy(mel_filters.astype(np.float32))
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        # waveform: (batch, samples)
+        # Always in float32 (also in a half-precision model): the dB conversion needs the range.
+        spectrum = torch.stft(
+            waveform.float(),
+            n_fft=self.n_fft,
+            hop_length=self.hop_length,
+            window=self.window.float(),
+            center=True,
+            pad_mode="reflect",
+            return_complex=True,
+        )  # (batch, n_fft // 2 + 1, frames)
+        power = spectrum.real.square() + spectrum.imag.square()
+        mel = torch.matmul(self.mel_filters.float().T, power)  # (batch, num_mel_bins, frames)
+        log_mel = 20.0 * torch.log10(mel.clamp_min(1e-5))
+        peak = log_mel.amax(dim=(1, 2), keepdim=True)
+        return torch.maximum(log_mel, peak - self.top_db)  # (batch, num_mel_bins, frames)
+
+
+class CRNNFGNLConvBlock(nn.Module):
+    """Conv 3×3 (same) → ELU → BatchNorm → [MaxPool 2×2] → Dropout."""
+
+    def __init__(self, config: CRNNFGNLConfig, layer_id: int):
+        super().__init__()
+        in_channels = 1 if layer_id == 0 else config.conv_channels[layer_id - 1]
+        out_channels = config.conv_channels[layer_id]
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1)
+        self.activation = nn.ELU()
+        self.norm = nn.BatchNorm2d(out_channels)
+        self.pool = nn.MaxPool2d(2) if config.conv_pool[layer_id] else nn.Identity()
+        self.dropout = nn.Dropout(config.conv_dropout)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        # hidden_states: (batch, channels, mel, frames)
+        hidden_states = self.norm(self.activation(self.conv(hidden_states)))
+        return self.dropout(self.pool(hidden_states))
+
+
+class CRNNFGNLGaussianBlur(nn.Module):
+    """Fixed depthwise Gaussian filter (not trained) applied to θ, φ and g of the FGNL block."""
+
+    def __init__(self, config: CRNNFGNLConfig):
+        super().__init__()
+        self.channels = config.conv_channels[-1] // config.fgnl_reduction
+        self.padding = config.gaussian_kernel_size // 2
+        self.register_buffer("kernel", self.compute_kernel(config), persistent=False)  # (C', 1, k, k)
+
+    @staticmethod
+    def compute_kernel(config: CRNNFGNLConfig) -> torch.Tensor:
+        offsets = torch.arange(config.gaussian_kernel_size, dtype=torch.float64, device="cpu")
+        offsets = offsets - config.gaussian_kernel_size // 2
+        kernel_1d = torch.exp(-(offsets**2) / (2 * config.gaussian_sigma**2))
+        kernel_1d = kernel_1d / kernel_1d.sum()
+        kernel_2d = torch.outer(kernel_1d, kernel_1d).float()  # (k, k)
+        channels = config.conv_channels[-1] // config.fgnl_reduction
+        return kernel_2d.expand(channels, 1, -1, -1).clone()
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        # hidden_states: (batch, C', mel, frames)
+        return F.conv2d(hidden_states, self.kernel, padding=self.padding, groups=self.channels)
+
+
+class CRNNFGNLNonLocal(nn.Module):
+    """The fully generalized non-local operation (Kuo, Wei & Lin 2021) up to the rolls, before MoSE.
+
+    Queries θ come from the last conv block, keys φ and values g from the last two (concatenated along positions).
+    For each roll k the affinity is `θ · roll(φ, k, channels)ᵀ`, normalised by a softmax over the keys
+    (`config.fgnl_softmax_axis="key"`, the standard non-local form) or over the queries (`"query"`, the official
+    TensorFlow code), and `Y_k = f_k · g`. Returns the stacked rolls `(batch, N4, C', K)`.
+
+    Why "key" is the default: with the query-axis softmax every key's weights sum to 1 over the queries, so the
+    global average of `Y_k` is `mean_j g_j` for every k — the rolls are indistinguishable to MoSE, its roll attention
+    is exactly uniform, and LCA's counterfactual MoSE cannot learn anything different from the main one."""
+
+    def __init__(self, config: CRNNFGNLConfig):
+        super().__init__()
+        last_channels, previous_channels = config.conv_channels[-1], config.conv_channels[-2]
+        reduced = last_channels // config.fgnl_reduction
+        self.num_rolls = config.num_rolls
+        self.softmax_dim = 2 if config.fgnl_softmax_axis == "key" else 1  # of the (batch, N4, Nk) affinity
+        self.theta = nn.Conv2d(last_channels, reduced, kernel_size=1)
+        self.phi_last = nn.Conv2d(last_channels, reduced, kernel_size=1)
+        self.g_last = nn.Conv2d(last_channels, reduced, kernel_size=1)
+        self.phi_previous = nn.Conv2d(previous_channels, reduced, kernel_size=1)
+        self.g_previous = nn.Conv2d(previous_channels, reduced, kernel_size=1)
+        self.gaussian = CRNNFGNLGaussianBlur(config)
+
+    def _embed(self, conv: nn.Conv2d, hidden_states: torch.Tensor) -> torch.Tensor:
+        embedded = self.gaussian(conv(hidden_states))  # (batch, C', mel, frames)
+        return embedded.flatten(2).transpose(1, 2)  # (batch, positions, C')
+
+    def forward(self, last: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:
+        # last: (batch, C4, F4, T4); previous: (batch, C3, F3, T3)
+        theta = self._embed(self.theta, last)  # (batch, N4, C')
+        phi = torch.cat([self._embed(self.phi_last, last), self._embed(self.phi_previous, previous)], dim=1)
+        g = torch.cat([self._embed(self.g_last, last), self._embed(self.g_previous, previous)], dim=1)
+        # phi, g: (batch, N4 + N3, C')
+        rolls = []
+        for shift in range(self.num_rolls):
+            affinity = torch.bmm(theta, torch.roll(phi, shifts=shift, dims=2).transpose(1, 2))  # (batch, N4, Nk)
+            affinity = affinity.softmax(dim=self.softmax_dim)  # over the keys (default) or the queries
+            rolls.append(torch.bmm(affinity, g))  # (batch, N4, C')
+        return torch.stack(rolls, dim=-1)  # (batch, N4, C', K)
+
+
+class CRNNFGNLMoSE(nn.Module):
+    """Mixture of softmaxes' attention over the K rolls: global average per roll → 1×1 conv 1→H → ReLU → 1×1 conv
+    H→1 (shared over rolls) → softmax across rolls. This is the attention LCA counterfactualises."""
+
+    def __init__(self, config: CRNNFGNLConfig):
+        super().__init__()
+        self.hidden_conv = nn.Conv1d(1, config.mose_hidden_size, kernel_size=1)
+        self.activation = nn.ReLU()
+        self.score_conv = nn.Conv1d(config.mose_hidden_size, 1, kernel_size=1)
+
+    def forward(self, rolls: torch.Tensor) -> torch.Tensor:
+        # rolls: (batch, N4, C', K)
+        pooled = rolls.mean(dim=(1, 2)).unsqueeze(1)  # (batch, 1, K)
+        scores = self.score_conv(self.activation(self.hidden_conv(pooled)))[:, 0]  # (batch, K)
+        return scores.softmax(dim=-1)  # (batch, K)
+
+
+class CRNNFGNLOutput(nn.Module):
+    """Scales each roll by its weight, concatenates the rolls along channels (K·C'), maps them back to the conv
+    channels with a 1×1 conv and adds the result to the last conv block (residual)."""
+
+    def __init__(self, config: CRNNFGNLConfig):
+        super().__init__()
+        reduced = config.conv_channels[-1] // config.fgnl_reduction
+        self.conv = nn.Conv2d(reduced * config.num_rolls, config.conv_channels[-1], kernel_size=1)
+
+    def forward(self, rolls: torch.Tensor, roll_weights: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
+        # rolls: (batch, N4, C', K); roll_weights: (batch, K); last: (batch, C4, F4, T4)
+        batch_size, _, mel, frames = last.shape
+        scaled = rolls * roll_weights[:, None, None, :]  # (batch, N4, C', K)
+        scaled = scaled.permute(0, 3, 2, 1).reshape(batch_size, -1, mel, frames)  # (batch, K·C', F4, T4)
+        return last + self.conv(scaled)  # (batch, C4, F4, T4)
+
+
+class CRNNFGNLRecurrentHead(nn.Module):
+    """Time-major features → GRU → GRU → last valid state → dropout → classifier."""
+
+    def __init__(self, config: CRNNFGNLConfig, num_mel_after_pooling: int):
+        super().__init__()
+        input_size = config.conv_channels[-1] * num_mel_after_pooling
+        self.gru_1 = nn.GRU(input_size, config.gru_hidden_size, batch_first=True)
+        self.gru_2 = nn.GRU(config.gru_hidden_size, config.gru_hidden_size, batch_first=True)
+        self.dropout = nn.Dropout(config.classifier_dropout)
+        self.classifier = nn.Linear(config.gru_hidden_size, config.num_labels)
+
+    def forward(self, hidden_states: torch.Tensor, frame_lengths: torch.Tensor | None):
+        # hidden_states: (batch, C4, F4, T4)
+        sequence = hidden_states.permute(0, 3, 1, 2).flatten(2)  # (batch, T4, C4·F4)
+        sequence, _ = self.gru_1(sequence)  # (batch, T4, gru)
+        sequence, _ = self.gru_2(sequence)  # (batch, T4, gru)
+        if frame_lengths is None:
+            representation = sequence[:, -1]  # (batch, gru)
+        else:  # the GRUs are causal: the state at the last valid frame ignores the padding after it
+            index = (frame_lengths - 1).clamp_min(0).to(sequence.device)
+            representation = sequence[torch.arange(sequence.shape[0], device=sequence.device), index]
+        return representation, self.classifier(self.dropout(representation))
+
+
+class CRNNFGNLPreTrainedModel(LCAModelMixin, PreTrainedModel):
+    config: CRNNFGNLConfig
+    config_class = CRNNFGNLConfig
+    base_model_prefix = "crnn_fgnl"
+    main_input_name = "input_values"
+    input_modalities = "audio"
+    supports_gradient_checkpointing = False
+    accepts_loss_kwargs = False  # `loss` is a batch mean: the Trainer scales it for gradient accumulation
+    _auto_class = "AutoModelForAudioClassification"  # save_pretrained writes auto_map and copies the code files
+
+    def _init_model_weights(self, module) -> None:
+        """The fixed buffers (mel filters, STFT window, Gaussian kernel), recomputed from the config."""
+        if isinstance(module, CRNNFGNLLogMel):
+            window, mel_filters = module.compute_buffers(self.config)
+            init.copy_(module.window, window)
+            init.copy_(module.mel_filters, mel_filters)
+        elif isinstance(module, CRNNFGNLGaussianBlur):
+            init.copy_(module.kernel, module.compute_kernel(self.config))
+
+
+class CRNNFGNLForAudioClassification(CRNNFGNLPreTrainedModel):
+    """
+    CRNN_FGNL (Kuo, Wei & Lin, AAAI 2021): raw waveform → log-mel → BatchNorm over mel bins → conv blocks → FGNL
+    (non-local rolls mixed by the MoSE attention, residual to the last block) → GRU → GRU → classifier. With
+    `config.counterfactual != "none"`, train mode also mixes the rolls with a counterfactual attention (a second MoSE
+    or random weights) and runs the shared output conv, GRUs and classifier on that.
+    """
+
+    def __init__(self, config: CRNNFGNLConfig):
+        super().__init__(config)
+        self.num_pools = sum(config.conv_pool)
+        num_mel_after_pooling = config.num_mel_bins // 2**self.num_pools
+        if num_mel_after_pooling < 1:
+            raise ValueError(
+                f"`num_mel_bins` ({config.num_mel_bins}) must survive {self.num_pools} 2×2 poolings "
+                f"(at least {2**self.num_pools})."
+            )
+        self.log_mel = CRNNFGNLLogMel(config)
+        self.input_norm = nn.BatchNorm1d(config.num_mel_bins)
+        self.conv_blocks = nn.ModuleList(CRNNFGNLConvBlock(config, i) for i in range(len(config.conv_channels)))
+        self.non_local = CRNNFGNLNonLocal(config)
+        self.mose = CRNNFGNLMoSE(config)
+        self.fgnl_output = CRNNFGNLOutput(config)
+        self.head = CRNNFGNLRecurrentHead(config, num_mel_after_pooling)
+        if config.counterfactual == "none":
+            self.counterfactual_branch = None
+        else:
+            attention = CRNNFGNLMoSE(config) if config.counterfactual == "learned" else None
+            self.counterfactual_branch = LCACounterfactualBranch(config, attention)
+
+        self.post_init()
+
+    @property
+    def minimum_input_length(self) -> int:
+        """Fewest samples whose frames survive the 2×2 poolings (and the STFT's reflect padding)."""
+        minimum_frames = 2**self.num_pools
+        return max((minimum_frames - 1) * self.config.hop_length, self.config.n_fft // 2 + 1)
+
+    def compute_log_mel(self, input_values: torch.Tensor) -> torch.Tensor:
+        """The dB log-mel `(batch, num_mel_bins, frames)` the model reads; pass it back as `input_features`."""
+        check_waveform(input_values, None, self.minimum_input_length, self.config.sampling_rate)
+        return self.log_mel(input_values)
+
+    def forward(
+        self,
+        input_values: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        return_dict: bool | None = None,
+        input_features: torch.Tensor | None = None,
+        return_counterfactual: bool | None = None,
+        **kwargs,
+    ) -> tuple | LCAClassifierOutput:
+        r"""
+        input_values (`torch.FloatTensor` of shape `(batch_size, samples)`):
+            Raw mono waveform at `config.sampling_rate` (16 kHz), at least `model.minimum_input_length` samples.
+        attention_mask (`torch.LongTensor` of shape `(batch_size, samples)`, *optional*):
+            1 for real samples, 0 for padding: the prediction reads the GRU state at the last valid frame.
+        labels (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
+            Class ids; when given, `loss` is the cross-entropy of `logits`.
+        return_counterfactual (`bool`, *optional*):
+            Compute the counterfactual branch (`counterfactual_logits`, `counterfactual_attention`). Default: in train
+            mode only. `True` also computes it in eval mode (dropout off), `False` never; no effect without a branch.
+        input_features (`torch.FloatTensor` of shape `(batch_size, num_mel_bins, frames)`, *optional*):
+            The dB log-mel from `model.compute_log_mel`, instead of `input_values` (e.g. for Grad-CAM).
+        """
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        frame_lengths = None
+        if (input_values is None) == (input_features is None):
+            raise ValueError("Pass exactly one of `input_values` (raw waveform) and `input_features` (log-mel).")
+        if input_values is not None:
+            check_waveform(input_values, attention_mask, self.minimum_input_length, self.config.sampling_rate)
+            log_mel = self.log_mel(input_values).to(self.dtype)  # (batch, mel, frames)
+            if attention_mask is not None:
+                frame_lengths = attention_mask.long().sum(-1) // self.config.hop_length + 1
+                frame_lengths = frame_lengths // 2**self.num_pools
+        else:
+            log_mel = self._check_features(input_features).to(self.dtype)
+            if attention_mask is not None:
+                raise ValueError("`attention_mask` applies to `input_values`, not to `input_features`.")
+
+        hidden_states = self.input_norm(log_mel).unsqueeze(1)  # (batch, 1, mel, frames)
+        block_outputs = []
+        for block in self.conv_blocks:
+            hidden_states = block(hidden_states)
+            block_outputs.append(hidden_states)
+        previous, last = block_outputs[-2], block_outputs[-1]  # (batch, C3, F3, T3), (batch, C4, F4, T4)
+
+        rolls = self.non_local(last, previous)  # (batch, N4, C', K)
+        attention = self.mose(rolls)  # (batch, K)
+
+        counterfactual_logits = counterfactual_attention = None
+        if self._use_counterfactual_branch(return_counterfactual):
+            counterfactual_attention = self.counterfactual_branch(attention, rolls)  # (batch, K)
+            # Both attentions through the shared output conv, GRUs and classifier in one batch of 2 × batch: the GRUs
+            # step through time once instead of twice.
+            batch_size = last.shape[0]
+            both_weights = torch.cat([attention, counterfactual_attention])  # (2·batch, K)
+            both_fused = self.fgnl_output(rolls.repeat(2, 1, 1, 1), both_weights, last.repeat(2, 1, 1, 1))
+            both_lengths = None if frame_lengths is None else frame_lengths.repeat(2)
+            both_representations, both_logits = self.head(both_fused, both_lengths)
+            representation, _ = both_representations.split(batch_size)
+            logits, counterfactual_logits = both_logits.split(batch_size)
+        else:
+            representation, logits = self.head(self.fgnl_output(rolls, attention, last), frame_lengths)
+
+        return self._classifier_output(
+            labels,
+            return_dict,
+            logits=logits,
+            counterfactual_logits=counterfactual_logits,
+            attention=attention,
+            counterfactual_attention=counterfactual_attention,
+            representation=representation,
+        )
+
+    def _check_features(self, input_features) -> torch.Tensor:
+        if not isinstance(input_features, torch.Tensor) or not torch.is_floating_point(input_features):
+            raise ValueError("`input_features` must be a floating-point torch.Tensor (the dB log-mel).")
+        expected = f"(batch, {self.config.num_mel_bins}, frames)"
+        if input_features.dim() != 3 or input_features.shape[1] != self.config.num_mel_bins:
+            raise ValueError(f"`input_features` must have shape {expected}, got {tuple(input_features.shape)}.")
+        minimum_frames = 2**self.num_pools
+        if input_features.shape[0] == 0 or input_features.shape[2] < minimum_frames:
+            raise ValueError(
+                f"`input_features` must have at least one example and {minimum_frames} frames, got shape "
+                f"{tuple(input_features.shape)}."
+            )
+        return input_features
+
+
+__all__ = ["CRNNFGNLPreTrainedModel", "CRNNFGNLForAudioClassification"]

@@ -1,0 +1,269 @@
+"""What the genremert models share: the counterfactual attention branch of LCA, the output type, input checks, the
+common `PreTrainedModel` mixin and the feature extractor saved with every model folder.
+
+The counterfactual branch ([`LCACounterfactualBranch`]) is written once and used by every model: with
+`config.counterfactual = "learned"` (LCA, Lin et al.) it holds a second attention module of the same design as the
+model's main attention, with `"random"` (CAL, Rao et al.) it draws a random attention. The branch runs only in train
+mode; in eval mode it is not computed at all, and `remove_counterfactual_branch()` drops it for export.
+
+This file is remote code (copied next to the weights by `save_pretrained`, executed with `trust_remote_code=True`): it
+imports only torch, transformers and its siblings, and has no side effects on import.
+"""
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from transformers import Wav2Vec2FeatureExtractor
+from transformers import initialization as init
+from transformers.utils import ModelOutput
+
+
+try:  # inside a remote-code folder (transformers copies siblings imported this way)
+    from .configuration_genremert import COUNTERFACTUAL_MODES
+except ImportError:  # flat checkout
+    from configuration_genremert import COUNTERFACTUAL_MODES
+
+try:  # imported so that `save_pretrained` copies the pipeline named in `config.custom_pipelines`
+    from .pipeline_genremert import SongLevelAudioClassificationPipeline  # noqa: F401
+except ImportError:
+    from pipeline_genremert import SongLevelAudioClassificationPipeline  # noqa: F401
+
+
+# model_type → whether its feature extractor normalises each slice to zero mean and unit variance.
+NORMALIZED_INPUT_MODELS = {"genremert": True, "crnn_fgnl": False}
+
+
+@dataclass
+class LCAClassifierOutput(ModelOutput):
+    """
+    Output of both genremert classifiers.
+
+    Args:
+        loss (`torch.FloatTensor` of shape `(1,)`, *optional*, returned when `labels` is given):
+            Plain cross-entropy of `logits`. The LCA loss terms are computed by the trainer.
+        logits (`torch.FloatTensor` of shape `(batch_size, num_labels)`):
+            Scores of the main branch.
+        counterfactual_logits (`torch.FloatTensor` of shape `(batch_size, num_labels)`, *optional*):
+            Scores of the counterfactual branch; only in train mode with `config.counterfactual != "none"`.
+        attention (`torch.FloatTensor`):
+            The main attention. GenreMERT: time weights `(batch_size, frames)` summing to 1 over unmasked frames.
+            CRNN_FGNL: MoSE roll weights `(batch_size, num_rolls)` summing to 1.
+        counterfactual_attention (`torch.FloatTensor`, *optional*):
+            The counterfactual attention, same shape and condition as `counterfactual_logits`.
+        representation (`torch.FloatTensor` of shape `(batch_size, representation_size)`):
+            The features the classifier reads (GenreMERT: the shared projection; CRNN_FGNL: the last GRU state).
+    """
+
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    counterfactual_logits: torch.FloatTensor | None = None
+    attention: torch.FloatTensor | None = None
+    counterfactual_attention: torch.FloatTensor | None = None
+    representation: torch.FloatTensor | None = None
+
+
+def check_waveform(input_values, attention_mask, minimum_samples: int, sampling_rate: int) -> None:
+    """Raises a `ValueError` naming the problem when `input_values`/`attention_mask` cannot be classified."""
+    if not isinstance(input_values, torch.Tensor):
+        raise TypeError(
+            f"`input_values` must be a torch.Tensor of shape (batch, samples), got {type(input_values).__name__}; "
+            "use the feature extractor with `return_tensors='pt'`."
+        )
+    if not torch.is_floating_point(input_values):
+        raise ValueError(
+            f"`input_values` must be a floating-point waveform (e.g. float32), got dtype {input_values.dtype}; "
+            "integer PCM must be converted to float first."
+        )
+    if input_values.dim() != 2:
+        raise ValueError(
+            f"`input_values` must have shape (batch, samples), got shape {tuple(input_values.shape)}"
+            + ("; add a batch dimension with `input_values[None]`." if input_values.dim() == 1 else ".")
+        )
+    batch_size, num_samples = input_values.shape
+    if batch_size == 0 or num_samples == 0:
+        raise ValueError(f"`input_values` is empty: shape {tuple(input_values.shape)}.")
+    if num_samples < minimum_samples:
+        raise ValueError(
+            f"`input_values` is too short: {num_samples} samples ({num_samples / sampling_rate:.4f} s), the model "
+            f"needs at least {minimum_samples} samples ({minimum_samples / sampling_rate:.4f} s at {sampling_rate} Hz)."
+        )
+    if not torch.isfinite(input_values).all():
+        raise ValueError("`input_values` contains NaN or infinite values.")
+    if attention_mask is not None:
+        if not isinstance(attention_mask, torch.Tensor) or attention_mask.shape != input_values.shape:
+            shape = tuple(attention_mask.shape) if isinstance(attention_mask, torch.Tensor) else type(attention_mask)
+            raise ValueError(
+                f"`attention_mask` must have the shape of `input_values` {tuple(input_values.shape)}, got {shape}."
+            )
+        valid_samples = attention_mask.long().sum(-1)
+        if (valid_samples < minimum_samples).any():
+            shortest = int(valid_samples.min())
+            raise ValueError(
+                f"`attention_mask` leaves only {shortest} valid samples in a row; the model needs at least "
+                f"{minimum_samples} samples per example."
+            )
+
+
+def check_labels(labels: torch.Tensor, batch_size: int, num_labels: int) -> None:
+    if labels.dim() != 1 or labels.shape[0] != batch_size:
+        raise ValueError(f"`labels` must have shape ({batch_size},), got {tuple(labels.shape)}.")
+    if torch.is_floating_point(labels):
+        raise ValueError(f"`labels` must hold integer class ids, got dtype {labels.dtype}.")
+    if labels.numel() and (labels.min() < 0 or labels.max() >= num_labels):
+        raise ValueError(f"`labels` must be in [0, {num_labels - 1}], got values in [{labels.min()}, {labels.max()}].")
+
+
+class LCACounterfactualBranch(nn.Module):
+    """
+    The counterfactual attention of LCA, written once for both models.
+
+    - `"learned"` (LCA): `attention` is a second module of the same design as the model's main attention (GenreMERT:
+      a second time attention; CRNN_FGNL: a second MoSE); it is trained by the LCA loss terms to be a *distracting*
+      attention, so that the main attention learns what differs from it.
+    - `"random"` (CAL ablation): no parameters; each position draws a weight uniform in [0, 2) (as in the CAL paper),
+      masked positions get 0, and the weights are renormalised to the main attention's normalisation (sum 1 over the
+      valid frames for GenreMERT, over the rolls for CRNN_FGNL). The renormalisation keeps the counterfactual pooled
+      features on the scale of the main ones, which the shared classifier expects.
+
+    The branch is only called in train mode; the models never compute it in eval mode.
+    """
+
+    def __init__(self, config, attention: nn.Module | None = None):
+        super().__init__()
+        if config.counterfactual not in ("learned", "random"):
+            raise ValueError(
+                f"`counterfactual` must be 'learned' or 'random' to build a counterfactual branch, got "
+                f"{config.counterfactual!r} (allowed values: {list(COUNTERFACTUAL_MODES)})."
+            )
+        if config.counterfactual == "learned" and attention is None:
+            raise ValueError("A 'learned' counterfactual branch needs an attention module.")
+        self.mode = config.counterfactual
+        self.attention = attention if self.mode == "learned" else None
+
+    def forward(self, main_attention: torch.Tensor, *attention_inputs, mask: torch.Tensor | None = None):
+        """
+        Args:
+            main_attention: the main attention `(batch, positions)`, for the shape, dtype and device of the output.
+            attention_inputs: the arguments of the main attention module, passed unchanged to the learned one.
+            mask: `(batch, positions)` bool, `True` where a position is valid (random mode only; the learned
+                attention gets its mask through `attention_inputs`).
+        Returns:
+            the counterfactual attention, same shape and normalisation as `main_attention`.
+        """
+        if self.mode == "learned":
+            return self.attention(*attention_inputs)
+        weights = 2.0 * torch.rand_like(main_attention)  # (batch, positions), uniform in [0, 2)
+        if mask is not None:
+            weights = weights * mask.to(weights.dtype)
+        return weights / weights.sum(dim=-1, keepdim=True).clamp_min(torch.finfo(weights.dtype).tiny)
+
+
+class LCAModelMixin:
+    """What both genremert models share: the counterfactual branch's API, weight init and `save_pretrained`."""
+
+    def counterfactual_parameters(self) -> list[nn.Parameter]:
+        """The counterfactual branch's parameters (empty for `"none"` and `"random"`); the trainer freezes them
+        during the warm-up epochs."""
+        if self.counterfactual_branch is None:
+            return []
+        return list(self.counterfactual_branch.parameters())
+
+    def remove_counterfactual_branch(self):
+        """Drops the counterfactual branch in place for export and sets `config.counterfactual = "none"`.
+
+        The result has exactly the parameters of a model built with `counterfactual="none"`, and identical eval
+        logits (the branch never runs in eval mode). Returns the model.
+        """
+        self.counterfactual_branch = None
+        if hasattr(self, "counterfactual_dropout"):
+            self.counterfactual_dropout = None
+        self.config.counterfactual = "none"
+        return self
+
+    def _classifier_output(self, labels, return_dict: bool, **fields):
+        """The output of both models: `fields` as an `LCAClassifierOutput`, plus the plain cross-entropy of the main
+        logits when `labels` are given (the LCA terms are computed by the trainer)."""
+        logits = fields["logits"]
+        loss = None
+        if labels is not None:
+            check_labels(labels, logits.shape[0], self.config.num_labels)
+            loss = F.cross_entropy(logits, labels.to(logits.device))
+        output = LCAClassifierOutput(loss=loss, **fields)
+        return output if return_dict else output.to_tuple()
+
+    def _use_counterfactual_branch(self, return_counterfactual: bool | None) -> bool:
+        """Whether a forward pass computes the branch: in train mode by default; `return_counterfactual=True` asks for
+        it in eval mode too (e.g. a validation LCA loss; dropout is then off), `False` skips it."""
+        if self.counterfactual_branch is None:
+            return False
+        return self.training if return_counterfactual is None else bool(return_counterfactual)
+
+    @torch.no_grad()
+    def _init_weights(self, module):
+        """PyTorch's default initialisation (what the reference code used) for the trainable layers; each model adds
+        its own modules' rules (fixed buffers recomputed from the config) in `_init_model_weights`."""
+        if isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d)):
+            init.kaiming_uniform_(module.weight, a=math.sqrt(5))
+            if module.bias is not None:
+                fan_in = module.weight[0].numel()
+                bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+                init.uniform_(module.bias, -bound, bound)
+        elif isinstance(module, nn.GRU):
+            bound = 1.0 / math.sqrt(module.hidden_size)
+            for parameter in module.parameters():
+                init.uniform_(parameter, -bound, bound)
+        elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+            init.zeros_(module.running_mean)
+            init.ones_(module.running_var)
+            init.zeros_(module.num_batches_tracked)
+        self._init_model_weights(module)
+
+    def _init_model_weights(self, module) -> None:
+        """Model-specific initialisation of `module` (overridden by each model)."""
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """`PreTrainedModel.save_pretrained`, plus the model's `preprocessor_config.json` (from
+        [`build_feature_extractor`]) so that every saved folder, Trainer checkpoints included, works in the
+        audio-classification pipeline."""
+        result = super().save_pretrained(save_directory, *args, **kwargs)
+        if kwargs.get("is_main_process", True):
+            build_feature_extractor(self.config).save_pretrained(save_directory)
+        return result
+
+
+def build_feature_extractor(config) -> Wav2Vec2FeatureExtractor:
+    """The feature extractor saved with every model folder.
+
+    GenreMERT: 24 kHz, zero-mean unit-variance normalisation per slice (what MERT expects). CRNN_FGNL: 16 kHz, raw
+    waveform (the log-mel front end is inside the model). Both return the attention mask for padded batches.
+    """
+    model_type = getattr(config, "model_type", None)
+    if model_type not in NORMALIZED_INPUT_MODELS:
+        raise ValueError(
+            f"`build_feature_extractor` needs the config of a genremert model (model_type one of "
+            f"{sorted(NORMALIZED_INPUT_MODELS)}), got {type(config).__name__} with model_type {model_type!r}."
+        )
+    do_normalize = NORMALIZED_INPUT_MODELS[model_type]
+    return Wav2Vec2FeatureExtractor(
+        feature_size=1,
+        sampling_rate=config.sampling_rate,
+        padding_value=0.0,
+        do_normalize=do_normalize,
+        return_attention_mask=True,
+    )
+
+
+__all__ = [
+    "LCAClassifierOutput",
+    "LCACounterfactualBranch",
+    "LCAModelMixin",
+    "build_feature_extractor",
+    "check_labels",
+    "check_waveform",
+]
