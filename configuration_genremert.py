@@ -296,9 +296,7 @@ class CRNNFGNLConfig(PretrainedConfig):
             _check_positive(field, value)
         _check_positive("f_min", f_min, allow_zero=True)
         if f_max is not None and not f_min < f_max <= sampling_rate / 2:
-            raise ValueError(
-                f"`f_max` must be in (f_min={f_min}, sampling_rate/2={sampling_rate / 2}], got {f_max!r}."
-            )
+            raise ValueError(f"`f_max` must be in (f_min={f_min}, sampling_rate/2={sampling_rate / 2}], got {f_max!r}.")
         _check_positive("top_db", top_db)
         conv_channels = [int(c) for c in conv_channels]
         conv_pool = [bool(p) for p in conv_pool]
@@ -311,9 +309,7 @@ class CRNNFGNLConfig(PretrainedConfig):
             raise ValueError("`conv_channels` needs at least 2 blocks: FGNL reads the last two.")
         for field, channels in (("conv_channels[-1]", conv_channels[-1]), ("conv_channels[-2]", conv_channels[-2])):
             if channels % fgnl_reduction != 0:
-                raise ValueError(
-                    f"`{field}` ({channels}) must be divisible by `fgnl_reduction` ({fgnl_reduction})."
-                )
+                raise ValueError(f"`{field}` ({channels}) must be divisible by `fgnl_reduction` ({fgnl_reduction}).")
         if conv_channels[-1] // fgnl_reduction < num_rolls:
             raise ValueError(
                 f"`num_rolls` ({num_rolls}) must not exceed the reduced channels "

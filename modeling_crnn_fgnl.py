@@ -14,7 +14,6 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
-
 from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.audio_utils import mel_filter_bank

@@ -12,7 +12,6 @@ file. This file is remote code (copied next to the weights by `save_pretrained`,
 
 import torch
 from torch import nn
-
 from transformers import HubertModel, PreTrainedModel
 from transformers import initialization as init
 

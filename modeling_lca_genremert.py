@@ -16,7 +16,6 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 from torch.nn import functional as F
-
 from transformers import Wav2Vec2FeatureExtractor
 from transformers import initialization as init
 from transformers.utils import ModelOutput

@@ -318,9 +318,7 @@ class SongLevelAudioClassificationPipeline(AudioClassificationPipeline):
             preprocess_params["slice_overlap_seconds"] = float(slice_overlap_seconds)
         if slice_remainder is not None:
             if slice_remainder not in SLICE_REMAINDERS:
-                raise ValueError(
-                    f"`slice_remainder` must be one of {list(SLICE_REMAINDERS)}, got {slice_remainder!r}."
-                )
+                raise ValueError(f"`slice_remainder` must be one of {list(SLICE_REMAINDERS)}, got {slice_remainder!r}.")
             preprocess_params["slice_remainder"] = slice_remainder
         if slice_batch_size is not None:
             if isinstance(slice_batch_size, bool) or not isinstance(slice_batch_size, int) or slice_batch_size < 1:
@@ -480,7 +478,9 @@ class SongLevelAudioClassificationPipeline(AudioClassificationPipeline):
         song = aggregate_songs(slice_scores.double().numpy(), aggregation=aggregation, threshold=vote_threshold)
         order = song_ranking(song)
         # One slice: its own scores (one vote would throw its probabilities away; the ranking is the same).
-        song_scores = slice_scores[0].float() if slice_scores.shape[0] == 1 else torch.from_numpy(song.scores[0]).float()
+        song_scores = (
+            slice_scores[0].float() if slice_scores.shape[0] == 1 else torch.from_numpy(song.scores[0]).float()
+        )
 
         def ranked(scores: torch.Tensor, label_order: list[int]) -> list[dict]:
             return [{"score": float(scores[i]), "label": config.id2label[i]} for i in label_order[:top_k]]

@@ -25,8 +25,9 @@ import numpy as np
 import soundfile as sf
 from datasets import Dataset
 
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-import music_datasets as md  # noqa: E402
+from genremert import music_datasets as md  # noqa: E402
 
 
 def music_like(seconds: float, rate: int, seed: int) -> np.ndarray:
@@ -49,8 +50,9 @@ def write_songs(folder: Path, count: int, seconds: float, rate: int, fmt: str) -
             sf.write(path, music_like(seconds, rate, i), rate, format=fmt.upper())
         paths.append(str(path))
     features = md._song_features(["x"], False)
-    return Dataset.from_dict({"audio": paths, "label": [0] * count, "song_id": [f"s{i}" for i in range(count)]},
-                             features=features)
+    return Dataset.from_dict(
+        {"audio": paths, "label": [0] * count, "song_id": [f"s{i}" for i in range(count)]}, features=features
+    )
 
 
 def read_all(slices, order) -> float:
@@ -60,8 +62,9 @@ def read_all(slices, order) -> float:
     return time.perf_counter() - start
 
 
-def bench(name: str, songs: Dataset, total_seconds: float, rate: int, slice_seconds: float, overlap: float,
-          cache_dir: Path) -> None:
+def bench(
+    name: str, songs: Dataset, total_seconds: float, rate: int, slice_seconds: float, overlap: float, cache_dir: Path
+) -> None:
     start = time.perf_counter()
     bad = md.validate_audio_files(songs["audio"], num_workers=1)
     check = time.perf_counter() - start
@@ -75,10 +78,13 @@ def bench(name: str, songs: Dataset, total_seconds: float, rate: int, slice_seco
     random_order = read_all(md.slice_songs(songs, rate, slice_seconds, overlap, num_workers=1), shuffled)
     cached = md.slice_songs(songs, rate, slice_seconds, overlap, cache_dir=cache_dir, num_workers=1)
     fill = read_all(cached, order)
-    from_cache = read_all(md.slice_songs(songs, rate, slice_seconds, overlap, cache_dir=cache_dir, num_workers=1),
-                          shuffled)
-    print(f"\n{name}: {songs.num_rows} songs, {total_seconds / 60:.1f} min of audio, {len(slices)} slices of "
-          f"{slice_seconds} s (overlap {overlap} s) at {rate} Hz")
+    from_cache = read_all(
+        md.slice_songs(songs, rate, slice_seconds, overlap, cache_dir=cache_dir, num_workers=1), shuffled
+    )
+    print(
+        f"\n{name}: {songs.num_rows} songs, {total_seconds / 60:.1f} min of audio, {len(slices)} slices of "
+        f"{slice_seconds} s (overlap {overlap} s) at {rate} Hz"
+    )
     rows = [
         ("up-front file check", check),
         ("slice table from headers", table),

@@ -28,7 +28,7 @@ from torch.nn import functional as F
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from configuration_genremert import CRNNFGNLConfig, GenreMERTConfig  # noqa: E402
-from modeling_genremert import CRNNFGNLForAudioClassification, GenreMERTForAudioClassification  # noqa: E402
+from genremert import CRNNFGNLForAudioClassification, GenreMERTForAudioClassification  # noqa: E402
 
 
 def synchronize(device: torch.device) -> None:

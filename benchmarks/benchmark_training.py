@@ -24,6 +24,7 @@ import torch
 from transformers import TrainerCallback
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
+
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from configuration_genremert import (
@@ -31,12 +32,9 @@ from configuration_genremert import (
     CRNNFGNLConfig,
     GenreMERTConfig,
 )
-from lca_trainer import LCATrainer, LCATrainingArguments, SliceCollator
-from modeling_genremert import (
-    CRNNFGNLForAudioClassification,
-    GenreMERTForAudioClassification,
-    build_feature_extractor,
-)
+from genremert import CRNNFGNLForAudioClassification, GenreMERTForAudioClassification, build_feature_extractor
+from genremert.lca_trainer import LCATrainer, LCATrainingArguments, SliceCollator
+
 
 REDUCED_BACKBONE = dict(
     MERT_V1_95M_BACKBONE,
@@ -71,11 +69,7 @@ def build(model_type: str, counterfactual: str, args):
             slice_seconds=args.crnn_slice_seconds,
         )
         return CRNNFGNLForAudioClassification(config)
-    backbone = (
-        dict(MERT_V1_95M_BACKBONE)
-        if args.genremert_backbone == "mert-95m"
-        else dict(REDUCED_BACKBONE)
-    )
+    backbone = dict(MERT_V1_95M_BACKBONE) if args.genremert_backbone == "mert-95m" else dict(REDUCED_BACKBONE)
     config = GenreMERTConfig(
         backbone_config=backbone,
         num_labels=10,
@@ -133,15 +127,11 @@ def throughput(model_type: str, counterfactual: str, args) -> float:
         trainer.remove_callback(ProgressCallback)
         trainer.train()
     timed = sorted(timer.durations[args.warmup_steps :])
-    return (
-        args.batch_size / timed[len(timed) // 2]
-    )  # median step: robust to other jobs on the machine
+    return args.batch_size / timed[len(timed) // 2]  # median step: robust to other jobs on the machine
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "--models",
         nargs="+",
@@ -161,9 +151,7 @@ def main(argv=None):
         default=2,
         help="plain and LCA are timed alternately this many times; the best of each is kept",
     )
-    parser.add_argument(
-        "--warmup_steps", type=int, default=1, help="untimed steps first"
-    )
+    parser.add_argument("--warmup_steps", type=int, default=1, help="untimed steps first")
     parser.add_argument("--crnn_slice_seconds", type=float, default=5.0)
     parser.add_argument("--genremert_slice_seconds", type=float, default=10.0)
     parser.add_argument(
@@ -177,9 +165,7 @@ def main(argv=None):
         choices=["cpu", "cuda"],
         default="cuda" if torch.cuda.is_available() else "cpu",
     )
-    parser.add_argument(
-        "--bf16", action="store_true", help="bf16 mixed precision (GPU)"
-    )
+    parser.add_argument("--bf16", action="store_true", help="bf16 mixed precision (GPU)")
     args = parser.parse_args(argv)
     if args.genremert_backbone is None:
         args.genremert_backbone = "mert-95m" if args.device == "cuda" else "reduced"
@@ -188,11 +174,7 @@ def main(argv=None):
         f"device {args.device}, torch threads {torch.get_num_threads()}, batch {args.batch_size}, "
         f"{args.steps} timed steps after {args.warmup_steps}; CRNN_FGNL slices {args.crnn_slice_seconds} s at "
         f"16 kHz; GenreMERT slices {args.genremert_slice_seconds} s at 24 kHz, backbone {args.genremert_backbone}"
-        + (
-            " (hidden 256, 4 layers)"
-            if args.genremert_backbone == "reduced"
-            else " (MERT-v1-95M shape)"
-        )
+        + (" (hidden 256, 4 layers)" if args.genremert_backbone == "reduced" else " (MERT-v1-95M shape)")
     )
     print(f"torch {torch.__version__}; the LCA runs train every term (no warm-up)")
     print(f"{'model':<12}{'plain slices/s':>16}{'LCA slices/s':>16}{'LCA / plain':>14}")

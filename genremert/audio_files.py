@@ -36,8 +36,17 @@ SILENCE_THRESHOLD = 1e-4  # peak below -80 dBFS on every probed block counts as 
 PROBE_FRAMES = 4096  # frames read at each probe position (start, end, and 3 inside)
 
 __all__ = [
-    "AudioDecodeError", "BadAudioFile", "BadAudioFilesError", "audio_num_samples", "check_audio_file",
-    "decode_audio", "fill_cache", "load_audio", "num_samples_at", "slice_songs", "slice_starts",
+    "AudioDecodeError",
+    "BadAudioFile",
+    "BadAudioFilesError",
+    "audio_num_samples",
+    "check_audio_file",
+    "decode_audio",
+    "fill_cache",
+    "load_audio",
+    "num_samples_at",
+    "slice_songs",
+    "slice_starts",
     "validate_audio_files",
 ]
 
@@ -50,7 +59,7 @@ __all__ = [
 class BadAudioFilesError(ValueError):
     """Raised with ``on_bad_file="raise"``: lists every unusable file with its reason."""
 
-    def __init__(self, dataset: str, bad_files: Sequence["BadAudioFile"]):
+    def __init__(self, dataset: str, bad_files: Sequence[BadAudioFile]):
         self.bad_files = list(bad_files)
         super().__init__(_format_bad_files(dataset, self.bad_files))
 
@@ -102,8 +111,9 @@ def _cache_path(cache_dir: Union[str, os.PathLike], path: str, sampling_rate: in
     return Path(cache_dir) / f"{sampling_rate}hz" / digest[:2] / f"{digest}.npy"
 
 
-def load_audio(path: Union[str, os.PathLike], sampling_rate: int,
-               cache_dir: Optional[Union[str, os.PathLike]] = None) -> np.ndarray:
+def load_audio(
+    path: Union[str, os.PathLike], sampling_rate: int, cache_dir: Optional[Union[str, os.PathLike]] = None
+) -> np.ndarray:
     """:func:`decode_audio` through an optional on-disk cache of float32 ``.npy`` files.
 
     With `cache_dir`, the first call decodes and writes the array atomically (temp file + rename,
@@ -135,8 +145,12 @@ def load_audio(path: Union[str, os.PathLike], sampling_rate: int,
     return audio
 
 
-def fill_cache(songs: Union[Dataset, DatasetDict], sampling_rate: int, cache_dir: Union[str, os.PathLike],
-               num_workers: Optional[int] = None) -> int:
+def fill_cache(
+    songs: Union[Dataset, DatasetDict],
+    sampling_rate: int,
+    cache_dir: Union[str, os.PathLike],
+    num_workers: Optional[int] = None,
+) -> int:
     """Decode every song of `songs` into `cache_dir` in parallel (threads); returns the number of songs.
 
     Optional: :func:`slice_songs` fills the cache lazily anyway; this does it up front, e.g. once
@@ -189,8 +203,10 @@ def check_audio_file(path: Union[str, os.PathLike]) -> Optional[str]:
             match = _TRUNCATION.search(f.extra_info or "")
             # A declared size of 0 or 0xFFFFFFFF is a streaming header (ffmpeg to a pipe), not truncation.
             if match and int(match.group(2)) not in (0, 0xFFFFFFFF, 0xFFFFFFFF - 8):
-                return (f"truncated: the header declares {match.group(2)} bytes of audio data, "
-                        f"the file holds {match.group(3)}")
+                return (
+                    f"truncated: the header declares {match.group(2)} bytes of audio data, "
+                    f"the file holds {match.group(3)}"
+                )
             block = min(PROBE_FRAMES, frames)
             positions = sorted({0, frames - block, *(int(frames * q) - block // 2 for q in (0.25, 0.5, 0.75))})
             peak = 0.0
@@ -199,8 +215,10 @@ def check_audio_file(path: Union[str, os.PathLike]) -> Optional[str]:
                 f.seek(position)
                 data = f.read(block, dtype="float32", always_2d=True)
                 if data.shape[0] < block:
-                    return (f"truncated: read {data.shape[0]} of {block} frames at frame {position} "
-                            f"(header says {frames} frames)")
+                    return (
+                        f"truncated: read {data.shape[0]} of {block} frames at frame {position} "
+                        f"(header says {frames} frames)"
+                    )
                 if not np.isfinite(data).all():
                     return f"non-finite samples (NaN or inf) near frame {position}"
                 peak = max(peak, float(np.abs(data).max()))
@@ -212,7 +230,9 @@ def check_audio_file(path: Union[str, os.PathLike]) -> Optional[str]:
     return None
 
 
-def validate_audio_files(paths: Iterable[Union[str, os.PathLike]], num_workers: Optional[int] = None) -> List[BadAudioFile]:
+def validate_audio_files(
+    paths: Iterable[Union[str, os.PathLike]], num_workers: Optional[int] = None
+) -> List[BadAudioFile]:
     """Check many files in parallel (threads: libsndfile releases the GIL); unusable ones, sorted by path."""
     paths = sorted({os.fspath(p) for p in paths})
     with ThreadPoolExecutor(_workers(num_workers)) as pool:
@@ -266,14 +286,23 @@ def _audio_path(cell, row: int) -> str:
         return os.fspath(cell)
     if isinstance(cell, dict) and isinstance(cell.get("path"), str) and cell.get("bytes") is None:
         return cell["path"]
-    raise TypeError(f"songs['audio'][{row}] must be a file path (str) or an undecoded Audio cell "
-                    f"{{'path': ..., 'bytes': None}}, got {type(cell).__name__}: decode nothing before slicing")
+    raise TypeError(
+        f"songs['audio'][{row}] must be a file path (str) or an undecoded Audio cell "
+        f"{{'path': ..., 'bytes': None}}, got {type(cell).__name__}: decode nothing before slicing"
+    )
 
 
-def slice_songs(songs: Union[Dataset, DatasetDict], sampling_rate: int, slice_seconds: float,
-                overlap_seconds: float = 0.0, *, keep_remainder: bool = False, short_songs: str = "pad",
-                cache_dir: Optional[Union[str, os.PathLike]] = None,
-                num_workers: Optional[int] = None) -> Union[Dataset, DatasetDict]:
+def slice_songs(
+    songs: Union[Dataset, DatasetDict],
+    sampling_rate: int,
+    slice_seconds: float,
+    overlap_seconds: float = 0.0,
+    *,
+    keep_remainder: bool = False,
+    short_songs: str = "pad",
+    cache_dir: Optional[Union[str, os.PathLike]] = None,
+    num_workers: Optional[int] = None,
+) -> Union[Dataset, DatasetDict]:
     """Fixed-length slices of every song, decoded lazily; a ``DatasetDict`` in gives one out.
 
     Returns a ``Dataset`` with one row per slice, in song order then time order. Its stored columns
@@ -291,17 +320,29 @@ def slice_songs(songs: Union[Dataset, DatasetDict], sampling_rate: int, slice_se
     rate) and reused by later reads and later runs.
     """
     if isinstance(songs, DatasetDict):
-        return DatasetDict({
-            name: slice_songs(split, sampling_rate, slice_seconds, overlap_seconds, keep_remainder=keep_remainder,
-                              short_songs=short_songs, cache_dir=cache_dir, num_workers=num_workers)
-            for name, split in songs.items()
-        })
+        return DatasetDict(
+            {
+                name: slice_songs(
+                    split,
+                    sampling_rate,
+                    slice_seconds,
+                    overlap_seconds,
+                    keep_remainder=keep_remainder,
+                    short_songs=short_songs,
+                    cache_dir=cache_dir,
+                    num_workers=num_workers,
+                )
+                for name, split in songs.items()
+            }
+        )
     if not isinstance(songs, Dataset):
         raise TypeError(f"songs must be a datasets.Dataset or DatasetDict of songs, got {type(songs).__name__}")
     for column in ("audio", "label", "song_id"):
         if column not in songs.column_names:
-            raise ValueError(f"songs has no {column!r} column (columns: {songs.column_names}); "
-                             f"expected a song dataset from load_gtzan / load_artist20 / load_synthetic")
+            raise ValueError(
+                f"songs has no {column!r} column (columns: {songs.column_names}); "
+                f"expected a song dataset from load_gtzan / load_artist20 / load_synthetic"
+            )
     if short_songs not in ("pad", "drop"):
         raise ValueError(f"short_songs must be 'pad' or 'drop', got {short_songs!r}")
     if sampling_rate <= 0:
@@ -314,8 +355,7 @@ def slice_songs(songs: Union[Dataset, DatasetDict], sampling_rate: int, slice_se
         lengths = list(pool.map(lambda p: audio_num_samples(p, sampling_rate), paths))
     song_index, starts, labels, song_ids, dropped = [], [], [], [], []
     for i, (length, label, song_id) in enumerate(zip(lengths, table["label"], table["song_id"])):
-        song_starts = slice_starts(length, slice_samples, hop_samples, "end" if keep_remainder else "drop",
-                                   short_songs)
+        song_starts = slice_starts(length, slice_samples, hop_samples, "end" if keep_remainder else "drop", short_songs)
         if not song_starts:
             dropped.append(f"  {song_id}: {length / sampling_rate:.2f} s < {slice_seconds} s")
         song_index += [i] * len(song_starts)
@@ -323,13 +363,22 @@ def slice_songs(songs: Union[Dataset, DatasetDict], sampling_rate: int, slice_se
         labels += [label] * len(song_starts)
         song_ids += [song_id] * len(song_starts)
     if dropped:
-        warnings.warn(f"slice_songs: {len(dropped)} song(s) shorter than one slice dropped:\n" + "\n".join(dropped),
-                      stacklevel=2)
-    features = Features({"song_index": Value("int32"), "start": Value("int64"),
-                         "label": songs.features["label"], "song_id": Value("string")})
-    slices = Dataset.from_dict({"song_index": song_index, "start": starts, "label": labels, "song_id": song_ids},
-                               features=features)
+        warnings.warn(
+            f"slice_songs: {len(dropped)} song(s) shorter than one slice dropped:\n" + "\n".join(dropped), stacklevel=2
+        )
+    features = Features(
+        {
+            "song_index": Value("int32"),
+            "start": Value("int64"),
+            "label": songs.features["label"],
+            "song_id": Value("string"),
+        }
+    )
+    slices = Dataset.from_dict(
+        {"song_index": song_index, "start": starts, "label": labels, "song_id": song_ids}, features=features
+    )
     slices.info.description = songs.info.description
-    slices.set_transform(_SliceDecoder(paths, sampling_rate, slice_samples,
-                                       os.fspath(cache_dir) if cache_dir is not None else None))
+    slices.set_transform(
+        _SliceDecoder(paths, sampling_rate, slice_samples, os.fspath(cache_dir) if cache_dir is not None else None)
+    )
     return slices

@@ -23,8 +23,13 @@ from .interpret import (
 from .synthetic_music import add_band_noise as _add_band_noise
 
 
-def add_band_noise(waveform, sampling_rate: int, band_hz=DEFAULT_BIAS_BAND_HZ, noise_db: float = DEFAULT_NOISE_DB,
-                   rng: np.random.Generator | None = None) -> np.ndarray:
+def add_band_noise(
+    waveform,
+    sampling_rate: int,
+    band_hz=DEFAULT_BIAS_BAND_HZ,
+    noise_db: float = DEFAULT_NOISE_DB,
+    rng: np.random.Generator | None = None,
+) -> np.ndarray:
     """`waveform` plus white noise band-limited to `band_hz`, its RMS `noise_db` dB relative to the waveform's RMS:
     the synthetic benchmark's noise (`synthetic_music.add_band_noise`), on any recording."""
     rng = rng if rng is not None else np.random.default_rng(0)
@@ -87,8 +92,17 @@ def _scores(predictions, labels, bias_class):
     return accuracy, f1, biased_rate
 
 
-def bias_probe(model, slices, bias_class: int, band_hz=DEFAULT_BIAS_BAND_HZ, noise_db: float = DEFAULT_NOISE_DB,
-               noisy_slices=None, batch_size: int = 16, max_slices: int | None = None, seed: int = 0) -> BiasProbeResult:
+def bias_probe(
+    model,
+    slices,
+    bias_class: int,
+    band_hz=DEFAULT_BIAS_BAND_HZ,
+    noise_db: float = DEFAULT_NOISE_DB,
+    noisy_slices=None,
+    batch_size: int = 16,
+    max_slices: int | None = None,
+    seed: int = 0,
+) -> BiasProbeResult:
     """The shortcut test of paper Fig. 1 on any dataset.
 
     Classifies `slices` (rows with `input_values`, `label`) clean, then with band noise: either the slices given as
@@ -145,7 +159,9 @@ def plot_bias_probe(result: BiasProbeResult, path) -> Path:
     for offset, values, colour, label in ((-0.2, clean, "tab:blue", "clean"), (0.2, noisy, "tab:orange", "band noise")):
         bars = axis.bar(positions + offset, values, 0.4, color=colour, label=label)
         for bar, value in zip(bars, values):
-            axis.text(bar.get_x() + bar.get_width() / 2, bar.get_height() + 0.01, f"{value:.2f}", ha="center", va="bottom")
+            axis.text(
+                bar.get_x() + bar.get_width() / 2, bar.get_height() + 0.01, f"{value:.2f}", ha="center", va="bottom"
+            )
     axis.set_xticks(positions)
     axis.set_xticklabels(names)
     axis.set_ylim(0, 1.1)
@@ -174,7 +190,11 @@ def branch_accuracy(model, slices, batch_size: int = 16, max_slices: int | None 
         main_correct += int((outputs.logits.argmax(-1) == labels).sum())
         counterfactual_correct += int((outputs.counterfactual_logits.argmax(-1) == labels).sum())
         total += len(batch)
-    return {"main_accuracy": main_correct / total, "counterfactual_accuracy": counterfactual_correct / total, "num_slices": total}
+    return {
+        "main_accuracy": main_correct / total,
+        "counterfactual_accuracy": counterfactual_correct / total,
+        "num_slices": total,
+    }
 
 
 # ----------------------------------------------------------------------------------------------------------------------

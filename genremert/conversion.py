@@ -36,6 +36,7 @@ import torch
 
 from .mert_weights import map_mert_state_dict
 
+
 # The head of the reference model: reference key → our key.
 REFERENCE_KEY_MAP = {
     "aggregator.weight": "layer_aggregation.conv.weight",
@@ -127,7 +128,7 @@ def _partition_keys(state_dict: dict) -> tuple:
     mert, head, counterfactual, unexpected = {}, {}, {}, []
     for key, tensor in state_dict.items():
         if key.startswith(MERT_PREFIX):
-            mert[key[len(MERT_PREFIX):]] = tensor
+            mert[key[len(MERT_PREFIX) :]] = tensor
         elif key in REFERENCE_KEY_MAP:
             head[key] = tensor
         elif key in COUNTERFACTUAL_KEY_MAP:
@@ -152,8 +153,15 @@ def _partition_keys(state_dict: dict) -> tuple:
     return mert, head, counterfactual
 
 
-def build_config(head: dict, counterfactual: dict, hyper_parameters: dict, backbone_config: dict | None = None,
-                 labels: Sequence[str] | None = None, drop_counterfactual: bool = False, slice_seconds: float = 10.0):
+def build_config(
+    head: dict,
+    counterfactual: dict,
+    hyper_parameters: dict,
+    backbone_config: dict | None = None,
+    labels: Sequence[str] | None = None,
+    drop_counterfactual: bool = False,
+    slice_seconds: float = 10.0,
+):
     """The `GenreMERTConfig` of the checkpoint: sizes from the tensor shapes, dropouts from the reference
     hyper-parameters (`config.main_dropout`, `config.cf_dropout`) when present."""
     from configuration_genremert import GenreMERTConfig
@@ -200,9 +208,13 @@ def build_config(head: dict, counterfactual: dict, hyper_parameters: dict, backb
     return config
 
 
-def convert_reference_checkpoint(checkpoint_path, backbone_config: dict | None = None,
-                                 labels: Sequence[str] | None = None, drop_counterfactual: bool = False,
-                                 slice_seconds: float = 10.0):
+def convert_reference_checkpoint(
+    checkpoint_path,
+    backbone_config: dict | None = None,
+    labels: Sequence[str] | None = None,
+    drop_counterfactual: bool = False,
+    slice_seconds: float = 10.0,
+):
     """Convert a reference `genreMERT*.ckpt` into a `GenreMERTForAudioClassification` (eval mode).
 
     `genreMERT_LCA.ckpt` becomes a model with `counterfactual="learned"` holding the reference's counterfactual time
@@ -214,8 +226,9 @@ def convert_reference_checkpoint(checkpoint_path, backbone_config: dict | None =
 
     state_dict, hyper_parameters = load_reference_checkpoint(checkpoint_path)
     mert, head, counterfactual = _partition_keys(state_dict)
-    config = build_config(head, counterfactual, hyper_parameters, backbone_config, labels, drop_counterfactual,
-                          slice_seconds)
+    config = build_config(
+        head, counterfactual, hyper_parameters, backbone_config, labels, drop_counterfactual, slice_seconds
+    )
     model = GenreMERTForAudioClassification(config)
     expected = model.state_dict()
 
@@ -242,13 +255,22 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", required=True, help="Reference Lightning checkpoint (genreMERT*.ckpt).")
     parser.add_argument("--output_dir", required=True, help="Folder for the converted model (save_pretrained).")
-    parser.add_argument("--drop_counterfactual", action="store_true",
-                        help="Leave out the counterfactual attention of genreMERT_LCA.ckpt (inference-only model).")
-    parser.add_argument("--labels", default=None,
-                        help="Comma-separated class names in id order (default: the GTZAN genres for 10 classes).")
+    parser.add_argument(
+        "--drop_counterfactual",
+        action="store_true",
+        help="Leave out the counterfactual attention of genreMERT_LCA.ckpt (inference-only model).",
+    )
+    parser.add_argument(
+        "--labels",
+        default=None,
+        help="Comma-separated class names in id order (default: the GTZAN genres for 10 classes).",
+    )
     parser.add_argument("--slice_seconds", type=float, default=10.0, help="Slice length the model was trained on.")
-    parser.add_argument("--backbone_config", default=None,
-                        help="JSON file with the backbone's HubertConfig fields (default: MERT-v1-95M).")
+    parser.add_argument(
+        "--backbone_config",
+        default=None,
+        help="JSON file with the backbone's HubertConfig fields (default: MERT-v1-95M).",
+    )
     args = parser.parse_args(argv)
     labels = [name.strip() for name in args.labels.split(",")] if args.labels else None
     try:
@@ -261,9 +283,13 @@ def main(argv=None) -> int:
                 raise ConversionError(f"--backbone_config {args.backbone_config}: not a readable JSON file ({error}).")
             if not isinstance(backbone_config, dict):
                 raise ConversionError(f"--backbone_config {args.backbone_config}: expected a JSON object.")
-        model = convert_reference_checkpoint(args.checkpoint, backbone_config=backbone_config, labels=labels,
-                                             drop_counterfactual=args.drop_counterfactual,
-                                             slice_seconds=args.slice_seconds)
+        model = convert_reference_checkpoint(
+            args.checkpoint,
+            backbone_config=backbone_config,
+            labels=labels,
+            drop_counterfactual=args.drop_counterfactual,
+            slice_seconds=args.slice_seconds,
+        )
     except ConversionError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -274,4 +300,3 @@ def main(argv=None) -> int:
         f"counterfactual={model.config.counterfactual!r}, {num_parameters / 1e6:.2f} M parameters."
     )
     return 0
-

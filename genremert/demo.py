@@ -24,6 +24,7 @@ import time
 
 from . import training as run_classification
 
+
 # The default-size CRNN_FGNL (≈ 0.58 M parameters) on 3 s slices (the paper's shortest), sized for ≈ 4 minutes on
 # an idle 2-core CPU (both runs). Five albums per class: 1 test, 1 validation and 3 training albums, so the model sees
 # three accompaniment styles (fixed per album) per singer instead of one. 6 songs of 9 s per album
@@ -74,13 +75,9 @@ QUICK = {
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="one-minute smoke version")
-    parser.add_argument(
-        "--output_dir", default="outputs/demo", help="where models, plots and logs go"
-    )
+    parser.add_argument("--output_dir", default="outputs/demo", help="where models, plots and logs go")
     parser.add_argument(
         "--data_dir",
         default=None,
@@ -92,9 +89,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         default=0,
         help="class whose training songs carry the noise",
     )
-    parser.add_argument(
-        "--epochs", type=int, default=None, help="training epochs of each run"
-    )
+    parser.add_argument("--epochs", type=int, default=None, help="training epochs of each run")
     parser.add_argument("--seed", type=int, default=0)
     for name, value in DEMO_LCA_WEIGHTS.items():
         parser.add_argument(
@@ -119,9 +114,7 @@ def class_recall(matrix: list[list[int]], label: int) -> float:
     return matrix[label][label] / total if total else float("nan")
 
 
-def run_one(
-    name: str, counterfactual: str, settings: dict, args: argparse.Namespace, log
-) -> dict:
+def run_one(name: str, counterfactual: str, settings: dict, args: argparse.Namespace, log) -> dict:
     """One training run through run_classification.main; returns its results plus the shortcut figures."""
     output_dir = os.path.join(args.output_dir, name)
     argv = [
@@ -191,16 +184,10 @@ def run_one(
     results["wall_seconds"] = time.time() - start
     for split in ("test", "test_noisy"):
         for level in ("frame", "song"):
-            with open(
-                os.path.join(output_dir, f"confusion_matrix_{split}_{level}.json")
-            ) as handle:
+            with open(os.path.join(output_dir, f"confusion_matrix_{split}_{level}.json")) as handle:
                 matrix = json.load(handle)["matrix"]
-            results[f"{split}_{level}_biased_rate"] = biased_class_rate(
-                matrix, args.bias_class
-            )
-            results[f"{split}_{level}_biased_recall"] = class_recall(
-                matrix, args.bias_class
-            )
+            results[f"{split}_{level}_biased_rate"] = biased_class_rate(matrix, args.bias_class)
+            results[f"{split}_{level}_biased_recall"] = class_recall(matrix, args.bias_class)
     return results
 
 
@@ -232,10 +219,7 @@ def format_table(plain: dict, lca: dict, bias_class: int) -> str:
     for label, key in rows:
         if key is None:
             level = "frame" if "frame" in label else "song"
-            values = [
-                r[f"test_{level}_f1"] - r[f"test_noisy_{level}_f1"]
-                for r in (plain, lca)
-            ]
+            values = [r[f"test_{level}_f1"] - r[f"test_noisy_{level}_f1"] for r in (plain, lca)]
         else:
             values = [plain[key], lca[key]]
         fmt = "{:>12.0f}" if key == "wall_seconds" else "{:>12.3f}"
@@ -255,25 +239,14 @@ def main(argv=None) -> dict:
     table = format_table(plain, lca, args.bias_class)
     total = time.time() - start
     print("\n" + table)
-    print(
-        f"\nTotal time: {total:.0f} s ({'quick' if args.quick else 'full'} demo). Outputs:"
-    )
-    print(
-        f"  logs of both runs: {os.path.abspath(os.path.join(args.output_dir, 'training_log.txt'))}"
-    )
+    print(f"\nTotal time: {total:.0f} s ({'quick' if args.quick else 'full'} demo). Outputs:")
+    print(f"  logs of both runs: {os.path.abspath(os.path.join(args.output_dir, 'training_log.txt'))}")
     for name in ("plain", "lca"):
         folder = os.path.abspath(os.path.join(args.output_dir, name))
-        print(
-            f"  {name}: model {folder}  (pipeline('audio-classification', model=..., trust_remote_code=True))"
-        )
-        print(
-            f"        confusion matrices {folder}/confusion_matrix_{{test,test_noisy}}_{{frame,song}}.png"
-        )
-        print(
-            f"        checkpoints {folder}/checkpoint-*, TensorBoard: tensorboard --logdir {folder}/runs"
-        )
+        print(f"  {name}: model {folder}  (pipeline('audio-classification', model=..., trust_remote_code=True))")
+        print(f"        confusion matrices {folder}/confusion_matrix_{{test,test_noisy}}_{{frame,song}}.png")
+        print(f"        checkpoints {folder}/checkpoint-*, TensorBoard: tensorboard --logdir {folder}/runs")
     summary = {"plain": plain, "lca": lca, "table": table, "total_seconds": total}
     with open(os.path.join(args.output_dir, "demo_results.json"), "w") as handle:
         json.dump(summary, handle, indent=1, default=str)
     return summary
-

@@ -41,6 +41,7 @@ import torch
 
 from .model_card import CARD_MARKER, build_model_card
 
+
 # Files of a training output folder that may be published next to the model (never `training_args.bin`).
 EXTRA_FILE_PATTERNS = (
     "*_results.json",  # all_results.json, run_results.json, eval_results.json, test_results.json, ...
@@ -175,7 +176,9 @@ def read_run_metrics(output_dir: Path) -> dict:
     if not path.is_file():
         return {}
     metrics = _read_json(path, "the run's metrics")
-    return {key: value for key, value in metrics.items() if isinstance(value, (int, float)) and not isinstance(value, bool)}
+    return {
+        key: value for key, value in metrics.items() if isinstance(value, (int, float)) and not isinstance(value, bool)
+    }
 
 
 def read_run_arguments(output_dir: Path) -> dict:
@@ -279,8 +282,13 @@ def verify_export_folder(
         env["HF_HUB_OFFLINE"] = "1"
         env["HF_MODULES_CACHE"] = str(scratch / "modules")  # fresh copy of the remote code, no stale cache
         command = [
-            sys.executable, str(script_path), str(Path(export_dir).resolve()), str(inputs_path),
-            str(outputs_stem), json.dumps(repository_modules()), str(torch.get_num_threads()),
+            sys.executable,
+            str(script_path),
+            str(Path(export_dir).resolve()),
+            str(inputs_path),
+            str(outputs_stem),
+            json.dumps(repository_modules()),
+            str(torch.get_num_threads()),
             "1" if check_pipeline else "0",
         ]
         completed = subprocess.run(command, cwd=scratch, env=env, capture_output=True, text=True, timeout=timeout)
@@ -317,7 +325,9 @@ def load_trained_model(output_dir: Path):
     if not output_dir.is_dir():
         raise ExportError(f"--output_dir {output_dir} is not a folder.")
     if not (output_dir / "config.json").is_file():
-        raise ExportError(f"{output_dir} has no config.json: expected a training output folder of run_classification.py.")
+        raise ExportError(
+            f"{output_dir} has no config.json: expected a training output folder of run_classification.py."
+        )
     if not (output_dir / "model.safetensors").is_file() and not (output_dir / "model.safetensors.index.json").is_file():
         raise ExportError(
             f"{output_dir} has no model.safetensors: only safetensors weights are published (pickled weights such "
@@ -379,7 +389,9 @@ def export_for_hub(
 
     saved_config = _read_json(export_dir / "config.json", "the exported config")
     if "auto_map" not in saved_config:
-        raise ExportError(f"{export_dir}/config.json has no auto_map: the model class was not registered for auto class.")
+        raise ExportError(
+            f"{export_dir}/config.json has no auto_map: the model class was not registered for auto class."
+        )
     missing_code = [name for name in remote_code_files(type(model)) if not (export_dir / name).is_file()]
     if missing_code:
         raise ExportError(f"save_pretrained did not copy the code files {missing_code} into {export_dir}.")
@@ -503,24 +515,39 @@ def publish(
 
         api_factory = lambda token: HfApi(token=token)
     commit = upload_to_hub(
-        report.export_dir, repo_id, api_factory(token), private=private, revision=revision, commit_message=commit_message
+        report.export_dir,
+        repo_id,
+        api_factory(token),
+        private=private,
+        revision=revision,
+        commit_message=commit_message,
     )
     return report, commit
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--output_dir", required=True, help="Training output folder of run_classification.py.")
     parser.add_argument("--repo_id", required=True, help="Hub model repo, 'user_or_org/model_name'.")
-    parser.add_argument("--export_dir", default=None, help="Where to write the Hub-ready folder (default: <output_dir>/hub_export).")
-    parser.add_argument("--private", action="store_true", help="Create the repo as private (an existing repo keeps its visibility).")
+    parser.add_argument(
+        "--export_dir", default=None, help="Where to write the Hub-ready folder (default: <output_dir>/hub_export)."
+    )
+    parser.add_argument(
+        "--private", action="store_true", help="Create the repo as private (an existing repo keeps its visibility)."
+    )
     parser.add_argument("--revision", default="main", help="Branch to commit to (created from main if missing).")
     parser.add_argument("--token", default=None, help="Hub token (default: HF_TOKEN, then the `hf auth login` cache).")
     parser.add_argument("--dry_run", action="store_true", help="Export and verify, but do not upload.")
     parser.add_argument("--dataset", default=None, help="Dataset name for the card (default: from run_args.json).")
-    parser.add_argument("--license", default=None, help="Licence for the card (default: cc-by-nc-4.0 for GenreMERT, mit for CRNN_FGNL).")
+    parser.add_argument(
+        "--license", default=None, help="Licence for the card (default: cc-by-nc-4.0 for GenreMERT, mit for CRNN_FGNL)."
+    )
     parser.add_argument("--commit_message", default=None)
-    parser.add_argument("--skip_pipeline_check", action="store_true", help="Do not run the pipeline in the verification process.")
+    parser.add_argument(
+        "--skip_pipeline_check", action="store_true", help="Do not run the pipeline in the verification process."
+    )
     args = parser.parse_args(argv)
     try:
         report, commit = publish(
@@ -548,6 +575,7 @@ def main(argv=None) -> int:
     if commit is None:
         print("Dry run: nothing was uploaded.")
     else:
-        print(f"Uploaded to https://huggingface.co/{args.repo_id} (revision {args.revision}): {getattr(commit, 'commit_url', commit)}")
+        print(
+            f"Uploaded to https://huggingface.co/{args.repo_id} (revision {args.revision}): {getattr(commit, 'commit_url', commit)}"
+        )
     return 0
-

@@ -41,6 +41,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+
 FIGURE_SIZE = (10.0, 6.0)  # inches; every figure of this module has this size ...
 FIGURE_DPI = 100  # ... and this resolution: 1000 × 600 pixels
 DEFAULT_BIAS_BAND_HZ = (3000.0, 5000.0)  # paper Fig. 1: white noise in 3–5 kHz
@@ -117,7 +118,10 @@ def model_inputs(model, waveforms: Sequence[np.ndarray]) -> dict:
     CRNN_FGNL), padded to the longest with an attention mask when lengths differ."""
     waveforms = [_as_waveform(waveform, "waveforms[i]") for waveform in waveforms]
     features = _feature_extractor(model)(
-        waveforms, sampling_rate=model.config.sampling_rate, return_tensors="pt", padding=True,
+        waveforms,
+        sampling_rate=model.config.sampling_rate,
+        return_tensors="pt",
+        padding=True,
         return_attention_mask=True,
     )
     inputs = {"input_values": features["input_values"].float()}
@@ -191,7 +195,10 @@ def plot_time_attention(model, waveform, path, seed: int = 0, title: str | None 
     attention_axis.plot(frame_times, maps["attention"], color="tab:blue", label="main attention")
     if maps["counterfactual_attention"] is not None:
         attention_axis.plot(
-            frame_times, maps["counterfactual_attention"], color="tab:red", alpha=0.8,
+            frame_times,
+            maps["counterfactual_attention"],
+            color="tab:red",
+            alpha=0.8,
             label=f"counterfactual attention ({model.config.counterfactual})",
         )
     attention_axis.axhline(1.0 / frames, color="0.6", linestyle=":", label="uniform")
@@ -235,7 +242,9 @@ def _draw_log_mel(axis, log_mel: np.ndarray, config, title: str, duration: float
     axis.set_title(title)
     if band_hz is not None:
         for frequency in band_hz:
-            axis.axhline(np.interp(frequency, centres, np.arange(len(centres))) + 0.5, color="cyan", linestyle="--", linewidth=1)
+            axis.axhline(
+                np.interp(frequency, centres, np.arange(len(centres))) + 0.5, color="cyan", linestyle="--", linewidth=1
+            )
     return image
 
 
@@ -263,17 +272,39 @@ def plot_roll_attention(model, waveform, path, seed: int = 0, band_hz=None) -> P
 
     duration = len(waveform) / model.config.sampling_rate
     figure, (map_axis, roll_axis) = _new_figure(1, 2, gridspec_kw={"width_ratios": [3, 1]})
-    _draw_log_mel(map_axis, log_mel.cpu().numpy(), model.config, "log-mel (grey) + FGNL attention response (colour)",
-                  duration, band_hz, cmap="gray")
-    map_axis.imshow(response, origin="lower", aspect="auto", cmap="jet", alpha=0.45, vmin=0, vmax=1,
-                    extent=(0, duration, 0, response.shape[0]))
+    _draw_log_mel(
+        map_axis,
+        log_mel.cpu().numpy(),
+        model.config,
+        "log-mel (grey) + FGNL attention response (colour)",
+        duration,
+        band_hz,
+        cmap="gray",
+    )
+    map_axis.imshow(
+        response,
+        origin="lower",
+        aspect="auto",
+        cmap="jet",
+        alpha=0.45,
+        vmin=0,
+        vmax=1,
+        extent=(0, duration, 0, response.shape[0]),
+    )
     map_axis.set_xlabel("time (s)")
     rolls_index = np.arange(len(maps["attention"]))
     width = 0.4 if maps["counterfactual_attention"] is not None else 0.8
-    roll_axis.bar(rolls_index - (width / 2 if width < 0.8 else 0), maps["attention"], width, color="tab:blue", label="main")
+    roll_axis.bar(
+        rolls_index - (width / 2 if width < 0.8 else 0), maps["attention"], width, color="tab:blue", label="main"
+    )
     if maps["counterfactual_attention"] is not None:
-        roll_axis.bar(rolls_index + width / 2, maps["counterfactual_attention"], width, color="tab:red",
-                      label=f"counterfactual ({model.config.counterfactual})")
+        roll_axis.bar(
+            rolls_index + width / 2,
+            maps["counterfactual_attention"],
+            width,
+            color="tab:red",
+            label=f"counterfactual ({model.config.counterfactual})",
+        )
     roll_axis.set_xticks(rolls_index)
     roll_axis.set_xlabel("roll k")
     roll_axis.set_ylabel("MoSE weight")
@@ -313,15 +344,24 @@ def _integrated_gradients(model, log_mel: torch.Tensor, target_class: int, steps
     total = torch.zeros_like(log_mel[0])
     alphas = (torch.arange(steps, dtype=log_mel.dtype, device=log_mel.device) + 0.5) / steps
     for start in range(0, steps, chunk):
-        path = (baseline + alphas[start:start + chunk, None, None] * difference).requires_grad_(True)  # (n, mels, frames)
+        path = (baseline + alphas[start : start + chunk, None, None] * difference).requires_grad_(
+            True
+        )  # (n, mels, frames)
         score = model(input_features=path).logits[:, target_class].sum()  # eval mode: the n passes are independent
         (gradients,) = torch.autograd.grad(score, path)
         total += gradients.sum(0)
     return total / steps * difference[0]
 
 
-def grad_cam(model, waveform, target_class: int | None = None, layer: nn.Module | None = None, band_hz=None,
-             method: str = "integrated_gradients", steps: int = DEFAULT_IG_STEPS) -> GradCAM:
+def grad_cam(
+    model,
+    waveform,
+    target_class: int | None = None,
+    layer: nn.Module | None = None,
+    band_hz=None,
+    method: str = "integrated_gradients",
+    steps: int = DEFAULT_IG_STEPS,
+) -> GradCAM:
     """Where in the log-mel the evidence for `target_class` (default: the predicted class) lies, for CRNN_FGNL: the
     map of paper Fig. 1 (b)/(c).
 
@@ -386,7 +426,11 @@ def grad_cam(model, waveform, target_class: int | None = None, layer: nn.Module 
         total = cam.sum()
         band_share = float(cam[in_band].sum() / total) if total > 0 else 0.0
     return GradCAM(
-        cam=cam, log_mel=log_mel[0].cpu().numpy(), target_class=target_class, band_share=band_share, method=method,
+        cam=cam,
+        log_mel=log_mel[0].cpu().numpy(),
+        target_class=target_class,
+        band_share=band_share,
+        method=method,
         attribution=None if attribution is None else attribution.float().cpu().numpy(),
     )
 
@@ -394,8 +438,9 @@ def grad_cam(model, waveform, target_class: int | None = None, layer: nn.Module 
 _METHOD_TITLES = {"integrated_gradients": "Integrated gradients", "grad_cam": "Grad-CAM"}
 
 
-def plot_grad_cam(model, waveform, path, target_class: int | None = None, band_hz=None,
-                  method: str = "integrated_gradients") -> Path:
+def plot_grad_cam(
+    model, waveform, path, target_class: int | None = None, band_hz=None, method: str = "integrated_gradients"
+) -> Path:
     """CRNN_FGNL: the log-mel (top) and its evidence map (bottom, `grad_cam(..., method=method)`) for `target_class`
     (default: predicted), as paper Fig. 1 (a)–(c). `band_hz` draws dashed lines at a frequency band (e.g. the added
     noise's 3–5 kHz)."""
@@ -407,8 +452,16 @@ def plot_grad_cam(model, waveform, path, target_class: int | None = None, band_h
     if result.band_share is not None:
         title += f" — {100 * result.band_share:.0f}% of the map in {band_hz[0]:g}–{band_hz[1]:g} Hz"
     _draw_log_mel(cam_axis, result.log_mel, model.config, title, duration, band_hz, cmap="gray")
-    cam_axis.imshow(result.cam, origin="lower", aspect="auto", cmap="jet", alpha=0.5, vmin=0, vmax=1,
-                    extent=(0, duration, 0, result.cam.shape[0]))
+    cam_axis.imshow(
+        result.cam,
+        origin="lower",
+        aspect="auto",
+        cmap="jet",
+        alpha=0.5,
+        vmin=0,
+        vmax=1,
+        extent=(0, duration, 0, result.cam.shape[0]),
+    )
     cam_axis.set_xlabel("time (s)")
     figure.tight_layout()
     return _save_figure(figure, path)
@@ -456,8 +509,9 @@ def collect_representations(model, slices, batch_size: int = 16, max_slices: int
     return np.concatenate(representations), np.concatenate(labels), np.concatenate(predictions)
 
 
-def plot_tsne(representations, labels, label_names, path, seed: int = 0, perplexity: float | None = None,
-              title: str | None = None) -> Path:
+def plot_tsne(
+    representations, labels, label_names, path, seed: int = 0, perplexity: float | None = None, title: str | None = None
+) -> Path:
     """t-SNE (2-D) of `representations` `(N, D)` coloured by `labels` `(N,)` with `label_names`, as paper Fig. 4.
     `perplexity` defaults to min(30, (N − 1) / 3)."""
     from sklearn.manifold import TSNE
@@ -472,12 +526,16 @@ def plot_tsne(representations, labels, label_names, path, seed: int = 0, perplex
         raise ValueError(f"t-SNE needs at least 4 points, got {len(representations)}.")
     label_names = list(label_names)
     if labels.min() < 0 or labels.max() >= len(label_names):
-        raise ValueError(f"`labels` must index `label_names` (0..{len(label_names) - 1}), got {labels.min()}..{labels.max()}.")
+        raise ValueError(
+            f"`labels` must index `label_names` (0..{len(label_names) - 1}), got {labels.min()}..{labels.max()}."
+        )
     if perplexity is None:
         perplexity = min(30.0, (len(representations) - 1) / 3)
     if not 0 < perplexity < len(representations):
         raise ValueError(f"`perplexity` must be in (0, {len(representations)}), got {perplexity}.")
-    embedding = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(representations)
+    embedding = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(
+        representations
+    )
 
     plt = _pyplot()
     figure, axis = _new_figure()

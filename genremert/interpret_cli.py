@@ -62,7 +62,9 @@ def _load_slices(args, model):
     else:
         songs = music_datasets.load_artist20(args.data_dir, **({"split": args.split} if args.split else {}))
     if args.eval_split not in songs:
-        raise ValueError(f"--eval_split {args.eval_split!r} is not in the {args.dataset} dataset (splits: {list(songs)}).")
+        raise ValueError(
+            f"--eval_split {args.eval_split!r} is not in the {args.dataset} dataset (splits: {list(songs)})."
+        )
     label_names = songs[args.eval_split].features["label"].names
 
     def sliced(split):
@@ -75,15 +77,28 @@ def _load_slices(args, model):
         )
     model_names = [_label_name(model, index) for index in range(model.config.num_labels)]
     if model_names != list(label_names):
-        print(f"warning: the dataset's class names {list(label_names)} differ from the model's {model_names}; "
-              "class ids are matched by position.", file=sys.stderr)
+        print(
+            f"warning: the dataset's class names {list(label_names)} differ from the model's {model_names}; "
+            "class ids are matched by position.",
+            file=sys.stderr,
+        )
     noisy = sliced("test_noisy") if args.eval_split == "test" and "test_noisy" in songs else None
     return sliced(args.eval_split), noisy, label_names
 
 
-def run_interpretation(model, slices, label_names, output_dir, bias_class=None, noisy_slices=None,
-                       band_hz=DEFAULT_BIAS_BAND_HZ, noise_db=DEFAULT_NOISE_DB, max_slices=None, num_examples=1,
-                       seed=0) -> dict:
+def run_interpretation(
+    model,
+    slices,
+    label_names,
+    output_dir,
+    bias_class=None,
+    noisy_slices=None,
+    band_hz=DEFAULT_BIAS_BAND_HZ,
+    noise_db=DEFAULT_NOISE_DB,
+    max_slices=None,
+    num_examples=1,
+    seed=0,
+) -> dict:
     """Write every plot that applies to `model` into `output_dir` and return the numbers (also written as
     `interpretation.json`)."""
     output_dir = Path(output_dir)
@@ -97,22 +112,46 @@ def run_interpretation(model, slices, label_names, output_dir, bias_class=None, 
         waveform = _slice_waveform(row)
         stem = f"slice{int(example):05d}_{label_names[int(row['label'])]}"
         if kind == "genremert":
-            summary["figures"].append(str(plot_time_attention(model, waveform, output_dir / f"time_attention_{stem}.png", seed=seed)))
+            summary["figures"].append(
+                str(plot_time_attention(model, waveform, output_dir / f"time_attention_{stem}.png", seed=seed))
+            )
         else:
-            summary["figures"].append(str(plot_roll_attention(model, waveform, output_dir / f"roll_attention_{stem}.png", seed=seed, band_hz=band_hz)))
-            summary["figures"].append(str(plot_grad_cam(model, waveform, output_dir / f"grad_cam_{stem}.png", band_hz=band_hz)))
+            summary["figures"].append(
+                str(
+                    plot_roll_attention(
+                        model, waveform, output_dir / f"roll_attention_{stem}.png", seed=seed, band_hz=band_hz
+                    )
+                )
+            )
+            summary["figures"].append(
+                str(plot_grad_cam(model, waveform, output_dir / f"grad_cam_{stem}.png", band_hz=band_hz))
+            )
             if bias_class is not None:
-                noisy = add_band_noise(waveform, model.config.sampling_rate, band_hz, noise_db, np.random.default_rng(seed))
-                summary["figures"].append(str(plot_grad_cam(model, noisy, output_dir / f"grad_cam_{stem}_noisy.png", band_hz=band_hz)))
+                noisy = add_band_noise(
+                    waveform, model.config.sampling_rate, band_hz, noise_db, np.random.default_rng(seed)
+                )
+                summary["figures"].append(
+                    str(plot_grad_cam(model, noisy, output_dir / f"grad_cam_{stem}_noisy.png", band_hz=band_hz))
+                )
     representations, labels, predictions = collect_representations(model, slices, max_slices=max_slices)
     summary["accuracy"] = float(np.mean(labels == predictions))
     if len(labels) >= 4:
-        summary["figures"].append(str(plot_tsne(representations, labels, label_names, output_dir / "tsne.png", seed=seed)))
+        summary["figures"].append(
+            str(plot_tsne(representations, labels, label_names, output_dir / "tsne.png", seed=seed))
+        )
     if _has_counterfactual_branch(model):
         summary["branch_accuracy"] = branch_accuracy(model, slices, max_slices=max_slices, seed=seed)
     if bias_class is not None:
-        result = bias_probe(model, slices, bias_class, band_hz=band_hz, noise_db=noise_db, noisy_slices=noisy_slices,
-                            max_slices=max_slices, seed=seed)
+        result = bias_probe(
+            model,
+            slices,
+            bias_class,
+            band_hz=band_hz,
+            noise_db=noise_db,
+            noisy_slices=noisy_slices,
+            max_slices=max_slices,
+            seed=seed,
+        )
         summary["bias_probe"] = result.to_dict()
         summary["figures"].append(str(plot_bias_probe(result, output_dir / "bias_probe.png")))
     with open(output_dir / "interpretation.json", "w", encoding="utf-8") as handle:
@@ -124,18 +163,32 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model_dir", required=True, help="A genremert model folder (training output or Hub export).")
     parser.add_argument("--dataset", required=True, choices=("synthetic", "gtzan", "artist20"))
-    parser.add_argument("--data_dir", default=None, help="Dataset root (gtzan, artist20) or the synthetic cache folder.")
-    parser.add_argument("--split", default=None,
-                        help="Split scheme of the loader, as in run_classification.py (gtzan: fault_filtered, ...; "
-                             "artist20: album, ...). Default: the loader's.")
+    parser.add_argument(
+        "--data_dir", default=None, help="Dataset root (gtzan, artist20) or the synthetic cache folder."
+    )
+    parser.add_argument(
+        "--split",
+        default=None,
+        help="Split scheme of the loader, as in run_classification.py (gtzan: fault_filtered, ...; "
+        "artist20: album, ...). Default: the loader's.",
+    )
     parser.add_argument("--eval_split", default="test", help="Which split to interpret (default: test).")
     parser.add_argument("--output_dir", required=True, help="Folder for the PNGs and interpretation.json.")
-    parser.add_argument("--synthetic_options", default=None,
-                        help="JSON object of load_synthetic arguments: the same as the training run's.")
-    parser.add_argument("--bias_class", type=int, default=None,
-                        help="Class id whose training audio carried the band noise: runs the bias probe.")
+    parser.add_argument(
+        "--synthetic_options",
+        default=None,
+        help="JSON object of load_synthetic arguments: the same as the training run's.",
+    )
+    parser.add_argument(
+        "--bias_class",
+        type=int,
+        default=None,
+        help="Class id whose training audio carried the band noise: runs the bias probe.",
+    )
     parser.add_argument("--band_hz", type=float, nargs=2, default=list(DEFAULT_BIAS_BAND_HZ), metavar=("LOW", "HIGH"))
-    parser.add_argument("--noise_db", type=float, default=DEFAULT_NOISE_DB, help="Noise RMS relative to each slice's RMS.")
+    parser.add_argument(
+        "--noise_db", type=float, default=DEFAULT_NOISE_DB, help="Noise RMS relative to each slice's RMS."
+    )
     parser.add_argument("--max_slices", type=int, default=500, help="Slices used for t-SNE and the probe (0 = all).")
     parser.add_argument("--num_examples", type=int, default=2, help="Slices drawn as attention / Grad-CAM examples.")
     parser.add_argument("--seed", type=int, default=0)
@@ -146,9 +199,17 @@ def main(argv=None) -> int:
         model = load_model(args.model_dir)
         slices, noisy_slices, label_names = _load_slices(args, model)
         summary = run_interpretation(
-            model, slices, label_names, args.output_dir, bias_class=args.bias_class, noisy_slices=noisy_slices,
-            band_hz=tuple(args.band_hz), noise_db=args.noise_db, max_slices=args.max_slices or None,
-            num_examples=args.num_examples, seed=args.seed,
+            model,
+            slices,
+            label_names,
+            args.output_dir,
+            bias_class=args.bias_class,
+            noisy_slices=noisy_slices,
+            band_hz=tuple(args.band_hz),
+            noise_db=args.noise_db,
+            max_slices=args.max_slices or None,
+            num_examples=args.num_examples,
+            seed=args.seed,
         )
     except (ValueError, TypeError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -157,6 +218,8 @@ def main(argv=None) -> int:
         print(figure)
     if "bias_probe" in summary:
         probe = summary["bias_probe"]
-        print(f"shortcut gap (clean − noisy F1) {probe['shortcut_gap']:+.3f}; slices of other classes → "
-              f"{probe['bias_class_name']}: clean {probe['clean_biased_rate']:.3f}, noisy {probe['noisy_biased_rate']:.3f}")
+        print(
+            f"shortcut gap (clean − noisy F1) {probe['shortcut_gap']:+.3f}; slices of other classes → "
+            f"{probe['bias_class_name']}: clean {probe['clean_biased_rate']:.3f}, noisy {probe['noisy_biased_rate']:.3f}"
+        )
     return 0

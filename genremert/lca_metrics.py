@@ -29,7 +29,6 @@ import os
 from collections.abc import Sequence
 
 import numpy as np
-from audio_genremert import SongAggregation, aggregate_songs
 from sklearn.metrics import (
     accuracy_score,
     classification_report,
@@ -37,9 +36,10 @@ from sklearn.metrics import (
     f1_score,
 )
 
-DEFAULT_THRESHOLD_GRID = tuple(
-    round(0.05 * i, 2) for i in range(20)
-)  # 0.0, 0.05, ..., 0.95
+from audio_genremert import SongAggregation, aggregate_songs
+
+
+DEFAULT_THRESHOLD_GRID = tuple(round(0.05 * i, 2) for i in range(20))  # 0.0, 0.05, ..., 0.95
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -55,13 +55,9 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return exp / exp.sum(axis=-1, keepdims=True)
 
 
-def _check_inputs(
-    probabilities: np.ndarray, labels: np.ndarray, song_index: np.ndarray | None = None
-) -> None:
+def _check_inputs(probabilities: np.ndarray, labels: np.ndarray, song_index: np.ndarray | None = None) -> None:
     if probabilities.ndim != 2:
-        raise ValueError(
-            f"predictions must have shape (slices, classes), got shape {probabilities.shape}."
-        )
+        raise ValueError(f"predictions must have shape (slices, classes), got shape {probabilities.shape}.")
     if labels.shape != (probabilities.shape[0],):
         raise ValueError(
             f"labels must have shape ({probabilities.shape[0]},) to match the predictions, got {labels.shape}."
@@ -74,9 +70,7 @@ def _check_inputs(
         raise ValueError("cannot score an empty evaluation set (0 slices).")
 
 
-def classification_scores(
-    predictions: np.ndarray, labels: np.ndarray, num_labels: int
-) -> dict:
+def classification_scores(predictions: np.ndarray, labels: np.ndarray, num_labels: int) -> dict:
     """Accuracy, weighted F1 (`f1`) and macro F1 of integer `predictions` against integer `labels`."""
     label_ids = list(range(num_labels))
     return {
@@ -90,11 +84,7 @@ def classification_scores(
                 zero_division=0,
             )
         ),
-        "f1_macro": float(
-            f1_score(
-                labels, predictions, labels=label_ids, average="macro", zero_division=0
-            )
-        ),
+        "f1_macro": float(f1_score(labels, predictions, labels=label_ids, average="macro", zero_division=0)),
     }
 
 
@@ -180,9 +170,7 @@ def choose_vote_threshold(
 # ------------------------------------------------------------------------------------------------------------------
 
 
-def split_predictions(
-    predictions, label_ids
-) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray]:
+def split_predictions(predictions, label_ids) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray]:
     """Unpacks what the Trainer gathered: `(logits, counterfactual_logits or None, labels, song_index)`.
 
     `predictions` is the logits array, or a tuple `(logits, counterfactual_logits)` when the trainer asked the model
@@ -233,12 +221,8 @@ def compute_split_metrics(
     _check_inputs(probabilities, labels, song_index)
     metrics = {"num_slices": len(labels)}
 
-    def add_branch(
-        prefix: str, branch_probabilities: np.ndarray, with_threshold: bool
-    ) -> None:
-        frame = classification_scores(
-            branch_probabilities.argmax(axis=1), labels, num_labels
-        )
+    def add_branch(prefix: str, branch_probabilities: np.ndarray, with_threshold: bool) -> None:
+        frame = classification_scores(branch_probabilities.argmax(axis=1), labels, num_labels)
         for key, value in frame.items():
             metrics[f"{prefix}frame_{key}"] = value
         song = song_scores(branch_probabilities, labels, song_index, num_labels, aggregation=aggregation)
@@ -246,9 +230,7 @@ def compute_split_metrics(
         for key, value in song.items():
             metrics[f"{prefix}song_{key}"] = value
         if with_threshold and vote_threshold is not None and aggregation == "vote":
-            thresholded = song_scores(
-                branch_probabilities, labels, song_index, num_labels, vote_threshold
-            )
+            thresholded = song_scores(branch_probabilities, labels, song_index, num_labels, vote_threshold)
             metrics[f"{prefix}song_accuracy_thresholded"] = thresholded["accuracy"]
             metrics[f"{prefix}song_f1_thresholded"] = thresholded["f1"]
 
@@ -256,9 +238,7 @@ def compute_split_metrics(
     if vote_threshold is not None:
         metrics["vote_threshold"] = float(vote_threshold)
     if counterfactual_logits is not None:
-        add_branch(
-            "counterfactual_", softmax(counterfactual_logits), with_threshold=False
-        )
+        add_branch("counterfactual_", softmax(counterfactual_logits), with_threshold=False)
         metrics.pop("counterfactual_num_songs")
     return metrics
 
@@ -293,9 +273,7 @@ class LCAMetrics:
 # ------------------------------------------------------------------------------------------------------------------
 
 
-def per_class_report(
-    predictions: np.ndarray, labels: np.ndarray, label_names: Sequence[str]
-) -> dict:
+def per_class_report(predictions: np.ndarray, labels: np.ndarray, label_names: Sequence[str]) -> dict:
     """scikit-learn's classification report as a dict: precision / recall / F1 / support per class and averages."""
     return classification_report(
         labels,
@@ -318,9 +296,7 @@ def save_confusion_matrix(
 
     Both files are written to a temporary name first and renamed, so a crash never leaves a half-written file.
     """
-    matrix = confusion_matrix(
-        labels, predictions, labels=list(range(len(label_names)))
-    )  # (true, predicted)
+    matrix = confusion_matrix(labels, predictions, labels=list(range(len(label_names))))  # (true, predicted)
     record = {
         "title": title,
         "labels": list(label_names),
@@ -341,9 +317,7 @@ def save_confusion_matrix(
     size = max(4.0, 0.45 * len(label_names) + 2.0)
     figure, axis = plt.subplots(figsize=(size, size))
     totals = matrix.sum(axis=1, keepdims=True)
-    normalised = np.divide(
-        matrix, totals, out=np.zeros(matrix.shape, dtype=float), where=totals > 0
-    )
+    normalised = np.divide(matrix, totals, out=np.zeros(matrix.shape, dtype=float), where=totals > 0)
     axis.imshow(normalised, cmap="Blues", vmin=0.0, vmax=1.0)
     for row in range(matrix.shape[0]):
         for column in range(matrix.shape[1]):
@@ -427,9 +401,7 @@ def write_split_reports(
     tmp_path = os.path.join(output_dir, f"classification_report_{split_name}.json.tmp")
     with open(tmp_path, "w") as handle:
         json.dump(report, handle, indent=1)
-    os.replace(
-        tmp_path, os.path.join(output_dir, f"classification_report_{split_name}.json")
-    )
+    os.replace(tmp_path, os.path.join(output_dir, f"classification_report_{split_name}.json"))
     return report
 
 

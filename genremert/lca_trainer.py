@@ -45,6 +45,7 @@ import torch.nn.functional as F
 from transformers import Trainer, TrainingArguments
 from transformers.utils import logging
 
+
 logger = logging.get_logger(__name__)
 
 LOSS_TERMS = ("ce_main", "effect", "ce_cf", "ent_cf", "ent_main", "att")
@@ -82,19 +83,13 @@ def mean_entropy(logits: torch.Tensor) -> torch.Tensor:
     return -(log_probabilities.exp() * log_probabilities).sum(dim=-1).mean()
 
 
-def counterfactual_effect(
-    logits: torch.Tensor, counterfactual_logits: torch.Tensor, effect_type: str
-) -> torch.Tensor:
+def counterfactual_effect(logits: torch.Tensor, counterfactual_logits: torch.Tensor, effect_type: str) -> torch.Tensor:
     """`y_effect` `(batch, classes)`: `softmax(y) − softmax(ỹ)` ("softmax", reference) or `y − ỹ` ("logits", CAL)."""
     if effect_type == "softmax":
-        return F.softmax(logits.float(), dim=-1) - F.softmax(
-            counterfactual_logits.float(), dim=-1
-        )
+        return F.softmax(logits.float(), dim=-1) - F.softmax(counterfactual_logits.float(), dim=-1)
     if effect_type == "logits":
         return logits.float() - counterfactual_logits.float()
-    raise ValueError(
-        f"`effect_type` must be one of {list(EFFECT_TYPES)}, got {effect_type!r}."
-    )
+    raise ValueError(f"`effect_type` must be one of {list(EFFECT_TYPES)}, got {effect_type!r}.")
 
 
 def lca_loss_terms(
@@ -118,9 +113,7 @@ def lca_loss_terms(
                 f"`counterfactual_logits` must have the shape of `logits` {tuple(logits.shape)}, got "
                 f"{tuple(counterfactual_logits.shape)}."
             )
-        terms["effect"] = F.cross_entropy(
-            counterfactual_effect(logits, counterfactual_logits, effect_type), labels
-        )
+        terms["effect"] = F.cross_entropy(counterfactual_effect(logits, counterfactual_logits, effect_type), labels)
         terms["ce_cf"] = F.cross_entropy(counterfactual_logits.float(), labels)
         terms["ent_cf"] = mean_entropy(counterfactual_logits)
     if attention is not None and counterfactual_attention is not None:
@@ -129,15 +122,11 @@ def lca_loss_terms(
                 f"`counterfactual_attention` must have the shape of `attention` {tuple(attention.shape)}, got "
                 f"{tuple(counterfactual_attention.shape)}."
             )
-        terms["att"] = (
-            (attention.float() - counterfactual_attention.float()).abs().mean()
-        )
+        terms["att"] = (attention.float() - counterfactual_attention.float()).abs().mean()
     return terms
 
 
-def combine_lca_loss(
-    terms: dict[str, torch.Tensor], weights: dict[str, float]
-) -> torch.Tensor:
+def combine_lca_loss(terms: dict[str, torch.Tensor], weights: dict[str, float]) -> torch.Tensor:
     """`Σ sign·λ·term` over the terms with a non-zero weight (signs of Eq. 1). A weighted term that is missing from
     `terms` is an error (the model did not return what the weight needs)."""
     total = None
@@ -173,22 +162,14 @@ class LCATrainingArguments(TrainingArguments):
         default=0.7,
         metadata={"help": "Weight of CE(y), the main branch's cross-entropy."},
     )
-    lambda_effect: float = field(
-        default=1.0, metadata={"help": "Weight of CE(y_effect), the effect term."}
-    )
+    lambda_effect: float = field(default=1.0, metadata={"help": "Weight of CE(y_effect), the effect term."})
     lambda_ce_cf: float = field(
         default=0.6,
         metadata={"help": "Weight of CE(ỹ), the counterfactual cross-entropy."},
     )
-    lambda_ent_cf: float = field(
-        default=2.0, metadata={"help": "Weight of H(ỹ) (maximised: subtracted)."}
-    )
-    lambda_ent_main: float = field(
-        default=1.5, metadata={"help": "Weight of H(y) (maximised: subtracted)."}
-    )
-    lambda_att: float = field(
-        default=2.0, metadata={"help": "Weight of L1(A, Ã) (maximised: subtracted)."}
-    )
+    lambda_ent_cf: float = field(default=2.0, metadata={"help": "Weight of H(ỹ) (maximised: subtracted)."})
+    lambda_ent_main: float = field(default=1.5, metadata={"help": "Weight of H(y) (maximised: subtracted)."})
+    lambda_att: float = field(default=2.0, metadata={"help": "Weight of L1(A, Ã) (maximised: subtracted)."})
     cf_warmup_epochs: int = field(
         default=0,
         metadata={
@@ -198,40 +179,28 @@ class LCATrainingArguments(TrainingArguments):
     )
     effect_type: str = field(
         default="softmax",
-        metadata={
-            "help": "y_effect: 'softmax' = softmax(y) − softmax(ỹ) (reference code) or 'logits' = y − ỹ (CAL)."
-        },
+        metadata={"help": "y_effect: 'softmax' = softmax(y) − softmax(ỹ) (reference code) or 'logits' = y − ỹ (CAL)."},
     )
     report_to: None | str | list[str] = field(
         default="tensorboard",
-        metadata={
-            "help": "Integrations to log to (TensorBoard by default, in <output_dir>/runs); 'none' for none."
-        },
+        metadata={"help": "Integrations to log to (TensorBoard by default, in <output_dir>/runs); 'none' for none."},
     )
     evaluate_counterfactual: bool = field(
         default=True,
-        metadata={
-            "help": "Also run the counterfactual branch at evaluation: its metrics (Table 4) and eval terms."
-        },
+        metadata={"help": "Also run the counterfactual branch at evaluation: its metrics (Table 4) and eval terms."},
     )
 
     def __post_init__(self):
         for name in LOSS_TERMS:
             value = getattr(self, f"lambda_{name}")
-            if not (
-                isinstance(value, (int, float)) and math.isfinite(value) and value >= 0
-            ):
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise ValueError(
                     f"`lambda_{name}` must be a finite number >= 0 (Eq. 1 carries the signs), got {value!r}."
                 )
         if self.cf_warmup_epochs < 0:
-            raise ValueError(
-                f"`cf_warmup_epochs` must be >= 0, got {self.cf_warmup_epochs}."
-            )
+            raise ValueError(f"`cf_warmup_epochs` must be >= 0, got {self.cf_warmup_epochs}.")
         if self.effect_type not in EFFECT_TYPES:
-            raise ValueError(
-                f"`effect_type` must be one of {list(EFFECT_TYPES)}, got {self.effect_type!r}."
-            )
+            raise ValueError(f"`effect_type` must be one of {list(EFFECT_TYPES)}, got {self.effect_type!r}.")
         super().__post_init__()
 
     @property
@@ -260,9 +229,7 @@ class SliceCollator:
         waveforms = [row["input_values"] for row in rows]
         lengths = {len(waveform) for waveform in waveforms}
         if len(lengths) != 1:
-            raise ValueError(
-                f"slices of one batch must have the same length, got lengths {sorted(lengths)}."
-            )
+            raise ValueError(f"slices of one batch must have the same length, got lengths {sorted(lengths)}.")
         batch = self.feature_extractor(
             waveforms,
             sampling_rate=self.feature_extractor.sampling_rate,
@@ -273,16 +240,12 @@ class SliceCollator:
             "input_values": batch["input_values"].float(),
             "attention_mask": batch["attention_mask"],
         }
-        batch["labels"] = torch.tensor(
-            [int(row["label"]) for row in rows], dtype=torch.long
-        )
+        batch["labels"] = torch.tensor([int(row["label"]) for row in rows], dtype=torch.long)
         song_indices = []
         for row in rows:
             song_id = row["song_id"]
             if song_id not in self.song_index_of:
-                raise ValueError(
-                    f"slice of unknown song_id {song_id!r}: it is not in the song index of this run."
-                )
+                raise ValueError(f"slice of unknown song_id {song_id!r}: it is not in the song index of this run.")
             song_indices.append(self.song_index_of[song_id])
         batch["song_index"] = torch.tensor(song_indices, dtype=torch.long)
         return batch
@@ -306,25 +269,15 @@ class LCATrainer(Trainer):
 
     def __init__(self, model=None, args: LCATrainingArguments = None, **kwargs):
         if not isinstance(args, LCATrainingArguments):
-            raise TypeError(
-                f"LCATrainer needs `args` of type LCATrainingArguments, got {type(args).__name__}."
-            )
+            raise TypeError(f"LCATrainer needs `args` of type LCATrainingArguments, got {type(args).__name__}.")
         mode = getattr(getattr(model, "config", None), "counterfactual", "none")
-        if (
-            mode == "learned"
-            and args.cf_warmup_epochs > 0
-            and args.ddp_find_unused_parameters is False
-        ):
+        if mode == "learned" and args.cf_warmup_epochs > 0 and args.ddp_find_unused_parameters is False:
             raise ValueError(
                 "`ddp_find_unused_parameters=False` cannot train counterfactual='learned' with cf_warmup_epochs > 0: "
                 "the counterfactual branch has no gradient during the warm-up. Leave it unset or set it to True."
             )
         if mode == "random":
-            ignored = {
-                name: args.lca_weights[name]
-                for name in LEARNED_ONLY_TERMS
-                if args.lca_weights[name] != 0
-            }
+            ignored = {name: args.lca_weights[name] for name in LEARNED_ONLY_TERMS if args.lca_weights[name] != 0}
             if ignored:
                 logger.warning(
                     f"counterfactual='random' (CAL): the weights {ignored} are ignored (no counterfactual branch to "
@@ -343,9 +296,7 @@ class LCATrainer(Trainer):
 
     @property
     def counterfactual_mode(self) -> str:
-        return getattr(
-            self.accelerator.unwrap_model(self.model).config, "counterfactual", "none"
-        )
+        return getattr(self.accelerator.unwrap_model(self.model).config, "counterfactual", "none")
 
     def in_counterfactual_warmup(self) -> bool:
         """True during the first `cf_warmup_epochs` epochs: a function of `state.epoch` only (restored on resume).
@@ -363,10 +314,7 @@ class LCATrainer(Trainer):
             return {name: (1.0 if name == "ce_main" else 0.0) for name in LOSS_TERMS}
         weights = dict(self.args.lca_weights)
         if warmup:
-            return {
-                name: (weights["ce_main"] if name == "ce_main" else 0.0)
-                for name in LOSS_TERMS
-            }
+            return {name: (weights["ce_main"] if name == "ce_main" else 0.0) for name in LOSS_TERMS}
         if mode == "random":
             for name in LEARNED_ONLY_TERMS:
                 weights[name] = 0.0
@@ -395,22 +343,16 @@ class LCATrainer(Trainer):
         device = self.args.device
         return [device.index or 0] if device.type == "cuda" else []
 
-    def compute_loss(
-        self, model, inputs, return_outputs=False, num_items_in_batch=None
-    ):
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         """The LCA loss of one batch (Eq. 1 under the current schedule); also accumulates every term for logging.
 
         `num_items_in_batch` is not used: every term is a batch mean and the Trainer divides by the
         gradient-accumulation steps (`loss_is_scaled_for_ga = False`).
         """
-        model_inputs = {
-            k: v for k, v in inputs.items() if k not in ("labels", "song_index")
-        }
+        model_inputs = {k: v for k, v in inputs.items() if k not in ("labels", "song_index")}
         labels = inputs.get("labels")
         if labels is None:
-            raise ValueError(
-                f"LCATrainer needs `labels` in every batch; the batch has {sorted(inputs)}."
-            )
+            raise ValueError(f"LCATrainer needs `labels` in every batch; the batch has {sorted(inputs)}.")
         training = model.training
         mode = self.counterfactual_mode
         warmup = self.in_counterfactual_warmup()
@@ -421,22 +363,14 @@ class LCATrainer(Trainer):
         else:
             outputs = model(**model_inputs)
 
-        counterfactual_logits = (
-            outputs.get("counterfactual_logits") if mode != "none" else None
-        )
-        counterfactual_attention = (
-            outputs.get("counterfactual_attention") if mode != "none" else None
-        )
+        counterfactual_logits = outputs.get("counterfactual_logits") if mode != "none" else None
+        counterfactual_attention = outputs.get("counterfactual_attention") if mode != "none" else None
         weights = self.effective_weights(warmup)
         if warmup or not training:
             # Warm-up: the counterfactual terms are logged but must not reach the branch (no gradient at all).
             cf_terms_source = (
-                counterfactual_logits.detach()
-                if counterfactual_logits is not None
-                else None,
-                counterfactual_attention.detach()
-                if counterfactual_attention is not None
-                else None,
+                counterfactual_logits.detach() if counterfactual_logits is not None else None,
+                counterfactual_attention.detach() if counterfactual_attention is not None else None,
             )
         else:
             cf_terms_source = (counterfactual_logits, counterfactual_attention)
@@ -453,10 +387,7 @@ class LCATrainer(Trainer):
         )
         if warmup:
             # Only CE(y) carries gradient in the warm-up; the other terms are for the logs.
-            terms = {
-                name: (value if name == "ce_main" else value.detach())
-                for name, value in terms.items()
-            }
+            terms = {name: (value if name == "ce_main" else value.detach()) for name, value in terms.items()}
         loss = combine_lca_loss(terms, weights)
 
         if training:
@@ -512,16 +443,12 @@ class LCATrainer(Trainer):
         names = [name for name in LOSS_TERMS if name in sums]
         device = self.args.device
         values = torch.stack(
-            [sums[name].to(device) for name in names]
-            + [torch.tensor(float(count), device=device)]
+            [sums[name].to(device) for name in names] + [torch.tensor(float(count), device=device)]
         )  # (terms + 1,)
         if self.accelerator.num_processes > 1:
             values = self.accelerator.reduce(values, reduction="sum")
         total = float(values[-1])
-        logs = {
-            f"{prefix}loss_{name}": float(values[i]) / max(total, 1.0)
-            for i, name in enumerate(names)
-        }
+        logs = {f"{prefix}loss_{name}": float(values[i]) / max(total, 1.0) for i, name in enumerate(names)}
         if warmup_flags and self.counterfactual_mode != "none":
             logs[f"{prefix}cf_warmup"] = float(warmup_flags[-1])
         return logs
@@ -554,9 +481,7 @@ class LCATrainer(Trainer):
             metric_key_prefix=metric_key_prefix,
         )
         if self._term_counts["eval"] > 0 or self.accelerator.num_processes > 1:
-            output.metrics.update(
-                self._pop_term_means("eval", prefix=f"{metric_key_prefix}_")
-            )
+            output.metrics.update(self._pop_term_means("eval", prefix=f"{metric_key_prefix}_"))
         return output
 
 

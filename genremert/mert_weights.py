@@ -74,6 +74,7 @@ def load_mert_weights(
     model.train(model.training)  # a frozen backbone stays frozen and in eval mode
     return model
 
+
 def check_mert_config(backbone_config, checkpoint_config: dict, config_file: str) -> None:
     model_type = checkpoint_config.get("model_type")
     if model_type not in ("mert_model", "hubert"):
@@ -101,6 +102,7 @@ def check_mert_config(backbone_config, checkpoint_config: dict, config_file: str
                 f"{config_file}: `{field}` is {value!r} but `config.backbone_config.{field}` is {wanted!r}; build "
                 "the model with a backbone_config matching the checkpoint."
             )
+
 
 def map_mert_state_dict(backbone, state_dict: dict, name_or_path) -> dict:
     expected = backbone.state_dict()

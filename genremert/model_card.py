@@ -90,8 +90,10 @@ def _results_table(metrics: dict) -> list:
     columns = [suffix for suffix in RESULT_COLUMNS if any(f"{split}_{suffix}" in metrics for split in splits)]
     if not splits:
         return []
-    rows = ["| split | " + " | ".join(RESULT_COLUMNS[suffix] for suffix in columns) + " |",
-            "|---|" + "---|" * len(columns)]
+    rows = [
+        "| split | " + " | ".join(RESULT_COLUMNS[suffix] for suffix in columns) + " |",
+        "|---|" + "---|" * len(columns),
+    ]
     for split in splits:
         values = [metrics.get(f"{split}_{suffix}") for suffix in columns]
         cells = ["" if value is None else _format_value(float(value)) for value in values]
@@ -206,25 +208,39 @@ def build_model_card(
     ]
     results_table = _results_table(metrics)
     if results_table:
-        lines += ["## Results", ""] + results_table + [
-            "",
-            "Frame level: each slice classified on its own; song level: " + song_rule_text(config) + ", the rule "
-            "that `pipeline(\"audio-classification\")` applies to this model (saved in its config). Every score of "
-            "the run is in `all_results.json`.",
-            "",
-        ]
+        lines += (
+            ["## Results", ""]
+            + results_table
+            + [
+                "",
+                "Frame level: each slice classified on its own; song level: " + song_rule_text(config) + ", the rule "
+                'that `pipeline("audio-classification")` applies to this model (saved in its config). Every score of '
+                "the run is in `all_results.json`.",
+                "",
+            ]
+        )
     lines += ["## Training configuration", "", "| setting | value |", "|---|---|"]
     lines.append(f"| counterfactual branch during training | `{trained_counterfactual}` |")
     for key in ("classifier_dropout", "counterfactual_dropout", "representation_size", "slice_seconds"):
         if hasattr(config, key):
             lines.append(f"| `{key}` | {_format_value(getattr(config, key))} |")
     lca_weights = {
-        key: value for key, value in run_arguments.items()
+        key: value
+        for key, value in run_arguments.items()
         if key.startswith("lambda_") or key in ("cf_warmup_epochs", "effect_type")
     }
     other_keys = (
-        "dataset", "split", "slice_overlap_seconds", "learning_rate", "num_train_epochs", "per_device_train_batch_size",
-        "seed", "optim", "lr_scheduler_type", "weight_decay", "world_size",
+        "dataset",
+        "split",
+        "slice_overlap_seconds",
+        "learning_rate",
+        "num_train_epochs",
+        "per_device_train_batch_size",
+        "seed",
+        "optim",
+        "lr_scheduler_type",
+        "weight_decay",
+        "world_size",
     )
     for key in other_keys:
         if key in run_arguments and isinstance(run_arguments[key], (int, float, str, bool)):
@@ -241,8 +257,11 @@ def build_model_card(
             "",
         ]
     elif trained_counterfactual != "none":
-        lines += ["The LCA loss weights were not recorded in this training output (no `lambda_*` entries in run_args.json or "
-                  "run_results.json).", ""]
+        lines += [
+            "The LCA loss weights were not recorded in this training output (no `lambda_*` entries in run_args.json or "
+            "run_results.json).",
+            "",
+        ]
     if image_files:
         lines += ["## Confusion matrix", ""]
         for name in image_files:

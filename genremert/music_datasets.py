@@ -53,17 +53,52 @@ from .audio_files import (  # noqa: F401 - re-exported: the song datasets' audio
 
 
 __all__ = [
-    "load_gtzan", "load_artist20", "load_synthetic", "synthetic_metadata", "slice_songs", "slice_starts",
-    "decode_audio", "load_audio", "fill_cache", "audio_num_samples", "num_samples_at", "check_audio_file",
-    "validate_audio_files", "find_gtzan_files", "gtzan_split_ids", "find_artist20_files", "artist20_album_split",
-    "AudioDecodeError", "BadAudioFile", "BadAudioFilesError", "GTZAN_GENRES", "ARTIST20_ARTISTS",
+    "load_gtzan",
+    "load_artist20",
+    "load_synthetic",
+    "synthetic_metadata",
+    "slice_songs",
+    "slice_starts",
+    "decode_audio",
+    "load_audio",
+    "fill_cache",
+    "audio_num_samples",
+    "num_samples_at",
+    "check_audio_file",
+    "validate_audio_files",
+    "find_gtzan_files",
+    "gtzan_split_ids",
+    "find_artist20_files",
+    "artist20_album_split",
+    "AudioDecodeError",
+    "BadAudioFile",
+    "BadAudioFilesError",
+    "GTZAN_GENRES",
+    "ARTIST20_ARTISTS",
 ]
 
 GTZAN_GENRES = ("blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock")
 ARTIST20_ARTISTS = (
-    "aerosmith", "beatles", "creedence_clearwater_revival", "cure", "dave_matthews_band", "depeche_mode",
-    "fleetwood_mac", "garth_brooks", "green_day", "led_zeppelin", "madonna", "metallica", "prince", "queen",
-    "radiohead", "roxette", "steely_dan", "suzanne_vega", "tori_amos", "u2",
+    "aerosmith",
+    "beatles",
+    "creedence_clearwater_revival",
+    "cure",
+    "dave_matthews_band",
+    "depeche_mode",
+    "fleetwood_mac",
+    "garth_brooks",
+    "green_day",
+    "led_zeppelin",
+    "madonna",
+    "metallica",
+    "prince",
+    "queen",
+    "radiohead",
+    "roxette",
+    "steely_dan",
+    "suzanne_vega",
+    "tori_amos",
+    "u2",
 )
 SPLITS = ("train", "validation", "test")
 SPLIT_LISTS_DIR = Path(__file__).resolve().parent / "split_lists"
@@ -99,9 +134,16 @@ def _song_features(class_names: Sequence[str], with_album: bool, extra: Optional
     return Features(features)
 
 
-def _build_songs(dataset: str, splits: Dict[str, List[_Song]], class_names: Sequence[str], with_album: bool,
-                 on_bad_file: str, num_workers: Optional[int], stems_dir: Optional[Union[str, os.PathLike]],
-                 missing: Sequence[BadAudioFile] = ()) -> DatasetDict:
+def _build_songs(
+    dataset: str,
+    splits: Dict[str, List[_Song]],
+    class_names: Sequence[str],
+    with_album: bool,
+    on_bad_file: str,
+    num_workers: Optional[int],
+    stems_dir: Optional[Union[str, os.PathLike]],
+    missing: Sequence[BadAudioFile] = (),
+) -> DatasetDict:
     """Swap in vocal stems if asked, validate every file, report them (with `missing`, the listed
     songs absent from disk) in one go, drop the unusable ones, build the DatasetDict."""
     if stems_dir is not None:
@@ -115,8 +157,11 @@ def _build_songs(dataset: str, splits: Dict[str, List[_Song]], class_names: Sequ
     result = DatasetDict()
     for name in SPLITS:
         songs = sorted(splits[name], key=lambda s: s.song_id)
-        columns = {"audio": [s.path for s in songs], "label": [s.label for s in songs],
-                   "song_id": [s.song_id for s in songs]}
+        columns = {
+            "audio": [s.path for s in songs],
+            "label": [s.label for s in songs],
+            "song_id": [s.song_id for s in songs],
+        }
         if with_album:
             columns["album"] = [s.album for s in songs]
         result[name] = Dataset.from_dict(columns, features=features)
@@ -127,8 +172,10 @@ def _use_stems(dataset: str, splits: Dict[str, List[_Song]], stems_dir) -> Dict[
     """Point every song at ``<stems_dir>/<song_id>/vocals.wav``; every missing stem is one error."""
     stems_dir = Path(stems_dir)
     if not stems_dir.is_dir():
-        raise FileNotFoundError(f"{dataset}: stems_dir {stems_dir} does not exist or is not a folder "
-                                f"(expected <stems_dir>/<song_id>/vocals.wav)")
+        raise FileNotFoundError(
+            f"{dataset}: stems_dir {stems_dir} does not exist or is not a folder "
+            f"(expected <stems_dir>/<song_id>/vocals.wav)"
+        )
     missing = []
     result = {}
     for name, songs in splits.items():
@@ -139,8 +186,10 @@ def _use_stems(dataset: str, splits: Dict[str, List[_Song]], stems_dir) -> Dict[
                 missing.append(f"  song {s.song_id}: {stem}")
             result[name].append(_Song(s.song_id, s.label, str(stem), s.album))
     if missing:
-        raise FileNotFoundError(f"{dataset}: {len(missing)} vocal stem(s) missing under {stems_dir} "
-                                f"(expected <stems_dir>/<song_id>/vocals.wav):\n" + "\n".join(missing))
+        raise FileNotFoundError(
+            f"{dataset}: {len(missing)} vocal stem(s) missing under {stems_dir} "
+            f"(expected <stems_dir>/<song_id>/vocals.wav):\n" + "\n".join(missing)
+        )
     return result
 
 
@@ -163,8 +212,12 @@ def _is_hidden(name: str) -> bool:
 
 
 def _gtzan_genre_root(data_dir: Path) -> Path:
-    for candidate in (data_dir / "genres", data_dir / "genres_original", data_dir / "Data" / "genres_original",
-                      data_dir):
+    for candidate in (
+        data_dir / "genres",
+        data_dir / "genres_original",
+        data_dir / "Data" / "genres_original",
+        data_dir,
+    ):
         if candidate.is_dir() and any((candidate / g).is_dir() for g in GTZAN_GENRES):
             return candidate
     found = sorted(p.name for p in data_dir.iterdir())[:20]
@@ -183,13 +236,15 @@ def find_gtzan_files(data_dir: Union[str, os.PathLike]) -> Dict[str, str]:
     """
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
-        raise FileNotFoundError(f"GTZAN: data_dir {data_dir} does not exist or is not a folder.\n"
-                                f"Expected layout:\n{GTZAN_LAYOUT}")
+        raise FileNotFoundError(
+            f"GTZAN: data_dir {data_dir} does not exist or is not a folder.\nExpected layout:\n{GTZAN_LAYOUT}"
+        )
     root = _gtzan_genre_root(data_dir)
     missing = [g for g in GTZAN_GENRES if not (root / g).is_dir()]
     if missing:
-        raise FileNotFoundError(f"GTZAN: genre folder(s) missing under {root}: {', '.join(missing)}.\n"
-                                f"Expected layout:\n{GTZAN_LAYOUT}")
+        raise FileNotFoundError(
+            f"GTZAN: genre folder(s) missing under {root}: {', '.join(missing)}.\nExpected layout:\n{GTZAN_LAYOUT}"
+        )
     files: Dict[str, str] = {}
     for genre in GTZAN_GENRES:
         for name in sorted(os.listdir(root / genre)):
@@ -200,8 +255,10 @@ def find_gtzan_files(data_dir: Union[str, os.PathLike]) -> Dict[str, str]:
             if song_id not in files or match.group("ext") == "wav":
                 files[song_id] = str(root / genre / name)
         if not any(k.startswith(genre + ".") for k in files):
-            raise FileNotFoundError(f"GTZAN: genre folder {root / genre} holds no clip named "
-                                    f"{genre}.000NN.wav or .au.\nExpected layout:\n{GTZAN_LAYOUT}")
+            raise FileNotFoundError(
+                f"GTZAN: genre folder {root / genre} holds no clip named "
+                f"{genre}.000NN.wav or .au.\nExpected layout:\n{GTZAN_LAYOUT}"
+            )
     return dict(sorted(files.items()))
 
 
@@ -220,9 +277,13 @@ def _read_list(path: Path) -> List[str]:
     return ids
 
 
-def gtzan_split_ids(split: str, song_ids: Sequence[str] = (), seed: int = 0,
-                    random_fractions: Tuple[float, float, float] = (0.8, 0.1, 0.1),
-                    lists_dir: Optional[Union[str, os.PathLike]] = None) -> Dict[str, List[str]]:
+def gtzan_split_ids(
+    split: str,
+    song_ids: Sequence[str] = (),
+    seed: int = 0,
+    random_fractions: Tuple[float, float, float] = (0.8, 0.1, 0.1),
+    lists_dir: Optional[Union[str, os.PathLike]] = None,
+) -> Dict[str, List[str]]:
     """Song ids of train / validation / test for a GTZAN split name.
 
     ``fault_filtered`` and ``lca_songs`` read the list files (``data/gtzan/`` by default; `seed`
@@ -254,10 +315,17 @@ def gtzan_split_ids(split: str, song_ids: Sequence[str] = (), seed: int = 0,
     raise ValueError(f"GTZAN: unknown split {split!r}; expected one of {', '.join(GTZAN_SPLITS)}")
 
 
-def load_gtzan(data_dir: Union[str, os.PathLike], split: str = "fault_filtered", seed: int = 0, *,
-               stems_dir: Optional[Union[str, os.PathLike]] = None, on_bad_file: str = "skip",
-               random_fractions: Tuple[float, float, float] = (0.8, 0.1, 0.1),
-               lists_dir: Optional[Union[str, os.PathLike]] = None, num_workers: Optional[int] = None) -> DatasetDict:
+def load_gtzan(
+    data_dir: Union[str, os.PathLike],
+    split: str = "fault_filtered",
+    seed: int = 0,
+    *,
+    stems_dir: Optional[Union[str, os.PathLike]] = None,
+    on_bad_file: str = "skip",
+    random_fractions: Tuple[float, float, float] = (0.8, 0.1, 0.1),
+    lists_dir: Optional[Union[str, os.PathLike]] = None,
+    num_workers: Optional[int] = None,
+) -> DatasetDict:
     """GTZAN songs from a local folder: ``train`` / ``validation`` / ``test`` with ``audio`` (path),
     ``label`` (``ClassLabel`` of the ten genres) and ``song_id`` (``blues.00012``).
 
@@ -283,8 +351,12 @@ def load_gtzan(data_dir: Union[str, os.PathLike], split: str = "fault_filtered",
         for song_id in song_ids:
             genre = song_id.split(".")[0]
             if song_id not in files:
-                missing.append(BadAudioFile(str(genre_root / genre / f"{song_id}.wav"),
-                                            f"missing: listed in the {split!r} {name} split, not on disk"))
+                missing.append(
+                    BadAudioFile(
+                        str(genre_root / genre / f"{song_id}.wav"),
+                        f"missing: listed in the {split!r} {name} split, not on disk",
+                    )
+                )
                 continue
             splits[name].append(_Song(song_id, label_of[genre], files[song_id]))
     return _build_songs("GTZAN", splits, GTZAN_GENRES, False, on_bad_file, num_workers, stems_dir, missing)
@@ -314,8 +386,9 @@ def find_artist20_files(data_dir: Union[str, os.PathLike]) -> Dict[str, Dict[str
     """
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
-        raise FileNotFoundError(f"artist20: data_dir {data_dir} does not exist or is not a folder.\n"
-                                f"Expected layout:\n{ARTIST20_LAYOUT}")
+        raise FileNotFoundError(
+            f"artist20: data_dir {data_dir} does not exist or is not a folder.\nExpected layout:\n{ARTIST20_LAYOUT}"
+        )
     root = _artist20_root(data_dir)
     artists = sorted(p.name for p in root.iterdir() if p.is_dir() and not _is_hidden(p.name) and p.name != "lists")
     if not artists:
@@ -323,15 +396,21 @@ def find_artist20_files(data_dir: Union[str, os.PathLike]) -> Dict[str, Dict[str
     tree: Dict[str, Dict[str, Dict[str, str]]] = {}
     for artist in artists:
         artist_dir = root / artist
-        loose = sorted(p.name for p in artist_dir.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES
-                       and not _is_hidden(p.name))
+        loose = sorted(
+            p.name
+            for p in artist_dir.iterdir()
+            if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES and not _is_hidden(p.name)
+        )
         if loose:
-            raise FileNotFoundError(f"artist20: audio files directly in {artist_dir} (e.g. {loose[0]}): the album "
-                                    f"folder level is missing.\nExpected layout:\n{ARTIST20_LAYOUT}")
+            raise FileNotFoundError(
+                f"artist20: audio files directly in {artist_dir} (e.g. {loose[0]}): the album "
+                f"folder level is missing.\nExpected layout:\n{ARTIST20_LAYOUT}"
+            )
         albums = sorted(p.name for p in artist_dir.iterdir() if p.is_dir() and not _is_hidden(p.name))
         if not albums:
-            raise FileNotFoundError(f"artist20: artist folder {artist_dir} holds no album folder.\n"
-                                    f"Expected layout:\n{ARTIST20_LAYOUT}")
+            raise FileNotFoundError(
+                f"artist20: artist folder {artist_dir} holds no album folder.\nExpected layout:\n{ARTIST20_LAYOUT}"
+            )
         tree[artist] = {}
         for album in albums:
             tracks = {
@@ -340,13 +419,17 @@ def find_artist20_files(data_dir: Union[str, os.PathLike]) -> Dict[str, Dict[str
                 if not _is_hidden(name) and Path(name).suffix.lower() in AUDIO_SUFFIXES
             }
             if not tracks:
-                raise FileNotFoundError(f"artist20: album folder {artist_dir / album} holds no audio track "
-                                        f"({', '.join(AUDIO_SUFFIXES)}).\nExpected layout:\n{ARTIST20_LAYOUT}")
+                raise FileNotFoundError(
+                    f"artist20: album folder {artist_dir / album} holds no audio track "
+                    f"({', '.join(AUDIO_SUFFIXES)}).\nExpected layout:\n{ARTIST20_LAYOUT}"
+                )
             tree[artist][album] = tracks
     return tree
 
 
-def artist20_album_split(albums_by_artist: Dict[str, Sequence[str]], split: str, seed: int = 0) -> Dict[str, Dict[str, str]]:
+def artist20_album_split(
+    albums_by_artist: Dict[str, Sequence[str]], split: str, seed: int = 0
+) -> Dict[str, Dict[str, str]]:
     """``{artist: {album: "train"|"validation"|"test"}}``: whole albums only, so none is in two splits.
 
     ``album``: per artist, sorted albums permuted with (`seed`, artist): 1 test, 1 validation, the
@@ -362,26 +445,38 @@ def artist20_album_split(albums_by_artist: Dict[str, Sequence[str]], split: str,
         albums = sorted(albums)
         if split.startswith("fold"):
             if len(albums) != 6:
-                raise ValueError(f"artist20: split={split!r} needs exactly 6 albums per artist; "
-                                 f"{artist} has {len(albums)}: {albums}")
+                raise ValueError(
+                    f"artist20: split={split!r} needs exactly 6 albums per artist; {artist} has {len(albums)}: {albums}"
+                )
             k = int(split[4:])
-            result[artist] = {a: "test" if i == k else "validation" if i == (k + 1) % 6 else "train"
-                              for i, a in enumerate(albums)}
+            result[artist] = {
+                a: "test" if i == k else "validation" if i == (k + 1) % 6 else "train" for i, a in enumerate(albums)
+            }
             continue
         n_test = 1 if split == "album" else 2
         if len(albums) < n_test + 2:
-            raise ValueError(f"artist20: split={split!r} needs at least {n_test + 2} albums per artist "
-                             f"({n_test} test, 1 validation, >= 1 train); {artist} has {len(albums)}: {albums}")
+            raise ValueError(
+                f"artist20: split={split!r} needs at least {n_test + 2} albums per artist "
+                f"({n_test} test, 1 validation, >= 1 train); {artist} has {len(albums)}: {albums}"
+            )
         artist_key = int(hashlib.sha1(artist.encode()).hexdigest()[:8], 16)
         order = np.random.default_rng([seed, artist_key]).permutation(len(albums))
-        result[artist] = {albums[i]: "test" if rank < n_test else "validation" if rank == n_test else "train"
-                          for rank, i in enumerate(order)}
+        result[artist] = {
+            albums[i]: "test" if rank < n_test else "validation" if rank == n_test else "train"
+            for rank, i in enumerate(order)
+        }
     return result
 
 
-def load_artist20(data_dir: Union[str, os.PathLike], split: str = "album", seed: int = 0, *,
-                  stems_dir: Optional[Union[str, os.PathLike]] = None, on_bad_file: str = "skip",
-                  num_workers: Optional[int] = None) -> DatasetDict:
+def load_artist20(
+    data_dir: Union[str, os.PathLike],
+    split: str = "album",
+    seed: int = 0,
+    *,
+    stems_dir: Optional[Union[str, os.PathLike]] = None,
+    on_bad_file: str = "skip",
+    num_workers: Optional[int] = None,
+) -> DatasetDict:
     """artist20 songs: ``train`` / ``validation`` / ``test`` with ``audio`` (path), ``label``
     (``ClassLabel`` of the artist folders, sorted: the 20 artists for a full copy), ``song_id``
     (``<artist>/<album>/<track stem>``) and ``album`` (``<artist>/<album>``).
@@ -401,8 +496,9 @@ def load_artist20(data_dir: Union[str, os.PathLike], split: str = "album", seed:
     for label, artist in enumerate(artists):
         for album, tracks in tree[artist].items():
             for stem, path in tracks.items():
-                splits[assignment[artist][album]].append(_Song(f"{artist}/{album}/{stem}", label, path,
-                                                               f"{artist}/{album}"))
+                splits[assignment[artist][album]].append(
+                    _Song(f"{artist}/{album}/{stem}", label, path, f"{artist}/{album}")
+                )
     return _build_songs("artist20", splits, artists, True, on_bad_file, num_workers, stems_dir)
 
 
@@ -411,12 +507,22 @@ def load_artist20(data_dir: Union[str, os.PathLike], split: str = "album", seed:
 # ============================================================================================= #
 
 
-def load_synthetic(num_classes: int = 5, albums_per_class: int = 4, songs_per_album: int = 4,
-                   song_seconds: float = 20.0, sampling_rate: int = 16000, difficulty: float = 0.5, seed: int = 0,
-                   split: str = "album", bias_class: Optional[int] = None,
-                   bias_band_hz: Tuple[float, float] = (3000.0, 5000.0), bias_noise_db: float = -15.0,
-                   accompaniment_correlation: float = 0.6, cache_dir: Optional[Union[str, os.PathLike]] = None,
-                   num_workers: Optional[int] = None) -> DatasetDict:
+def load_synthetic(
+    num_classes: int = 5,
+    albums_per_class: int = 4,
+    songs_per_album: int = 4,
+    song_seconds: float = 20.0,
+    sampling_rate: int = 16000,
+    difficulty: float = 0.5,
+    seed: int = 0,
+    split: str = "album",
+    bias_class: Optional[int] = None,
+    bias_band_hz: Tuple[float, float] = (3000.0, 5000.0),
+    bias_noise_db: float = -15.0,
+    accompaniment_correlation: float = 0.6,
+    cache_dir: Optional[Union[str, os.PathLike]] = None,
+    num_workers: Optional[int] = None,
+) -> DatasetDict:
     """The synthetic singer dataset (see ``synthetic_music``), generated once into `cache_dir` and reused.
 
     Returns ``train``, ``validation``, ``test`` (clean) and ``test_noisy`` (the same test songs
@@ -429,9 +535,17 @@ def load_synthetic(num_classes: int = 5, albums_per_class: int = 4, songs_per_al
     Default cache: ``~/.cache/genremert/synthetic/<hash of the parameters>`` (``$GENREMERT_CACHE``).
     """
     config = synthetic_music.SyntheticMusicConfig(
-        num_classes=num_classes, albums_per_class=albums_per_class, songs_per_album=songs_per_album,
-        song_seconds=song_seconds, sampling_rate=sampling_rate, difficulty=difficulty, seed=seed, split=split,
-        bias_class=bias_class, bias_band_hz=tuple(bias_band_hz), bias_noise_db=bias_noise_db,
+        num_classes=num_classes,
+        albums_per_class=albums_per_class,
+        songs_per_album=songs_per_album,
+        song_seconds=song_seconds,
+        sampling_rate=sampling_rate,
+        difficulty=difficulty,
+        seed=seed,
+        split=split,
+        bias_class=bias_class,
+        bias_band_hz=tuple(bias_band_hz),
+        bias_noise_db=bias_noise_db,
         accompaniment_correlation=accompaniment_correlation,
     )
     workers = num_workers if num_workers is not None else min(2, os.cpu_count() or 1)
@@ -464,4 +578,6 @@ def synthetic_metadata(dataset: Union[Dataset, DatasetDict]) -> Dict:
     try:
         return json.loads(dataset.info.description)["genremert_synthetic"]
     except (TypeError, ValueError, KeyError) as error:
-        raise ValueError("this dataset was not made by load_synthetic (no generator metadata in info.description)") from error
+        raise ValueError(
+            "this dataset was not made by load_synthetic (no generator metadata in info.description)"
+        ) from error

@@ -142,7 +142,9 @@ class SyntheticMusic:
         return {
             "class_names": self.config.class_names,
             "bias_class": self.config.bias_class,
-            "bias_class_name": None if self.config.bias_class is None else self.config.class_names[self.config.bias_class],
+            "bias_class_name": None
+            if self.config.bias_class is None
+            else self.config.class_names[self.config.bias_class],
             "bias_band_hz": list(self.config.bias_band_hz),
             "bias_noise_db": self.config.bias_noise_db,
             "sampling_rate": self.config.sampling_rate,
@@ -253,7 +255,13 @@ def _chord_progression(rng: np.random.Generator, minor: bool, num_bars: int) -> 
     chords = []
     for bar in range(num_bars):
         d = progression[bar % 4]
-        chords.append([scale[d % 7] + 12 * (d // 7), scale[(d + 2) % 7] + 12 * ((d + 2) // 7), scale[(d + 4) % 7] + 12 * ((d + 4) // 7)])
+        chords.append(
+            [
+                scale[d % 7] + 12 * (d // 7),
+                scale[(d + 2) % 7] + 12 * ((d + 2) // 7),
+                scale[(d + 4) % 7] + 12 * ((d + 4) // 7),
+            ]
+        )
     return chords
 
 
@@ -286,15 +294,17 @@ def _render_voice(config, singer, album, chords, rng, n, sr) -> np.ndarray:
         ramp = min(length // 2, int(0.03 * sr))
         envelope = np.ones(length)
         envelope[:ramp] = np.linspace(0, 1, ramp)
-        envelope[length - ramp:] = np.linspace(1, 0, ramp)
+        envelope[length - ramp :] = np.linspace(1, 0, ramp)
         amp[start:stop] = envelope * rng.uniform(0.7, 1.0)
         # Vowel changes from note to note move the formants a little.
         note_formants[start:stop] = song_formants * np.exp(rng.normal(0, 0.03 + 0.07 * difficulty, size=4))
     voiced = f0 > 0
     f0 = np.where(voiced, f0, np.interp(np.arange(n), np.flatnonzero(voiced), f0[voiced]) if voiced.any() else 200.0)
     time = np.arange(n) / sr
-    vibrato = singer["vibrato_depth"] * (1 + 0.3 * rng.standard_normal()) * np.sin(
-        2 * np.pi * singer["vibrato_rate"] * time + rng.uniform(0, 2 * np.pi)
+    vibrato = (
+        singer["vibrato_depth"]
+        * (1 + 0.3 * rng.standard_normal())
+        * np.sin(2 * np.pi * singer["vibrato_rate"] * time + rng.uniform(0, 2 * np.pi))
     )
     f0 = f0 * 2.0 ** (vibrato / 12.0)
     phase = np.mod(2 * np.pi * np.cumsum(f0) / sr, 2 * np.pi).astype(np.float32)  # wrapped: exact in float32
@@ -313,7 +323,7 @@ def _render_voice(config, singer, album, chords, rng, n, sr) -> np.ndarray:
     block = 50  # frames per block: keeps the (harmonics, samples) amplitude table small
     for f_start in range(0, num_frames - 1, block):
         f_stop = min(num_frames - 1, f_start + block)
-        a0, a1 = frame_amps[:, f_start:f_stop, None], frame_amps[:, f_start + 1:f_stop + 1, None]
+        a0, a1 = frame_amps[:, f_start:f_stop, None], frame_amps[:, f_start + 1 : f_stop + 1, None]
         block_amps = (a0 * (1 - w) + a1 * w).reshape(num_harmonics, -1)  # (harmonics, block samples)
         s0 = f_start * hop
         s1 = min(n, s0 + block_amps.shape[1])
@@ -348,8 +358,8 @@ def _render_instrument(name, notes, n, sr, rng) -> np.ndarray:
         attack = min(length, int((0.08 if name == "pad" else 0.005) * sr))
         envelope[:attack] *= np.linspace(0, 1, attack)
         release = min(length, int(0.02 * sr))
-        envelope[length - release:] *= np.linspace(1, 0, release)
-        out[start:start + length] += tone * envelope
+        envelope[length - release :] *= np.linspace(1, 0, release)
+        out[start : start + length] += tone * envelope
     return out
 
 
@@ -386,11 +396,15 @@ def _render_accompaniment(config, album, chords, rng, n, sr) -> np.ndarray:
             for pattern, length, make in (
                 (kick, kick_len, lambda L: kick_wave[:L]),
                 (snare, snare_len, lambda L: np.diff(rng.standard_normal(L + 1)) * 0.3 * snare_env[:L]),
-                (hat, hat_len, lambda L: np.diff(rng.standard_normal(L + 2), 2) * 0.08 * hat_env[:L] if L > 2 else np.zeros(L)),
+                (
+                    hat,
+                    hat_len,
+                    lambda L: np.diff(rng.standard_normal(L + 2), 2) * 0.08 * hat_env[:L] if L > 2 else np.zeros(L),
+                ),
             ):
                 if pattern[i] == "1" and start < n:
                     L = min(length, n - start)
-                    drums[start:start + L] += make(L)
+                    drums[start : start + L] += make(L)
     if np.abs(drums).max() > 0:
         parts.append(drums / np.abs(drums).max())
     else:
@@ -424,8 +438,9 @@ def band_noise(num_samples: int, sampling_rate: int, band_hz: Tuple[float, float
     return noise * (rms / (np.sqrt(np.mean(noise**2)) + 1e-12))
 
 
-def add_band_noise(waveform: np.ndarray, sampling_rate: int, band_hz: Tuple[float, float], noise_db: float,
-                   rng) -> np.ndarray:
+def add_band_noise(
+    waveform: np.ndarray, sampling_rate: int, band_hz: Tuple[float, float], noise_db: float, rng
+) -> np.ndarray:
     """`waveform` plus white noise band-limited to `band_hz`, its RMS `noise_db` dB relative to the waveform's RMS
     (paper Fig. 1's shortcut noise). The one definition of that noise: the synthetic benchmark, the bias probe and
     the shortcut protocol on real data all call it."""
@@ -441,8 +456,9 @@ def add_band_noise(waveform: np.ndarray, sampling_rate: int, band_hz: Tuple[floa
 
 def add_bias_noise(clean: np.ndarray, config: SyntheticMusicConfig, song_index: int) -> np.ndarray:
     """The clean song plus its band noise (its own random stream, keyed by the song's index)."""
-    return add_band_noise(clean, config.sampling_rate, config.bias_band_hz, config.bias_noise_db,
-                          _rng(config.seed, 4, song_index))
+    return add_band_noise(
+        clean, config.sampling_rate, config.bias_band_hz, config.bias_noise_db, _rng(config.seed, 4, song_index)
+    )
 
 
 def _write_wav_atomic(path: Path, audio: np.ndarray, sampling_rate: int) -> None:
@@ -482,8 +498,9 @@ def default_cache_root() -> Path:
     return Path(os.environ.get("GENREMERT_CACHE", Path.home() / ".cache" / "genremert")) / "synthetic"
 
 
-def generate_synthetic_music(config: SyntheticMusicConfig, cache_dir: Optional[str] = None,
-                             num_workers: int = 1) -> SyntheticMusic:
+def generate_synthetic_music(
+    config: SyntheticMusicConfig, cache_dir: Optional[str] = None, num_workers: int = 1
+) -> SyntheticMusic:
     """Render (or reuse) every song of `config` as wav files under `cache_dir/<hash of parameters>`.
 
     Clean songs live in `<root>/clean/`, noisy copies in `<root>/noise_<hash of band and level>/`;

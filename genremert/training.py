@@ -15,7 +15,8 @@ import transformers
 from transformers import AutoConfig, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
-from . import music_datasets
+from . import MODEL_CLASSES as MODEL_TYPES
+from . import build_feature_extractor, music_datasets
 from .lca_metrics import (
     LCAMetrics,
     choose_vote_threshold,
@@ -30,8 +31,6 @@ from .lca_trainer import (
     NonFiniteLossError,
     SliceCollator,
 )
-from . import MODEL_CLASSES as MODEL_TYPES
-from . import build_feature_extractor
 from .mert_weights import load_mert_weights
 from .training_args import (  # noqa: F401 - re-exported for the scripts and tests
     DATASETS,
@@ -41,6 +40,7 @@ from .training_args import (  # noqa: F401 - re-exported for the scripts and tes
     parse_arguments,
     parse_config_overrides,
 )
+
 
 logger = logging.getLogger(__name__)
 
@@ -62,19 +62,13 @@ def load_songs(data_args: DataTrainingArguments, seed: int) -> datasets.DatasetD
             try:
                 options = json.loads(data_args.synthetic_options)
             except json.JSONDecodeError as error:
-                raise ValueError(
-                    f"--synthetic_options is not valid JSON: {error}"
-                ) from None
+                raise ValueError(f"--synthetic_options is not valid JSON: {error}") from None
             if not isinstance(options, dict):
-                raise ValueError(
-                    "--synthetic_options must be a JSON object of load_synthetic arguments."
-                )
+                raise ValueError("--synthetic_options must be a JSON object of load_synthetic arguments.")
             allowed = set(inspect.signature(music_datasets.load_synthetic).parameters)
             unknown = sorted(set(options) - allowed)
             if unknown:
-                raise ValueError(
-                    f"--synthetic_options: unknown argument(s) {unknown}; allowed: {sorted(allowed)}."
-                )
+                raise ValueError(f"--synthetic_options: unknown argument(s) {unknown}; allowed: {sorted(allowed)}.")
         options.setdefault("split", split)
         if data_args.bias_class is not None:
             options["bias_class"] = data_args.bias_class
@@ -87,14 +81,10 @@ def load_songs(data_args: DataTrainingArguments, seed: int) -> datasets.DatasetD
         raise ValueError(
             f"music_datasets has no {loader_name}(): this version cannot load --dataset {data_args.dataset}."
         )
-    return loader(
-        data_args.data_dir, split=split, seed=seed, stems_dir=data_args.stems_dir
-    )
+    return loader(data_args.data_dir, split=split, seed=seed, stems_dir=data_args.stems_dir)
 
 
-def select_songs(
-    songs: datasets.Dataset, max_songs: int | None, seed: int
-) -> datasets.Dataset:
+def select_songs(songs: datasets.Dataset, max_songs: int | None, seed: int) -> datasets.Dataset:
     """At most `max_songs` songs, drawn with `seed` (the `--max_*_samples` flags count songs, not slices)."""
     if max_songs is None or max_songs >= len(songs):
         return songs
@@ -104,9 +94,7 @@ def select_songs(
 def label_names_of(songs: datasets.DatasetDict) -> list[str]:
     feature = songs["train"].features["label"]
     if not hasattr(feature, "names"):
-        raise ValueError(
-            f"the dataset's `label` column must be a ClassLabel, got {feature}."
-        )
+        raise ValueError(f"the dataset's `label` column must be a ClassLabel, got {feature}.")
     return list(feature.names)
 
 
@@ -126,9 +114,7 @@ def check_label_names(config, label_names: list[str], source: str) -> None:
 # ----------------------------------------------------------------------------------------------------------------------
 
 
-def build_config(
-    model_args: ModelArguments, label_names: list[str], slice_seconds: float | None
-):
+def build_config(model_args: ModelArguments, label_names: list[str], slice_seconds: float | None):
     """A new model's config: the model type's defaults, the dataset's labels, then `--config_overrides`."""
     config_class, _ = MODEL_TYPES[model_args.model_type]
     kwargs = {
@@ -146,9 +132,7 @@ def build_config(
     for key, value in parse_config_overrides(model_args.config_overrides).items():
         top, _, nested = key.partition(".")
         if top in LABEL_KEYS or top == "counterfactual":
-            raise ValueError(
-                f"--config_overrides cannot set {top!r}: it comes from the dataset or --counterfactual."
-            )
+            raise ValueError(f"--config_overrides cannot set {top!r}: it comes from the dataset or --counterfactual.")
         if top not in allowed:
             raise ValueError(
                 f"--config_overrides: unknown field {top!r} for --model_type {model_args.model_type}; known fields: "
@@ -156,9 +140,7 @@ def build_config(
             )
         if nested:
             if top != "backbone_config":
-                raise ValueError(
-                    f"--config_overrides: {key!r}: only backbone_config has nested fields."
-                )
+                raise ValueError(f"--config_overrides: {key!r}: only backbone_config has nested fields.")
             from configuration_genremert import MERT_V1_95M_BACKBONE
 
             backbone = kwargs.setdefault("backbone_config", dict(MERT_V1_95M_BACKBONE))
@@ -168,9 +150,7 @@ def build_config(
     return config_class(**kwargs)
 
 
-def load_or_build_model(
-    model_args: ModelArguments, label_names: list[str], slice_seconds: float | None
-):
+def load_or_build_model(model_args: ModelArguments, label_names: list[str], slice_seconds: float | None):
     """The model to train: loaded from `--model_name_or_path` (labels checked) or built new; MERT weights loaded."""
     _, model_class = MODEL_TYPES[model_args.model_type]
     hub_kwargs = {
@@ -179,23 +159,17 @@ def load_or_build_model(
         "token": model_args.token,
     }
     if model_args.model_name_or_path is not None:
-        config = AutoConfig.from_pretrained(
-            model_args.model_name_or_path, trust_remote_code=True, **hub_kwargs
-        )
+        config = AutoConfig.from_pretrained(model_args.model_name_or_path, trust_remote_code=True, **hub_kwargs)
         if config.model_type != model_args.model_type:
             raise ValueError(
                 f"--model_name_or_path {model_args.model_name_or_path} holds a {config.model_type!r} model, but "
                 f"--model_type is {model_args.model_type!r}."
             )
-        check_label_names(
-            config, label_names, f"--model_name_or_path {model_args.model_name_or_path}"
-        )
+        check_label_names(config, label_names, f"--model_name_or_path {model_args.model_name_or_path}")
         config.counterfactual = model_args.counterfactual
         if slice_seconds is not None:
             config.slice_seconds = float(slice_seconds)
-        model = model_class.from_pretrained(
-            model_args.model_name_or_path, config=config, **hub_kwargs
-        )
+        model = model_class.from_pretrained(model_args.model_name_or_path, config=config, **hub_kwargs)
     else:
         config = build_config(model_args, label_names, slice_seconds)
         model = model_class(config)
@@ -223,32 +197,22 @@ def last_complete_checkpoint(output_dir: str) -> str | None:
     folders = [
         name
         for name in os.listdir(output_dir)
-        if name.startswith("checkpoint-")
-        and name[11:].isdigit()
-        and os.path.isdir(os.path.join(output_dir, name))
+        if name.startswith("checkpoint-") and name[11:].isdigit() and os.path.isdir(os.path.join(output_dir, name))
     ]
     for name in sorted(folders, key=lambda name: int(name[11:]), reverse=True):
         folder = os.path.join(output_dir, name)
         if os.path.isfile(os.path.join(folder, "trainer_state.json")):
             return folder
-        logger.warning(
-            f"{folder} is incomplete (no trainer_state.json: interrupted while saving); skipping it."
-        )
+        logger.warning(f"{folder} is incomplete (no trainer_state.json: interrupted while saving); skipping it.")
     return None
 
 
-def resolve_checkpoint(
-    training_args: LCATrainingArguments, label_names: list[str]
-) -> str | None:
+def resolve_checkpoint(training_args: LCATrainingArguments, label_names: list[str]) -> str | None:
     """`--resume_from_checkpoint`: a folder, or `last`/`true` for the newest complete `checkpoint-*` in
     `--output_dir`. The checkpoint's labels are checked against the dataset before anything is trained."""
     value = training_args.resume_from_checkpoint
     if value is None or str(value).lower() in ("false", "none", ""):
-        last = (
-            get_last_checkpoint(training_args.output_dir)
-            if os.path.isdir(training_args.output_dir)
-            else None
-        )
+        last = get_last_checkpoint(training_args.output_dir) if os.path.isdir(training_args.output_dir) else None
         if last is not None and training_args.do_train:
             logger.warning(
                 f"{training_args.output_dir} already holds {last}; training starts from scratch and will overwrite "
@@ -272,9 +236,7 @@ def resolve_checkpoint(
             )
     config_file = os.path.join(checkpoint, "config.json")
     if not os.path.isfile(config_file):
-        raise ValueError(
-            f"--resume_from_checkpoint {checkpoint}: no config.json there; not a Trainer checkpoint."
-        )
+        raise ValueError(f"--resume_from_checkpoint {checkpoint}: no config.json there; not a Trainer checkpoint.")
     with open(config_file) as handle:
         saved = json.load(handle)
     check_label_names(
@@ -321,16 +283,12 @@ def evaluate_split(
     `choose_threshold` (and `"vote"`), the vote threshold is chosen on this split (validation) and returned.
     """
     output = trainer.predict(slices, metric_key_prefix=split_name)
-    logits, counterfactual_logits, labels, song_index = split_predictions(
-        output.predictions, output.label_ids
-    )
+    logits, counterfactual_logits, labels, song_index = split_predictions(output.predictions, output.label_ids)
     num_labels = len(label_names)
     if aggregation != "vote":
         vote_threshold = None
     elif choose_threshold:
-        vote_threshold, _ = choose_vote_threshold(
-            softmax(logits), labels, song_index, num_labels
-        )
+        vote_threshold, _ = choose_vote_threshold(softmax(logits), labels, song_index, num_labels)
     metrics = {k: v for k, v in output.metrics.items()}
     scores = compute_split_metrics(
         logits, labels, song_index, num_labels, counterfactual_logits, vote_threshold, aggregation
@@ -376,9 +334,7 @@ def main(argv: list[str] | None = None) -> dict:
     training_args.remove_unused_columns = False
     training_args.label_names = ["labels", "song_index"]
     if training_args.device.type == "cpu":
-        training_args.dataloader_pin_memory = (
-            False  # nothing to pin to without an accelerator
-        )
+        training_args.dataloader_pin_memory = False  # nothing to pin to without an accelerator
     logger.warning(
         f"process rank {training_args.process_index} of {training_args.world_size}, device {training_args.device}, "
         f"distributed: {training_args.parallel_mode.value}, bf16: {training_args.bf16}, fp16: {training_args.fp16}"
@@ -394,9 +350,7 @@ def main(argv: list[str] | None = None) -> dict:
         }
         for split_name in songs:
             limit = limits.get(split_name, data_args.max_predict_samples)
-            songs[split_name] = select_songs(
-                songs[split_name], limit, training_args.seed
-            )
+            songs[split_name] = select_songs(songs[split_name], limit, training_args.seed)
         checkpoint = resolve_checkpoint(training_args, label_names)
         model = load_or_build_model(model_args, label_names, data_args.slice_seconds)
         # The song rule travels in the config: the pipeline slices and scores songs exactly as evaluated here.
@@ -410,9 +364,7 @@ def main(argv: list[str] | None = None) -> dict:
             keep_remainder=model.config.slice_remainder == "end",
             cache_dir=data_args.audio_cache_dir,
         )
-    all_song_ids = sorted(
-        {song_id for split in songs.values() for song_id in split["song_id"]}
-    )
+    all_song_ids = sorted({song_id for split in songs.values() for song_id in split["song_id"]})
     song_index_of = {song_id: i for i, song_id in enumerate(all_song_ids)}
     feature_extractor = build_feature_extractor(model.config)
     logger.info(
@@ -422,11 +374,7 @@ def main(argv: list[str] | None = None) -> dict:
     )
 
     vote_threshold = data_args.parsed_vote_threshold()
-    needs_validation = (
-        training_args.do_eval
-        or training_args.eval_strategy != "no"
-        or vote_threshold == "auto"
-    )
+    needs_validation = training_args.do_eval or training_args.eval_strategy != "no" or vote_threshold == "auto"
     trainer = LCATrainer(
         model=model,
         args=training_args,
@@ -508,4 +456,3 @@ def save_song_rule(model, vote_threshold: float | None, training_args: LCATraini
     saved_config = os.path.join(training_args.output_dir, "config.json")
     if training_args.do_train and os.path.isfile(saved_config) and training_args.should_save:
         model.config.save_pretrained(training_args.output_dir)
-

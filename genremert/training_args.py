@@ -33,9 +33,7 @@ class ModelArguments:
     )
     model_name_or_path: str | None = field(
         default=None,
-        metadata={
-            "help": "Start from a saved genremert model folder (or Hub id) instead of a new model."
-        },
+        metadata={"help": "Start from a saved genremert model folder (or Hub id) instead of a new model."},
     )
     backbone_name_or_path: str | None = field(
         default=None,
@@ -58,33 +56,21 @@ class ModelArguments:
             "allowed: 'conv_channels=[4,8,8,8]'; nested: 'backbone_config.hidden_size=32')."
         },
     )
-    cache_dir: str | None = field(
-        default=None, metadata={"help": "Where Hub downloads are stored."}
-    )
-    model_revision: str = field(
-        default="main", metadata={"help": "Hub revision (branch, tag or commit)."}
-    )
-    token: str | None = field(
-        default=None, metadata={"help": "Hub token for private weights."}
-    )
+    cache_dir: str | None = field(default=None, metadata={"help": "Where Hub downloads are stored."})
+    model_revision: str = field(default="main", metadata={"help": "Hub revision (branch, tag or commit)."})
+    token: str | None = field(default=None, metadata={"help": "Hub token for private weights."})
 
     def __post_init__(self):
         if self.model_type not in MODEL_TYPES:
-            raise ValueError(
-                f"--model_type must be one of {list(MODEL_TYPES)}, got {self.model_type!r}."
-            )
+            raise ValueError(f"--model_type must be one of {list(MODEL_TYPES)}, got {self.model_type!r}.")
         if self.counterfactual not in COUNTERFACTUAL_MODES:
             raise ValueError(
                 f"--counterfactual must be one of {list(COUNTERFACTUAL_MODES)}, got {self.counterfactual!r}."
             )
         if self.backbone_name_or_path is not None and self.model_type != "genremert":
-            raise ValueError(
-                "--backbone_name_or_path (MERT weights) only applies to --model_type genremert."
-            )
+            raise ValueError("--backbone_name_or_path (MERT weights) only applies to --model_type genremert.")
         if self.config_overrides is not None and self.model_name_or_path is not None:
-            raise ValueError(
-                "--config_overrides builds a new model; it cannot be combined with --model_name_or_path."
-            )
+            raise ValueError("--config_overrides builds a new model; it cannot be combined with --model_name_or_path.")
 
 
 @dataclass
@@ -121,30 +107,18 @@ class DataTrainingArguments:
     )
     slice_seconds: float | None = field(
         default=None,
-        metadata={
-            "help": "Slice (frame) length in seconds; default: the model config's slice_seconds."
-        },
+        metadata={"help": "Slice (frame) length in seconds; default: the model config's slice_seconds."},
     )
-    slice_overlap_seconds: float = field(
-        default=0.0, metadata={"help": "Overlap of consecutive slices (seconds)."}
-    )
+    slice_overlap_seconds: float = field(default=0.0, metadata={"help": "Overlap of consecutive slices (seconds)."})
     max_train_samples: int | None = field(
         default=None,
-        metadata={
-            "help": "Use at most this many training *songs* (chosen with --seed), for quick runs."
-        },
+        metadata={"help": "Use at most this many training *songs* (chosen with --seed), for quick runs."},
     )
-    max_eval_samples: int | None = field(
-        default=None, metadata={"help": "At most this many validation songs."}
-    )
-    max_predict_samples: int | None = field(
-        default=None, metadata={"help": "At most this many songs per test split."}
-    )
+    max_eval_samples: int | None = field(default=None, metadata={"help": "At most this many validation songs."})
+    max_predict_samples: int | None = field(default=None, metadata={"help": "At most this many songs per test split."})
     audio_cache_dir: str | None = field(
         default=None,
-        metadata={
-            "help": "Keep decoded, resampled songs here as .npy (faster later epochs and runs)."
-        },
+        metadata={"help": "Keep decoded, resampled songs here as .npy (faster later epochs and runs)."},
     )
     synthetic_options: str | None = field(
         default=None,
@@ -155,9 +129,7 @@ class DataTrainingArguments:
     )
     bias_class: int | None = field(
         default=None,
-        metadata={
-            "help": "Synthetic dataset: the class whose training songs carry the band noise."
-        },
+        metadata={"help": "Synthetic dataset: the class whose training songs carry the band noise."},
     )
     vote_threshold: str = field(
         default="auto",
@@ -169,23 +141,16 @@ class DataTrainingArguments:
 
     def __post_init__(self):
         if self.dataset not in DATASETS:
-            raise ValueError(
-                f"--dataset must be one of {list(DATASETS)}, got {self.dataset!r}."
-            )
+            raise ValueError(f"--dataset must be one of {list(DATASETS)}, got {self.dataset!r}.")
         if self.dataset in ("gtzan", "artist20"):
             if self.data_dir is None:
-                raise ValueError(
-                    f"--data_dir is required for --dataset {self.dataset} (the folder holding the audio)."
-                )
+                raise ValueError(f"--data_dir is required for --dataset {self.dataset} (the folder holding the audio).")
             if not os.path.isdir(self.data_dir):
-                raise ValueError(
-                    f"--data_dir {self.data_dir!r} does not exist or is not a folder."
-                )
+                raise ValueError(f"--data_dir {self.data_dir!r} does not exist or is not a folder.")
         if self.slice_seconds is not None and self.slice_seconds <= 0:
             raise ValueError(f"--slice_seconds must be > 0, got {self.slice_seconds}.")
         if self.slice_overlap_seconds < 0 or (
-            self.slice_seconds is not None
-            and self.slice_overlap_seconds >= self.slice_seconds
+            self.slice_seconds is not None and self.slice_overlap_seconds >= self.slice_seconds
         ):
             raise ValueError(
                 f"--slice_overlap_seconds must be in [0, slice_seconds), got {self.slice_overlap_seconds}."
@@ -193,22 +158,16 @@ class DataTrainingArguments:
         for name in ("max_train_samples", "max_eval_samples", "max_predict_samples"):
             value = getattr(self, name)
             if value is not None and value < 1:
-                raise ValueError(
-                    f"--{name} counts songs and must be >= 1, got {value}."
-                )
+                raise ValueError(f"--{name} counts songs and must be >= 1, got {value}.")
         if self.synthetic_options is not None and self.dataset != "synthetic":
             raise ValueError("--synthetic_options only applies to --dataset synthetic.")
         if self.bias_class is not None and self.dataset != "synthetic":
             raise ValueError("--bias_class only applies to --dataset synthetic.")
         if self.stems_dir is not None:
             if self.dataset == "synthetic":
-                raise ValueError(
-                    "--stems_dir applies to --dataset gtzan or artist20, not synthetic."
-                )
+                raise ValueError("--stems_dir applies to --dataset gtzan or artist20, not synthetic.")
             if not os.path.isdir(self.stems_dir):
-                raise ValueError(
-                    f"--stems_dir {self.stems_dir!r} does not exist or is not a folder."
-                )
+                raise ValueError(f"--stems_dir {self.stems_dir!r} does not exist or is not a folder.")
         self.parsed_vote_threshold()
 
     def parsed_vote_threshold(self):
@@ -254,9 +213,7 @@ def _json_to_flags(values: dict) -> list[str]:
 
 def parse_arguments(argv: list[str] | None = None):
     """`(ModelArguments, DataTrainingArguments, LCATrainingArguments)` from flags, or a JSON file then flags."""
-    parser = HfArgumentParser(
-        (ModelArguments, DataTrainingArguments, LCATrainingArguments)
-    )
+    parser = HfArgumentParser((ModelArguments, DataTrainingArguments, LCATrainingArguments))
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0].endswith(".json"):
         path = os.path.abspath(argv[0])
@@ -266,13 +223,9 @@ def parse_arguments(argv: list[str] | None = None):
         except FileNotFoundError:
             raise ValueError(f"argument file {path} does not exist.") from None
         except json.JSONDecodeError as error:
-            raise ValueError(
-                f"argument file {path} is not valid JSON: {error}"
-            ) from None
+            raise ValueError(f"argument file {path} is not valid JSON: {error}") from None
         if not isinstance(preset, dict):
-            raise ValueError(
-                f"argument file {path} must hold a JSON object of flag names to values."
-            )
+            raise ValueError(f"argument file {path} must hold a JSON object of flag names to values.")
         argv = _json_to_flags(preset) + argv[1:]
     return parser.parse_args_into_dataclasses(args=argv)
 
@@ -299,14 +252,10 @@ def parse_config_overrides(text: str | None) -> dict:
         if not item:
             continue
         if "=" not in item:
-            raise ValueError(
-                f"--config_overrides: {item!r} is not of the form key=value."
-            )
+            raise ValueError(f"--config_overrides: {item!r} is not of the form key=value.")
         key, value = (part.strip() for part in item.split("=", 1))
         try:
             overrides[key] = json.loads(value)
         except json.JSONDecodeError:
-            overrides[key] = {"True": True, "False": False, "None": None}.get(
-                value, value
-            )
+            overrides[key] = {"True": True, "False": False, "None": None}.get(value, value)
     return overrides

@@ -28,6 +28,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # a checkout without `pip install`
 from genremert import music_datasets as md  # noqa: E402
 
@@ -41,8 +42,14 @@ def song_paths(songs) -> Dict[str, str]:
     return dict(sorted(pairs.items()))
 
 
-def separate_songs(paths: Dict[str, str], stems_dir: Path, separate: Callable[[np.ndarray], np.ndarray],
-                   model_rate: int, overwrite: bool = False, log: Callable[[str], None] = print) -> int:
+def separate_songs(
+    paths: Dict[str, str],
+    stems_dir: Path,
+    separate: Callable[[np.ndarray], np.ndarray],
+    model_rate: int,
+    overwrite: bool = False,
+    log: Callable[[str], None] = print,
+) -> int:
     """Run `separate` on every song and write ``<stems_dir>/<song_id>/vocals.wav``; returns how many were written.
 
     `separate` takes stereo float32 ``(2, samples)`` at `model_rate` and returns the vocals the
@@ -86,8 +93,9 @@ def open_unmix_separator(model: str, device: str, niter: int):
             "separate_vocals.py needs Open-Unmix: `pip install openunmix` (it needs a torchaudio that matches "
             f"your torch, and network access the first time to download the '{model}' weights). ({error})"
         )
-    separator = umx_utils.load_separator(model_str_or_path=model, targets=["vocals"], niter=niter, residual=True,
-                                         device=device)
+    separator = umx_utils.load_separator(
+        model_str_or_path=model, targets=["vocals"], niter=niter, residual=True, device=device
+    )
     separator.freeze()
     separator.to(device)
 

@@ -9,11 +9,10 @@ import sys
 
 import pytest
 import torch
-
 from tiny_configs import TINY_BACKBONE, tiny_genremert_config
 
-from genremert import conversion as convert
 from genremert import GenreMERTForAudioClassification
+from genremert import conversion as convert
 
 
 # Our key → the reference key, the inverse of the converter's tables (the test's own copy of the layout).
@@ -42,7 +41,7 @@ def reference_state_dict(model, old_weight_norm=True):
     state = {}
     for key, tensor in model.state_dict().items():
         if key.startswith("backbone."):
-            key = "mert." + key[len("backbone."):]
+            key = "mert." + key[len("backbone.") :]
             if old_weight_norm:
                 key = key.replace(POS_CONV + "parametrizations.weight.original0", POS_CONV + "weight_g")
                 key = key.replace(POS_CONV + "parametrizations.weight.original1", POS_CONV + "weight_v")
@@ -65,8 +64,14 @@ def write_checkpoint(path, state_dict, **extra):
             "mert": "m-a-p/MERT-v1-95M",
             "num_class": 3,
             "learning_rate": 1e-4,
-            "config": {"mert_feature_layer": "all", "representation_dim": 8, "main_dropout": 0.3, "cf_dropout": 0.6,
-                       "mose_cf": True, "random_att": False},
+            "config": {
+                "mert_feature_layer": "all",
+                "representation_dim": 8,
+                "main_dropout": 0.3,
+                "cf_dropout": 0.6,
+                "mose_cf": True,
+                "random_att": False,
+            },
         },
     }
     checkpoint.update(extra)
@@ -120,7 +125,9 @@ def test_drop_counterfactual_gives_the_plain_model(tmp_path, lca_model):
     assert converted.config.counterfactual == "none" and converted.counterfactual_branch is None
     assert converted.num_parameters() == plain.num_parameters()
     with torch.no_grad():
-        torch.testing.assert_close(converted(waveform_batch()).logits, lca_model(waveform_batch()).logits, rtol=0, atol=0)
+        torch.testing.assert_close(
+            converted(waveform_batch()).logits, lca_model(waveform_batch()).logits, rtol=0, atol=0
+        )
 
 
 def test_plain_checkpoint_has_no_counterfactual_branch(tmp_path):
@@ -138,10 +145,19 @@ def test_plain_checkpoint_has_no_counterfactual_branch(tmp_path):
     [
         (lambda state: state.pop("ouput_layer.bias"), "ouput_layer.bias"),
         (lambda state: state.pop("time_att_cf.attention.4.weight"), "time_att_cf.attention.4.weight"),
-        (lambda state: state.pop("mert.encoder.layers.1.attention.k_proj.weight"), "encoder.layers.1.attention.k_proj.weight"),
+        (
+            lambda state: state.pop("mert.encoder.layers.1.attention.k_proj.weight"),
+            "encoder.layers.1.attention.k_proj.weight",
+        ),
         (lambda state: state.__setitem__("time_att.attention.3.weight", torch.zeros(1)), "time_att.attention.3.weight"),
-        (lambda state: state.__setitem__("mert.encoder.extra_norm.weight", torch.zeros(1)), "encoder.extra_norm.weight"),
-        (lambda state: state.__setitem__("time_att.attention.4.weight", torch.zeros(1, 5, 1, 1)), "time_att.attention.4.weight"),
+        (
+            lambda state: state.__setitem__("mert.encoder.extra_norm.weight", torch.zeros(1)),
+            "encoder.extra_norm.weight",
+        ),
+        (
+            lambda state: state.__setitem__("time_att.attention.4.weight", torch.zeros(1, 5, 1, 1)),
+            "time_att.attention.4.weight",
+        ),
     ],
     ids=["missing-head", "missing-counterfactual", "missing-mert", "unexpected-head", "unexpected-mert", "wrong-shape"],
 )
@@ -205,19 +221,35 @@ def test_cli_writes_a_loadable_model_folder(tmp_path, lca_model, capsys):
     backbone = tmp_path / "backbone.json"
     backbone.write_text(json.dumps(TINY_BACKBONE))
     output_dir = tmp_path / "converted"
-    exit_code = convert.main(["--checkpoint", str(path), "--output_dir", str(output_dir), "--backbone_config",
-                              str(backbone), "--labels", "x,y,z", "--drop_counterfactual"])
+    exit_code = convert.main(
+        [
+            "--checkpoint",
+            str(path),
+            "--output_dir",
+            str(output_dir),
+            "--backbone_config",
+            str(backbone),
+            "--labels",
+            "x,y,z",
+            "--drop_counterfactual",
+        ]
+    )
     assert exit_code == 0
     assert "counterfactual='none'" in capsys.readouterr().out
     reloaded = GenreMERTForAudioClassification.from_pretrained(output_dir, use_safetensors=True).eval()
     assert reloaded.config.id2label[2] == "z" and reloaded.config.counterfactual == "none"
     assert (output_dir / "preprocessor_config.json").is_file()
     with torch.no_grad():
-        torch.testing.assert_close(reloaded(waveform_batch()).logits, lca_model(waveform_batch()).logits, rtol=0, atol=0)
+        torch.testing.assert_close(
+            reloaded(waveform_batch()).logits, lca_model(waveform_batch()).logits, rtol=0, atol=0
+        )
 
-    broken = write_checkpoint(tmp_path / "broken.ckpt", {k: v for k, v in reference_state_dict(lca_model).items()
-                                                         if k != "hidden_layer.weight"})
-    exit_code = convert.main(["--checkpoint", str(broken), "--output_dir", str(tmp_path / "never"),
-                              "--backbone_config", str(backbone)])
+    broken = write_checkpoint(
+        tmp_path / "broken.ckpt",
+        {k: v for k, v in reference_state_dict(lca_model).items() if k != "hidden_layer.weight"},
+    )
+    exit_code = convert.main(
+        ["--checkpoint", str(broken), "--output_dir", str(tmp_path / "never"), "--backbone_config", str(backbone)]
+    )
     assert exit_code == 1 and "hidden_layer.weight" in capsys.readouterr().err
     assert not (tmp_path / "never").exists()

@@ -68,7 +68,9 @@ def test_bias_sits_in_3_to_5_khz_of_the_biased_class_training_songs_only(tmp_pat
     clean = md.load_synthetic(cache_dir=tmp_path, **SMALL)
     biased = md.load_synthetic(cache_dir=tmp_path, bias_class=1, **SMALL)
     meta = md.synthetic_metadata(biased["train"])
-    assert meta["bias_class"] == 1 and meta["bias_class_name"] == "singer_1" and meta["bias_band_hz"] == [3000.0, 5000.0]
+    assert (
+        meta["bias_class"] == 1 and meta["bias_class_name"] == "singer_1" and meta["bias_band_hz"] == [3000.0, 5000.0]
+    )
     assert md.synthetic_metadata(clean)["bias_class"] is None
     for split in ("validation", "test"):
         assert biased[split]["audio"] == clean[split]["audio"]

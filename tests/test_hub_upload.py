@@ -12,11 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from tiny_configs import tiny_crnn_fgnl_config, tiny_genremert_config
 
-from genremert import hub_upload
-from genremert import CRNNFGNLForAudioClassification, GenreMERTForAudioClassification
+from genremert import CRNNFGNLForAudioClassification, GenreMERTForAudioClassification, hub_upload
 
 
 HUB_UPLOAD_SCRIPT = Path(__file__).resolve().parent.parent / "hub_upload.py"  # the command line users run
@@ -30,8 +28,15 @@ METRICS = {
     "train_runtime": 12.5,
     "dataset": "gtzan",
 }
-RUN_ARGS = {"dataset": "gtzan", "counterfactual": "learned", "lambda_ce_main": 0.7, "lambda_effect": 1.0,
-            "lambda_ent_cf": 2.0, "cf_warmup_epochs": 20, "learning_rate": 1e-4}
+RUN_ARGS = {
+    "dataset": "gtzan",
+    "counterfactual": "learned",
+    "lambda_ce_main": 0.7,
+    "lambda_effect": 1.0,
+    "lambda_ent_cf": 2.0,
+    "cf_warmup_epochs": 20,
+    "learning_rate": 1e-4,
+}
 
 
 def train_briefly(model, steps=4, seed=0):
@@ -67,7 +72,9 @@ def write_training_output(folder, model):
     plt.imshow(np.eye(3))
     figure.savefig(folder / "confusion_matrix_test_song.png")
     plt.close(figure)
-    (folder / "confusion_matrix_test_song.json").write_text(json.dumps({"labels": LABELS, "matrix": np.eye(3).tolist()}))
+    (folder / "confusion_matrix_test_song.json").write_text(
+        json.dumps({"labels": LABELS, "matrix": np.eye(3).tolist()})
+    )
     (folder / "checkpoint-8").mkdir()
     torch.save({"step": 8}, folder / "checkpoint-8" / "optimizer.pt")
     (folder / "runs").mkdir()
@@ -133,9 +140,21 @@ def dry_run(trained, tmp_path_factory):
     _, output_dir = trained
     export_dir = tmp_path_factory.mktemp("export") / "tiny-genremert"
     completed = subprocess.run(
-        [sys.executable, str(HUB_UPLOAD_SCRIPT), "--output_dir", str(output_dir), "--repo_id", "someone/tiny-genremert",
-         "--export_dir", str(export_dir), "--dry_run"],
-        capture_output=True, text=True, timeout=600, env=ONE_THREAD_ENV,
+        [
+            sys.executable,
+            str(HUB_UPLOAD_SCRIPT),
+            "--output_dir",
+            str(output_dir),
+            "--repo_id",
+            "someone/tiny-genremert",
+            "--export_dir",
+            str(export_dir),
+            "--dry_run",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=ONE_THREAD_ENV,
     )
     return completed, export_dir
 
@@ -174,7 +193,11 @@ def test_dry_run_writes_a_folder_that_loads_alone_with_trust_remote_code(trained
     script.write_text(FRESH_LOAD)
     loaded = subprocess.run(
         [sys.executable, str(script), str(export_dir), str(tmp_path / "inputs.pt")],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300, env=ONE_THREAD_ENV,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=ONE_THREAD_ENV,
     )
     assert loaded.returncode == 0, loaded.stderr
     report = json.loads(loaded.stdout.strip().splitlines()[-1])
@@ -190,8 +213,15 @@ def test_export_holds_the_right_files_and_no_pickle(dry_run):
     _, export_dir = dry_run
     files = {str(path.relative_to(export_dir)) for path in export_dir.rglob("*") if path.is_file()}
     assert {
-        "config.json", "model.safetensors", "preprocessor_config.json", "README.md", "configuration_genremert.py",
-        "modeling_genremert.py", "pipeline_genremert.py", "all_results.json", "confusion_matrix_test_song.png",
+        "config.json",
+        "model.safetensors",
+        "preprocessor_config.json",
+        "README.md",
+        "configuration_genremert.py",
+        "modeling_genremert.py",
+        "pipeline_genremert.py",
+        "all_results.json",
+        "confusion_matrix_test_song.png",
         "confusion_matrix_test_song.json",
     } <= files
     assert not any(name.endswith((".bin", ".pt", ".pkl", ".ckpt", ".pth")) for name in files), files
@@ -289,8 +319,14 @@ def test_publish_uploads_only_after_verification(tmp_path):
         built.append(token)
         return RecordingHubApi()
 
-    report, commit = hub_upload.publish(output_dir, "someone/tiny-crnn", token="hf_test", api_factory=api_factory,
-                                        dataset="artist20", check_pipeline=False)
+    report, commit = hub_upload.publish(
+        output_dir,
+        "someone/tiny-crnn",
+        token="hf_test",
+        api_factory=api_factory,
+        dataset="artist20",
+        check_pipeline=False,
+    )
     assert built == ["hf_test"] and commit is not None
     assert report.trained_counterfactual == "learned" and report.max_abs_logit_difference == 0.0
     plain = CRNNFGNLForAudioClassification(labelled(tiny_crnn_fgnl_config()))

@@ -6,11 +6,15 @@ import json
 import numpy as np
 import pytest
 import torch
-
 from tiny_configs import tiny_crnn_fgnl_config, tiny_genremert_config
 
-from genremert import bias_probe, interpret, interpret_cli
-from genremert import CRNNFGNLForAudioClassification, GenreMERTForAudioClassification
+from genremert import (
+    CRNNFGNLForAudioClassification,
+    GenreMERTForAudioClassification,
+    bias_probe,
+    interpret,
+    interpret_cli,
+)
 
 
 SAMPLING_RATE = 16000  # the tiny CRNN_FGNL's rate
@@ -42,7 +46,9 @@ def assert_readable_png(path):
 def tone(frequency, rng, seconds=1.0):
     time = np.arange(int(SAMPLING_RATE * seconds)) / SAMPLING_RATE
     amplitude = rng.uniform(0.1, 0.5)
-    return (amplitude * np.sin(2 * np.pi * frequency * rng.uniform(0.97, 1.03) * time + rng.uniform(0, 2 * np.pi))).astype(np.float32)
+    return (
+        amplitude * np.sin(2 * np.pi * frequency * rng.uniform(0.97, 1.03) * time + rng.uniform(0, 2 * np.pi))
+    ).astype(np.float32)
 
 
 def shortcut_slices(count, seed):
@@ -76,8 +82,10 @@ def unbiased_slices(count, seed):
 def clean_test_slices(count, seed, class_zero_frequencies):
     rng = np.random.default_rng(seed)
     return [
-        {"input_values": tone({0: rng.choice(class_zero_frequencies), 1: 500.0, 2: 1000.0}[index % 3], rng),
-         "label": index % 3}
+        {
+            "input_values": tone({0: rng.choice(class_zero_frequencies), 1: 500.0, 2: 1000.0}[index % 3], rng),
+            "label": index % 3,
+        }
         for index in range(count)
     ]
 
@@ -142,7 +150,9 @@ def test_bias_probe_uses_given_noisy_slices(shortcut_model):
     """The synthetic benchmark's `test_noisy` split can be passed instead of adding noise here."""
     clean = clean_test_slices(12, seed=2, class_zero_frequencies=[500.0, 1000.0])
     rng = np.random.default_rng(3)
-    noisy = [dict(row, input_values=bias_probe.add_band_noise(row["input_values"], SAMPLING_RATE, rng=rng)) for row in clean]
+    noisy = [
+        dict(row, input_values=bias_probe.add_band_noise(row["input_values"], SAMPLING_RATE, rng=rng)) for row in clean
+    ]
     result = bias_probe.bias_probe(shortcut_model, clean, bias_class=0, noisy_slices=noisy)
     assert result.noise_db is None and result.noisy_biased_rate >= 0.8
     with pytest.raises(ValueError, match="bias_class"):
@@ -165,7 +175,9 @@ def test_add_band_noise_puts_its_energy_in_the_band():
 
 def test_roll_attention_and_grad_cam_plots(shortcut_model, tmp_path):
     waveform = clean_test_slices(3, seed=4, class_zero_frequencies=[500.0])[1]["input_values"]
-    assert_readable_png(interpret.plot_roll_attention(shortcut_model, waveform, tmp_path / "rolls.png", band_hz=(3000, 5000)))
+    assert_readable_png(
+        interpret.plot_roll_attention(shortcut_model, waveform, tmp_path / "rolls.png", band_hz=(3000, 5000))
+    )
     assert_readable_png(interpret.plot_grad_cam(shortcut_model, waveform, tmp_path / "cam.png", band_hz=(3000, 5000)))
 
     maps = interpret.attention_maps(shortcut_model, waveform)
@@ -216,7 +228,9 @@ def test_integrated_gradients_are_complete_and_grad_cam_stays_available(shortcut
     log_mel = torch.tensor(result.log_mel)[None]
     with torch.no_grad():
         logit = shortcut_model(input_features=log_mel).logits[0, result.target_class]
-        baseline_logit = shortcut_model(input_features=torch.full_like(log_mel, log_mel.min())).logits[0, result.target_class]
+        baseline_logit = shortcut_model(input_features=torch.full_like(log_mel, log_mel.min())).logits[
+            0, result.target_class
+        ]
     gap = float(logit - baseline_logit)
     assert abs(gap) > 0.1 and result.attribution.sum() == pytest.approx(gap, rel=0.05)
     np.testing.assert_allclose(result.cam, np.maximum(result.attribution, 0) / result.attribution.max(), atol=1e-6)
@@ -263,12 +277,17 @@ def test_tsne_of_representations(shortcut_model, tmp_path):
 
 def test_run_interpretation_writes_every_plot_and_the_numbers(shortcut_model, tmp_path):
     slices = clean_test_slices(12, seed=8, class_zero_frequencies=[500.0, 1000.0])
-    summary = interpret_cli.run_interpretation(shortcut_model, slices, LABELS, tmp_path / "figures", bias_class=0,
-                                           num_examples=1)
+    summary = interpret_cli.run_interpretation(
+        shortcut_model, slices, LABELS, tmp_path / "figures", bias_class=0, num_examples=1
+    )
     names = sorted(path.split("/")[-1] for path in summary["figures"])
-    assert names == ["bias_probe.png", "grad_cam_slice00000_noisy_singer.png",
-                     "grad_cam_slice00000_noisy_singer_noisy.png", "roll_attention_slice00000_noisy_singer.png",
-                     "tsne.png"]
+    assert names == [
+        "bias_probe.png",
+        "grad_cam_slice00000_noisy_singer.png",
+        "grad_cam_slice00000_noisy_singer_noisy.png",
+        "roll_attention_slice00000_noisy_singer.png",
+        "tsne.png",
+    ]
     for path in summary["figures"]:
         assert_readable_png(tmp_path / "figures" / path.split("/")[-1])
     written = json.loads((tmp_path / "figures" / "interpretation.json").read_text())
@@ -279,12 +298,33 @@ def test_run_interpretation_writes_every_plot_and_the_numbers(shortcut_model, tm
 def test_cli_on_the_synthetic_benchmark(shortcut_model, tmp_path, capsys):
     model_dir = tmp_path / "model"
     shortcut_model.save_pretrained(model_dir)
-    options = json.dumps({"num_classes": 3, "albums_per_class": 3, "songs_per_album": 1, "song_seconds": 2.0,
-                          "bias_class": 0, "num_workers": 1})
+    options = json.dumps(
+        {
+            "num_classes": 3,
+            "albums_per_class": 3,
+            "songs_per_album": 1,
+            "song_seconds": 2.0,
+            "bias_class": 0,
+            "num_workers": 1,
+        }
+    )
     output_dir = tmp_path / "figures"
-    exit_code = interpret_cli.main(["--model_dir", str(model_dir), "--dataset", "synthetic", "--data_dir",
-                                str(tmp_path / "synthetic"), "--synthetic_options", options, "--output_dir",
-                                str(output_dir), "--num_examples", "1"])
+    exit_code = interpret_cli.main(
+        [
+            "--model_dir",
+            str(model_dir),
+            "--dataset",
+            "synthetic",
+            "--data_dir",
+            str(tmp_path / "synthetic"),
+            "--synthetic_options",
+            options,
+            "--output_dir",
+            str(output_dir),
+            "--num_examples",
+            "1",
+        ]
+    )
     assert exit_code == 0, capsys.readouterr().err
     assert "shortcut gap" in capsys.readouterr().out
     summary = json.loads((output_dir / "interpretation.json").read_text())
@@ -296,8 +336,9 @@ def test_cli_on_the_synthetic_benchmark(shortcut_model, tmp_path, capsys):
         assert_readable_png(output_dir / name)
     assert any(path.endswith(".png") and "grad_cam" in path for path in summary["figures"])
 
-    exit_code = interpret_cli.main(["--model_dir", str(tmp_path / "missing"), "--dataset", "synthetic", "--output_dir",
-                                str(output_dir)])
+    exit_code = interpret_cli.main(
+        ["--model_dir", str(tmp_path / "missing"), "--dataset", "synthetic", "--output_dir", str(output_dir)]
+    )
     assert exit_code == 1 and "has no config.json" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         interpret_cli.main(["--model_dir", str(model_dir), "--dataset", "gtzan", "--output_dir", str(output_dir)])

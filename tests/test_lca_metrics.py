@@ -49,22 +49,16 @@ def test_vote_does_not_depend_on_slice_order():
     labels = song_index % 4
     order = rng.permutation(30)
     first = vote_songs(probabilities, labels, song_index, threshold=0.3)
-    second = vote_songs(
-        probabilities[order], labels[order], song_index[order], threshold=0.3
-    )
+    second = vote_songs(probabilities[order], labels[order], song_index[order], threshold=0.3)
     assert first.predictions.tolist() == second.predictions.tolist()
 
 
 def test_tie_is_broken_by_summed_probability_then_lowest_label():
     # One vote each for classes 0 and 2; class 2's slice is more confident → summed probability decides for 2.
-    voted = vote_songs(
-        probs([0.5, 0.2, 0.3], [0.1, 0.1, 0.8]), np.array([2, 2]), np.array([0, 0])
-    )
+    voted = vote_songs(probs([0.5, 0.2, 0.3], [0.1, 0.1, 0.8]), np.array([2, 2]), np.array([0, 0]))
     assert voted.predictions.tolist() == [2]
     # Exact tie in votes and in summed probability → the lowest label id.
-    voted = vote_songs(
-        probs([0.6, 0.4], [0.4, 0.6]), np.array([1, 1]), np.array([0, 0])
-    )
+    voted = vote_songs(probs([0.6, 0.4], [0.4, 0.6]), np.array([1, 1]), np.array([0, 0]))
     assert voted.predictions.tolist() == [0]
 
 
@@ -86,9 +80,7 @@ def test_threshold_is_strict_and_falls_back_when_no_slice_passes():
     voted = vote_songs(probabilities, labels, song_index, threshold=0.6)
     assert voted.fell_back.tolist() == [True]
     assert voted.num_voting.tolist() == [3]
-    assert voted.predictions.tolist() == [
-        0
-    ]  # votes 0, 2, 0 (argmax of the tied first row is 0)
+    assert voted.predictions.tolist() == [0]  # votes 0, 2, 0 (argmax of the tied first row is 0)
 
 
 def test_bad_inputs_are_named():
@@ -113,30 +105,20 @@ def test_threshold_is_chosen_on_the_given_split_and_prefers_the_smallest():
         [0.7, 0.2, 0.1],
     )
     labels, song_index = np.array([1, 1, 1, 0, 0]), np.array([0, 0, 0, 1, 1])
-    threshold, f1 = choose_vote_threshold(
-        probabilities, labels, song_index, num_labels=3
-    )
+    threshold, f1 = choose_vote_threshold(probabilities, labels, song_index, num_labels=3)
     assert threshold == pytest.approx(0.45)
     assert f1 == pytest.approx(1.0)
-    assert song_scores(probabilities, labels, song_index, 3)[
-        "accuracy"
-    ] == pytest.approx(0.5)
+    assert song_scores(probabilities, labels, song_index, 3)["accuracy"] == pytest.approx(0.5)
     # A grid that cannot help: the smallest threshold wins the tie.
-    threshold, _ = choose_vote_threshold(
-        probabilities, labels, song_index, 3, grid=[0.2, 0.0, 0.1]
-    )
+    threshold, _ = choose_vote_threshold(probabilities, labels, song_index, 3, grid=[0.2, 0.0, 0.1])
     assert threshold == 0.0
 
 
 def test_split_metrics_frame_song_and_counterfactual_branch():
-    logits = np.log(
-        probs([0.7, 0.2, 0.1], [0.6, 0.3, 0.1], [0.2, 0.7, 0.1], [0.1, 0.2, 0.7])
-    )
+    logits = np.log(probs([0.7, 0.2, 0.1], [0.6, 0.3, 0.1], [0.2, 0.7, 0.1], [0.1, 0.2, 0.7]))
     labels = np.array([0, 0, 1, 1])
     song_index = np.array([0, 0, 1, 1])
-    cf_logits = np.log(
-        probs([0.1, 0.8, 0.1], [0.1, 0.8, 0.1], [0.1, 0.8, 0.1], [0.1, 0.8, 0.1])
-    )
+    cf_logits = np.log(probs([0.1, 0.8, 0.1], [0.1, 0.8, 0.1], [0.1, 0.8, 0.1], [0.1, 0.8, 0.1]))
     metrics = compute_split_metrics(
         logits,
         labels,
@@ -162,16 +144,12 @@ def test_split_metrics_frame_song_and_counterfactual_branch():
 
 def test_metrics_callable_accepts_trainer_predictions():
     logits = np.array([[2.0, 0.0], [0.0, 2.0], [0.0, 2.0]])
-    prediction = SimpleNamespace(
-        predictions=logits, label_ids=(np.array([0, 1, 1]), np.array([0, 1, 1]))
-    )
+    prediction = SimpleNamespace(predictions=logits, label_ids=(np.array([0, 1, 1]), np.array([0, 1, 1])))
     metrics = LCAMetrics(num_labels=2)(prediction)
     assert metrics["frame_accuracy"] == 1.0 and metrics["song_f1"] == 1.0
     assert "counterfactual_frame_accuracy" not in metrics
     with pytest.raises(ValueError, match="song_index"):
-        LCAMetrics(num_labels=2)(
-            SimpleNamespace(predictions=logits, label_ids=np.array([0, 1, 1]))
-        )
+        LCAMetrics(num_labels=2)(SimpleNamespace(predictions=logits, label_ids=np.array([0, 1, 1])))
 
 
 def test_reports_write_png_and_json(tmp_path):

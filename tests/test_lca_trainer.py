@@ -10,6 +10,7 @@ from tiny_configs import tiny_crnn_fgnl_config
 from transformers import TrainerCallback
 
 import genremert  # noqa: F401  (registers the models)
+from genremert import CRNNFGNLForAudioClassification, build_feature_extractor
 from genremert.lca_metrics import LCAMetrics
 from genremert.lca_trainer import (
     LCATrainer,
@@ -19,7 +20,7 @@ from genremert.lca_trainer import (
     combine_lca_loss,
     lca_loss_terms,
 )
-from genremert import CRNNFGNLForAudioClassification, build_feature_extractor
+
 
 # ----------------------------------------------------------------------------------------------------------------------
 # Loss terms, by hand
@@ -59,25 +60,15 @@ def _terms(effect_type="softmax"):
 
 def test_each_loss_term_matches_a_hand_computed_value():
     terms = _terms()
-    assert terms["ce_main"].item() == pytest.approx(
-        (_ce(Y[0], 0) + _ce(Y[1], 1)) / 2, rel=1e-6
-    )
-    assert terms["ce_cf"].item() == pytest.approx(
-        (_ce(Y_CF[0], 0) + math.log(3)) / 2, rel=1e-6
-    )
-    assert terms["ent_main"].item() == pytest.approx(
-        (_entropy(Y[0]) + _entropy(Y[1])) / 2, rel=1e-6
-    )
+    assert terms["ce_main"].item() == pytest.approx((_ce(Y[0], 0) + _ce(Y[1], 1)) / 2, rel=1e-6)
+    assert terms["ce_cf"].item() == pytest.approx((_ce(Y_CF[0], 0) + math.log(3)) / 2, rel=1e-6)
+    assert terms["ent_main"].item() == pytest.approx((_entropy(Y[0]) + _entropy(Y[1])) / 2, rel=1e-6)
     # A uniform distribution has entropy log(3).
-    assert terms["ent_cf"].item() == pytest.approx(
-        (_entropy(Y_CF[0]) + math.log(3)) / 2, rel=1e-6
-    )
+    assert terms["ent_cf"].item() == pytest.approx((_entropy(Y_CF[0]) + math.log(3)) / 2, rel=1e-6)
     # L1: mean over the 6 elements of |A − Ã| = (0.6 + 0.1 + 0.5 + 0.25 + 0 + 0.25) / 6.
     assert terms["att"].item() == pytest.approx(1.7 / 6, rel=1e-6)
     # Effect (reference): softmax(y) − softmax(ỹ) used as logits.
-    effect_rows = [
-        [p - q for p, q in zip(_softmax(y), _softmax(c))] for y, c in zip(Y, Y_CF)
-    ]
+    effect_rows = [[p - q for p, q in zip(_softmax(y), _softmax(c))] for y, c in zip(Y, Y_CF)]
     expected_effect = (_ce(effect_rows[0], 0) + _ce(effect_rows[1], 1)) / 2
     assert terms["effect"].item() == pytest.approx(expected_effect, rel=1e-6)
 
@@ -85,9 +76,7 @@ def test_each_loss_term_matches_a_hand_computed_value():
 def test_effect_on_logits_is_cal_form():
     terms = _terms("logits")
     effect_rows = [[a - b for a, b in zip(y, c)] for y, c in zip(Y, Y_CF)]
-    assert terms["effect"].item() == pytest.approx(
-        (_ce(effect_rows[0], 0) + _ce(effect_rows[1], 1)) / 2, rel=1e-6
-    )
+    assert terms["effect"].item() == pytest.approx((_ce(effect_rows[0], 0) + _ce(effect_rows[1], 1)) / 2, rel=1e-6)
 
 
 def test_total_loss_uses_the_signs_of_equation_1():
@@ -108,9 +97,7 @@ def test_total_loss_uses_the_signs_of_equation_1():
         - 2.0 * terms["att"]
         - 1.5 * terms["ent_main"]
     )
-    assert combine_lca_loss(terms, weights).item() == pytest.approx(
-        expected.item(), rel=1e-6
-    )
+    assert combine_lca_loss(terms, weights).item() == pytest.approx(expected.item(), rel=1e-6)
     with pytest.raises(ValueError, match="lambda_att"):
         combine_lca_loss({"ce_main": terms["ce_main"]}, {"ce_main": 1.0, "att": 2.0})
 
@@ -144,9 +131,7 @@ def _slices(
     for song in range(num_songs):
         label = song % num_labels
         for _ in range(slices_per_song):
-            wave = 0.3 * np.sin(
-                2 * np.pi * (300 + 500 * label) * time
-            ) + 0.05 * rng.standard_normal(time.shape)
+            wave = 0.3 * np.sin(2 * np.pi * (300 + 500 * label) * time) + 0.05 * rng.standard_normal(time.shape)
             rows.append(
                 {
                     "input_values": wave.astype(np.float32),
@@ -216,32 +201,18 @@ class _Snapshots(TrainerCallback):
     def on_epoch_end(self, args, state, control, **kwargs):
         cf_ids = {id(p) for p in self.model.counterfactual_parameters()}
         self.cf.append(_flat(self.model.counterfactual_parameters()))
-        self.main.append(
-            _flat(
-                [
-                    p
-                    for p in self.model.parameters()
-                    if id(p) not in cf_ids and p.requires_grad
-                ]
-            )
-        )
+        self.main.append(_flat([p for p in self.model.parameters() if id(p) not in cf_ids and p.requires_grad]))
 
 
 def test_plain_mode_is_cross_entropy_whatever_the_weights(tmp_path):
-    trainer = _trainer(
-        tmp_path, counterfactual="none", lambda_ce_main=0.1, lambda_ent_main=5.0
-    )
+    trainer = _trainer(tmp_path, counterfactual="none", lambda_ce_main=0.1, lambda_ent_main=5.0)
     batch = trainer.data_collator(_slices()[:4])
     trainer.model.train()
     torch.manual_seed(1)
     loss = trainer.compute_loss(trainer.model, batch)
     torch.manual_seed(1)
-    logits = trainer.model(
-        input_values=batch["input_values"], attention_mask=batch["attention_mask"]
-    ).logits
-    assert loss.item() == pytest.approx(
-        torch.nn.functional.cross_entropy(logits, batch["labels"]).item(), rel=1e-5
-    )
+    logits = trainer.model(input_values=batch["input_values"], attention_mask=batch["attention_mask"]).logits
+    assert loss.item() == pytest.approx(torch.nn.functional.cross_entropy(logits, batch["labels"]).item(), rel=1e-5)
 
 
 def test_warmup_freezes_the_counterfactual_branch_then_trains_it(tmp_path):
@@ -253,9 +224,7 @@ def test_warmup_freezes_the_counterfactual_branch_then_trains_it(tmp_path):
     trainer.train()
     assert len(initial_cf) > 0
     # Warm-up epochs 1 and 2: the branch is bit-for-bit unchanged while the main network learns.
-    assert torch.equal(snapshots.cf[0], initial_cf) and torch.equal(
-        snapshots.cf[1], initial_cf
-    )
+    assert torch.equal(snapshots.cf[0], initial_cf) and torch.equal(snapshots.cf[1], initial_cf)
     assert not torch.equal(snapshots.main[0], snapshots.main[1])
     # Epoch 3: the branch trains.
     assert not torch.equal(snapshots.cf[2], initial_cf)
@@ -272,9 +241,7 @@ def test_warmup_freezes_the_counterfactual_branch_then_trains_it(tmp_path):
     ):
         assert all(math.isfinite(log[name]) for log in train_logs), name
     # Optimizer state exists for the branch only once it has trained.
-    cf_state = [
-        trainer.optimizer.state.get(p) for p in model.counterfactual_parameters()
-    ]
+    cf_state = [trainer.optimizer.state.get(p) for p in model.counterfactual_parameters()]
     assert all(state for state in cf_state)
 
 
@@ -284,10 +251,7 @@ def test_eval_logs_every_term_and_the_counterfactual_metrics(tmp_path):
     metrics = trainer.evaluate()
     for name in ("ce_main", "effect", "ce_cf", "ent_cf", "ent_main", "att"):
         assert math.isfinite(metrics[f"eval_loss_{name}"]), name
-    assert (
-        "eval_counterfactual_frame_f1" in metrics
-        and "eval_counterfactual_song_f1" in metrics
-    )
+    assert "eval_counterfactual_frame_f1" in metrics and "eval_counterfactual_song_f1" in metrics
     assert metrics["eval_num_slices"] == 12 and metrics["eval_num_songs"] == 6
     # Evaluation leaves the model in eval mode afterwards for everything but the top-level flag it restored.
     assert not trainer.model.training
@@ -338,9 +302,7 @@ class _CorruptAfterSave(TrainerCallback):
 
 
 def test_non_finite_loss_stops_with_the_step_and_keeps_the_last_checkpoint(tmp_path):
-    trainer = _trainer(
-        tmp_path, epochs=2, warmup=0, save_strategy="steps", save_steps=2
-    )
+    trainer = _trainer(tmp_path, epochs=2, warmup=0, save_strategy="steps", save_steps=2)
     trainer.add_callback(_CorruptAfterSave(trainer.model, at_step=2))
     with pytest.raises(NonFiniteLossError, match="global step 3"):
         trainer.train()

@@ -1,12 +1,11 @@
 """Tests of both configurations: defaults, validation errors that name the field, serialisation round trips."""
 
 import pytest
-
+from tiny_configs import tiny_crnn_fgnl_config, tiny_genremert_config
 from transformers import AutoConfig, HubertConfig
 
 import genremert  # noqa: F401  (registers the configs)
 from configuration_genremert import CRNNFGNLConfig, GenreMERTConfig
-from tiny_configs import tiny_crnn_fgnl_config, tiny_genremert_config
 
 
 def test_genremert_defaults_are_mert_v1_95m():

@@ -8,8 +8,8 @@ import textwrap
 
 import pytest
 import torch
+from tiny_configs import TINY_BACKBONE, tiny_crnn_fgnl_config, tiny_genremert_config
 from torch.nn import functional as F
-
 from transformers import AutoConfig, AutoModelForAudioClassification, HubertConfig, HubertModel
 from transformers.utils import ModelOutput
 
@@ -17,7 +17,6 @@ from configuration_genremert import CRNNFGNLConfig, GenreMERTConfig
 from genremert import CRNNFGNLForAudioClassification, GenreMERTForAudioClassification, build_feature_extractor
 from genremert.mert_weights import load_mert_weights
 from modeling_lca_genremert import LCAClassifierOutput, LCACounterfactualBranch
-from tiny_configs import TINY_BACKBONE, tiny_crnn_fgnl_config, tiny_genremert_config
 
 
 MODES = ("none", "learned", "random")
@@ -765,7 +764,9 @@ def test_load_mert_weights_from_hub_id(tmp_path, monkeypatch, fmt):
 
 def _roll_attention(softmax_axis: str):
     torch.manual_seed(0)
-    model = CRNNFGNLForAudioClassification(tiny_crnn_fgnl_config(fgnl_softmax_axis=softmax_axis, counterfactual="learned"))
+    model = CRNNFGNLForAudioClassification(
+        tiny_crnn_fgnl_config(fgnl_softmax_axis=softmax_axis, counterfactual="learned")
+    )
     model.train()
     output = model(torch.randn(3, 16000))
     return model, output

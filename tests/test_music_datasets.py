@@ -35,8 +35,9 @@ def write_gtzan_tree(root: Path, top="genres", seconds=CLIP_SECONDS, corrupt_jaz
         folder.mkdir(parents=True)
         for i in range(100):
             path = folder / f"{genre}.{i:05d}.{fmt}"
-            sf.write(path, _tone(seconds, GTZAN_RATE, g_index * 100 + i), GTZAN_RATE,
-                     format=fmt.upper(), subtype="PCM_16")
+            sf.write(
+                path, _tone(seconds, GTZAN_RATE, g_index * 100 + i), GTZAN_RATE, format=fmt.upper(), subtype="PCM_16"
+            )
         (folder / f"._{genre}.00000.{fmt}").write_bytes(b"\x00\x05\x16\x07" + b"\x00" * 207)  # AppleDouble
     if corrupt_jazz54:
         (root / top / "jazz" / f"jazz.00054.{fmt}").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk" * 4)
@@ -55,8 +56,12 @@ def write_artist20_tree(root: Path, artists=6, albums=6, tracks=2, seconds=0.3):
             folder = base / f"artist_{a:02d}" / f"{1990 + b}-Album_{b}"
             folder.mkdir(parents=True)
             for t in range(tracks):
-                sf.write(folder / f"{t + 1:02d}-Track_{t}.mp3", _tone(seconds, 16000, a * 100 + b * 10 + t), 16000,
-                         format="MP3")
+                sf.write(
+                    folder / f"{t + 1:02d}-Track_{t}.mp3",
+                    _tone(seconds, 16000, a * 100 + b * 10 + t),
+                    16000,
+                    format="MP3",
+                )
     return root
 
 
@@ -101,7 +106,9 @@ def test_gtzan_bad_file_can_be_an_error(gtzan_dir):
 def test_gtzan_lca_songs_split(gtzan_dir):
     with pytest.warns(UserWarning, match="jazz.00054"):
         songs = md.load_gtzan(gtzan_dir, split="lca_songs")
-    reference_test = {l.strip()[:-4] for l in (md.SPLIT_LISTS_DIR / "gtzan" / "lca_test_songs.txt").read_text().split()}
+    reference_test = {
+        line.strip()[:-4] for line in (md.SPLIT_LISTS_DIR / "gtzan" / "lca_test_songs.txt").read_text().split()
+    }
     assert set(_ids(songs["test"])) == reference_test
     sets = [set(_ids(songs[s])) for s in ("train", "validation", "test")]
     assert not (sets[0] & sets[1] or sets[0] & sets[2] or sets[1] & sets[2])
@@ -203,8 +210,9 @@ def test_check_audio_file_reasons(tmp_path):
     assert reasons["truncated.mp3"].startswith("truncated") or reasons["truncated.mp3"].startswith("not a readable")
     assert md.check_audio_file(folder / "absent.wav").startswith("missing")
     bad = md.validate_audio_files(sorted(folder.iterdir()), num_workers=2)
-    assert [b.path for b in bad] == sorted(str(folder / n) for n in
-                                           ("empty.wav", "silent.wav", "text.wav", "truncated.mp3", "truncated.wav"))
+    assert [b.path for b in bad] == sorted(
+        str(folder / n) for n in ("empty.wav", "silent.wav", "text.wav", "truncated.mp3", "truncated.wav")
+    )
 
 
 def test_artist20_reports_every_bad_file_at_once_and_skips_them(tmp_path):
@@ -215,7 +223,11 @@ def test_artist20_reports_every_bad_file_at_once_and_skips_them(tmp_path):
     with pytest.warns(UserWarning) as record:
         songs = md.load_artist20(root)
     message = str(record[0].message)
-    assert "2 unusable" in message and "01-Track_0.mp3: empty file" in message and "02-Track_1.mp3: not a readable" in message
+    assert (
+        "2 unusable" in message
+        and "01-Track_0.mp3: empty file" in message
+        and "02-Track_1.mp3: not a readable" in message
+    )
     all_ids = [i for s in md.SPLITS for i in _ids(songs[s])]
     assert len(all_ids) == 2 * 3 * 2 - 2 and "artist_00/1990-Album_0/01-Track_0" not in all_ids
     with pytest.raises(md.BadAudioFilesError) as error:
@@ -268,11 +280,19 @@ def test_splits_are_the_same_on_every_machine():
     albums = {f"artist_{a:02d}": [f"{1990 + b}-Album_{b}" for b in (5, 3, 1, 0, 2, 4)] for a in range(3)}
     assignment = md.artist20_album_split(albums, "album", seed=0)
     assert [[al for al, s in sorted(assignment[a].items()) if s == "test"] for a in sorted(assignment)] == [
-        ["1994-Album_4"], ["1993-Album_3"], ["1994-Album_4"]]
+        ["1994-Album_4"],
+        ["1993-Album_3"],
+        ["1994-Album_4"],
+    ]
     assert assignment["artist_02"]["1992-Album_2"] == "validation"
     ids = [f"{g}.{i:05d}" for g in md.GTZAN_GENRES for i in range(100)][::-1]
     assert md.gtzan_split_ids("random", ids, seed=0)["test"][:5] == [
-        "blues.00005", "blues.00016", "blues.00020", "blues.00036", "blues.00052"]
+        "blues.00005",
+        "blues.00016",
+        "blues.00020",
+        "blues.00036",
+        "blues.00052",
+    ]
 
 
 def test_artist20_ellis_and_folds(artist20_dir):
@@ -346,8 +366,10 @@ def _song_table(tmp_path, lengths_seconds, rate=22050, channels=1):
         sf.write(path, _tone(seconds, rate, i, channels), rate, subtype="FLOAT")
         paths.append(str(path))
     features = md._song_features(["a", "b"], False)
-    return Dataset.from_dict({"audio": paths, "label": [i % 2 for i in range(len(paths))],
-                              "song_id": [f"s{i}" for i in range(len(paths))]}, features=features)
+    return Dataset.from_dict(
+        {"audio": paths, "label": [i % 2 for i in range(len(paths))], "song_id": [f"s{i}" for i in range(len(paths))]},
+        features=features,
+    )
 
 
 def test_decode_mixes_down_and_resamples_to_the_header_length(tmp_path):
@@ -387,7 +409,7 @@ def test_slices_are_the_decoded_song_and_the_cache_is_reused(tmp_path):
     full = md.decode_audio(songs[0]["audio"], 24000)
     row = sliced[3]
     assert row["input_values"].dtype == np.float32
-    np.testing.assert_array_equal(row["input_values"], full[3 * 12000: 3 * 12000 + 24000])
+    np.testing.assert_array_equal(row["input_values"], full[3 * 12000 : 3 * 12000 + 24000])
     entries = sorted(cache.rglob("*.npy"))
     assert len(entries) == 1
     [sliced[i] for i in range(len(sliced))]
@@ -414,8 +436,7 @@ def test_slices_work_with_select_shuffle_and_dataloader_workers(tmp_path):
     expected = {(r["song_id"], i): r["input_values"] for i, r in enumerate(slices)}
     shuffled = slices.shuffle(seed=0).select(range(6))
     assert shuffled[0]["input_values"].shape == (16000,)
-    loader = torch.utils.data.DataLoader(slices, batch_size=4, num_workers=2,
-                                         collate_fn=lambda rows: rows)
+    loader = torch.utils.data.DataLoader(slices, batch_size=4, num_workers=2, collate_fn=lambda rows: rows)
     rows = [r for batch in loader for r in batch]
     assert len(rows) == len(slices) == 12
     for i, r in enumerate(rows):
@@ -456,6 +477,7 @@ def test_separate_vocals_without_openunmix_says_how_to_install_it():
     script = _separate_vocals_script()
     try:
         import openunmix  # noqa: F401
+
         pytest.skip("openunmix is installed here")
     except ImportError:
         pass

@@ -11,12 +11,12 @@ import pytest
 import soundfile
 import torch
 import transformers.dynamic_module_utils as dynamic_module_utils
+from tiny_configs import tiny_crnn_fgnl_config, tiny_genremert_config
 from transformers import AudioClassificationPipeline, pipeline
 
-from genremert import CRNNFGNLForAudioClassification, GenreMERTForAudioClassification, build_feature_extractor
 from audio_genremert import aggregate_songs, resample, slice_starts, song_ranking
+from genremert import CRNNFGNLForAudioClassification, GenreMERTForAudioClassification, build_feature_extractor
 from pipeline_genremert import SongLevelAudioClassificationPipeline
-from tiny_configs import tiny_crnn_fgnl_config, tiny_genremert_config
 
 
 MODELS = {
@@ -54,7 +54,9 @@ def setup(request, saved):
 
 def noise(seconds: float, sampling_rate: int, seed: int = 0, channels: int | None = None) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    shape = (int(round(seconds * sampling_rate)),) if channels is None else (int(round(seconds * sampling_rate)), channels)
+    shape = (
+        (int(round(seconds * sampling_rate)),) if channels is None else (int(round(seconds * sampling_rate)), channels)
+    )
     return rng.uniform(-0.5, 0.5, shape).astype(np.float32)
 
 
@@ -69,7 +71,9 @@ def assert_same_answer(result, expected, atol=1e-6):
 
 def slice_probabilities(model, feature_extractor, slices: list[np.ndarray]) -> torch.Tensor:
     """The model's softmax probabilities `(slices, labels)`, each slice through the feature extractor on its own."""
-    features = [feature_extractor(s, sampling_rate=feature_extractor.sampling_rate, return_tensors="pt") for s in slices]
+    features = [
+        feature_extractor(s, sampling_rate=feature_extractor.sampling_rate, return_tensors="pt") for s in slices
+    ]
     input_values = torch.cat([f["input_values"] for f in features])  # (slices, samples)
     with torch.no_grad():
         return model.eval()(input_values=input_values).logits.softmax(-1)
@@ -104,7 +108,12 @@ assert abs(sum(entry["score"] for entry in result) - 1) < 1e-5, result
 assert "pipeline_genremert" not in sys.modules and "torchaudio" not in sys.modules
 print(type(classifier).__module__)
 """
-    environment = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules"), "PYTHONPATH": "", "OMP_NUM_THREADS": "1"}
+    environment = {
+        **os.environ,
+        "HF_MODULES_CACHE": str(tmp_path / "modules"),
+        "PYTHONPATH": "",
+        "OMP_NUM_THREADS": "1",
+    }
     completed = subprocess.run(
         [sys.executable, "-c", script], cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=120
     )
@@ -268,8 +277,12 @@ def test_return_slices_overlap_and_remainder(saved):
     result = classifier(audio, return_slices=True, aggregation="mean", slice_remainder="end")
     assert result["aggregation"] == "mean"
     assert [(s["start"], s["end"]) for s in result["slices"]] == [(0.0, 1.0), (1.0, 2.0), (2.0, 3.0), (2.5, 3.5)]
-    slice_means = np.mean([[as_dict(s["scores"])[label] for label in ("blues", "jazz", "rock")] for s in result["slices"]], 0)
-    np.testing.assert_allclose([as_dict(result["scores"])[label] for label in ("blues", "jazz", "rock")], slice_means, atol=1e-6)
+    slice_means = np.mean(
+        [[as_dict(s["scores"])[label] for label in ("blues", "jazz", "rock")] for s in result["slices"]], 0
+    )
+    np.testing.assert_allclose(
+        [as_dict(result["scores"])[label] for label in ("blues", "jazz", "rock")], slice_means, atol=1e-6
+    )
     assert_same_answer(result["scores"], classifier(audio, aggregation="mean", slice_remainder="end"))
 
     overlapped = classifier(audio, return_slices=True, slice_overlap_seconds=0.25, slice_remainder="end")
@@ -282,7 +295,11 @@ def test_return_slices_overlap_and_remainder(saved):
 
 def test_a_list_of_recordings_gives_one_answer_each(saved):
     classifier = saved["genremert"]["pipe"]
-    recordings = [noise(2.5, 24000, seed=9), noise(0.5, 24000, seed=10), {"array": noise(1.7, 44100), "sampling_rate": 44100}]
+    recordings = [
+        noise(2.5, 24000, seed=9),
+        noise(0.5, 24000, seed=10),
+        {"array": noise(1.7, 44100), "sampling_rate": 44100},
+    ]
     expected = [classifier(recording) for recording in recordings]
     for batch_size in (1, 2):  # recordings are never padded together: batch_size > 1 falls back to one at a time
         results = classifier(recordings, batch_size=batch_size)

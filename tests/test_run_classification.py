@@ -7,12 +7,14 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from genremert import training as run_classification
 from genremert.lca_trainer import LCATrainingArguments
+
 
 REPO = Path(__file__).resolve().parent.parent
 SYNTHETIC = {
@@ -84,9 +86,7 @@ def tiny_flags(data_dir, output_dir, *extra, model_type="crnn_fgnl"):
 
 
 def run_script(command, env_extra=None, timeout=240):
-    env = dict(
-        os.environ, PYTHONPATH=str(REPO), HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1"
-    )
+    env = dict(os.environ, PYTHONPATH=str(REPO), HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
     env.update(env_extra or {})
     result = subprocess.run(
         command,
@@ -111,10 +111,34 @@ def data_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def single_process_run(data_dir, tmp_path_factory):
     output_dir = tmp_path_factory.mktemp("single") / "out"
-    run_script(
-        [sys.executable, "run_classification.py", *tiny_flags(data_dir, output_dir)]
-    )
+    run_script([sys.executable, "run_classification.py", *tiny_flags(data_dir, output_dir)])
     return output_dir
+
+
+def test_pipeline_reproduces_the_song_level_test_figures(single_process_run, data_dir):
+    """The song rule that all_results.json (and so the model card) reports is the rule the saved folder's pipeline
+    applies: the same decoding, slicing and validation-chosen vote threshold, saved in the config."""
+    from sklearn.metrics import accuracy_score, f1_score
+    from transformers import pipeline
+
+    from genremert import music_datasets
+    from genremert.model_card import published_rule_metrics
+
+    results = json.loads((single_process_run / "all_results.json").read_text())
+    config = json.loads((single_process_run / "config.json").read_text())
+    assert config["vote_threshold"] == results["eval_vote_threshold"]
+    assert config["song_aggregation"] == "vote" and config["slice_remainder"] == "drop"
+    card_figures = published_rule_metrics(results, SimpleNamespace(**config))
+
+    classifier = pipeline("audio-classification", model=str(single_process_run), trust_remote_code=True)
+    songs = music_datasets.load_synthetic(**SYNTHETIC, bias_class=0, cache_dir=str(data_dir))
+    for split in ("test", "test_noisy"):
+        labels = songs[split]["label"]
+        names = songs[split].features["label"].names
+        predictions = [names.index(classifier(path, top_k=1)[0]["label"]) for path in songs[split]["audio"]]
+        assert accuracy_score(labels, predictions) == pytest.approx(card_figures[f"{split}_song_accuracy"], abs=1e-9)
+        f1 = f1_score(labels, predictions, labels=range(len(names)), average="weighted", zero_division=0)
+        assert f1 == pytest.approx(card_figures[f"{split}_song_f1"], abs=1e-9)
 
 
 def check_results(output_dir, world_size):
@@ -126,9 +150,7 @@ def check_results(output_dir, world_size):
         # Every slice and every song counted exactly once, whatever the number of processes.
         assert results[f"{prefix}_num_slices"] == SLICES_PER_SPLIT
         assert results[f"{prefix}_num_songs"] == 6
-        assert (
-            f"{prefix}_counterfactual_song_f1" in results
-        )  # Table 4: the counterfactual branch's own scores
+        assert f"{prefix}_counterfactual_song_f1" in results  # Table 4: the counterfactual branch's own scores
         assert f"{prefix}_loss_att" in results
     # Every argument is kept as JSON (the model card reads the LCA weights from it; training_args.bin is a pickle).
     run_args = json.loads((output_dir / "run_args.json").read_text())
@@ -136,26 +158,16 @@ def check_results(output_dir, world_size):
     assert run_args["data_args"]["dataset"] == "synthetic"
     assert "lambda_effect" in run_args["training_args"]
     # The threshold was chosen on validation and applied unchanged to both test sets.
-    assert (
-        results["test_vote_threshold"]
-        == results["eval_vote_threshold"]
-        == results["test_noisy_vote_threshold"]
-    )
+    assert results["test_vote_threshold"] == results["eval_vote_threshold"] == results["test_noisy_vote_threshold"]
     for name in (
         "confusion_matrix_test_frame",
         "confusion_matrix_test_song",
         "confusion_matrix_test_noisy_song",
     ):
-        assert (output_dir / f"{name}.png").exists() and (
-            output_dir / f"{name}.json"
-        ).exists()
-    matrix = json.loads((output_dir / "confusion_matrix_test_frame.json").read_text())[
-        "matrix"
-    ]
+        assert (output_dir / f"{name}.png").exists() and (output_dir / f"{name}.json").exists()
+    matrix = json.loads((output_dir / "confusion_matrix_test_frame.json").read_text())["matrix"]
     assert int(np.sum(matrix)) == SLICES_PER_SPLIT
-    assert list((output_dir / "runs").rglob("events.out.tfevents*")), (
-        "no TensorBoard logs"
-    )
+    assert list((output_dir / "runs").rglob("events.out.tfevents*")), "no TensorBoard logs"
     # Training logged every LCA term separately.
     state = json.loads((output_dir / "trainer_state.json").read_text())
     train_logs = [log for log in state["log_history"] if "loss" in log]
@@ -187,12 +199,8 @@ def test_single_process_run_writes_results_and_a_pipeline_ready_model(
 
     from transformers import pipeline
 
-    classifier = pipeline(
-        "audio-classification", model=str(single_process_run), trust_remote_code=True
-    )
-    waveform = (0.1 * np.random.default_rng(0).standard_normal(16000 * 2)).astype(
-        np.float32
-    )
+    classifier = pipeline("audio-classification", model=str(single_process_run), trust_remote_code=True)
+    waveform = (0.1 * np.random.default_rng(0).standard_normal(16000 * 2)).astype(np.float32)
     answer = classifier(waveform)
     assert {item["label"] for item in answer} <= {"singer_0", "singer_1", "singer_2"}
     assert abs(sum(item["score"] for item in answer) - 1.0) < 1e-3
@@ -229,22 +237,14 @@ def test_two_cpu_processes_count_every_slice_once(model_type, data_dir, tmp_path
     assert results["distributed_type"] == "DistributedType.MULTI_CPU"
 
 
-def test_checkpoint_with_other_labels_is_refused(
-    single_process_run, data_dir, tmp_path
-):
+def test_checkpoint_with_other_labels_is_refused(single_process_run, data_dir, tmp_path):
     # The saved model knows 3 singers; a 4-singer dataset must be refused, naming both label lists.
     flags = tiny_flags(data_dir, tmp_path / "out")
-    flags[flags.index("--synthetic_options") + 1] = json.dumps(
-        {**SYNTHETIC, "num_classes": 4}
-    )
+    flags[flags.index("--synthetic_options") + 1] = json.dumps({**SYNTHETIC, "num_classes": 4})
     config_at = flags.index("--config_overrides")
     del flags[config_at : config_at + 2]
-    with pytest.raises(
-        ValueError, match=r"id2label = \['singer_0', 'singer_1', 'singer_2'\].*singer_3"
-    ):
-        run_classification.main(
-            flags + ["--model_name_or_path", str(single_process_run)]
-        )
+    with pytest.raises(ValueError, match=r"id2label = \['singer_0', 'singer_1', 'singer_2'\].*singer_3"):
+        run_classification.main(flags + ["--model_name_or_path", str(single_process_run)])
     # The same for resuming from a checkpoint of the 3-singer run.
     checkpoint = sorted(single_process_run.glob("checkpoint-*"))[0]
     with pytest.raises(ValueError, match="do not match the dataset"):
@@ -261,23 +261,17 @@ def test_checkpoint_with_other_labels_is_refused(
 
 def test_unknown_names_and_missing_data_dir_are_named(tmp_path, capsys):
     with pytest.raises(SystemExit):
-        run_classification.parse_arguments(
-            ["--dataset", "mtat", "--output_dir", str(tmp_path)]
-        )
+        run_classification.parse_arguments(["--dataset", "mtat", "--output_dir", str(tmp_path)])
     assert "invalid choice: 'mtat'" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        run_classification.parse_arguments(
-            ["--model_type", "resnet", "--output_dir", str(tmp_path)]
-        )
+        run_classification.parse_arguments(["--model_type", "resnet", "--output_dir", str(tmp_path)])
     assert "invalid choice: 'resnet'" in capsys.readouterr().err
     with pytest.raises(ValueError, match="--dataset must be one of"):
         run_classification.DataTrainingArguments(dataset="mtat")
     with pytest.raises(ValueError, match="--model_type must be one of"):
         run_classification.ModelArguments(model_type="resnet")
     with pytest.raises(ValueError, match="--data_dir is required for --dataset gtzan"):
-        run_classification.parse_arguments(
-            ["--dataset", "gtzan", "--output_dir", str(tmp_path)]
-        )
+        run_classification.parse_arguments(["--dataset", "gtzan", "--output_dir", str(tmp_path)])
     with pytest.raises(ValueError, match="does not exist"):
         run_classification.parse_arguments(
             [
@@ -296,24 +290,13 @@ def test_unknown_names_and_missing_data_dir_are_named(tmp_path, capsys):
 def test_config_overrides_are_parsed_and_checked():
     overrides = run_classification.parse_config_overrides("a=1,b=[4,8],c.d=x,e=true")
     assert overrides == {"a": 1, "b": [4, 8], "c.d": "x", "e": True}
-    model_args = run_classification.ModelArguments(
-        model_type="crnn_fgnl", config_overrides=TINY_CRNN
-    )
+    model_args = run_classification.ModelArguments(model_type="crnn_fgnl", config_overrides=TINY_CRNN)
     config = run_classification.build_config(model_args, ["a", "b"], slice_seconds=1.5)
-    assert (
-        config.conv_channels == [4, 8, 8, 8]
-        and config.num_labels == 2
-        and config.slice_seconds == 1.5
-    )
+    assert config.conv_channels == [4, 8, 8, 8] and config.num_labels == 2 and config.slice_seconds == 1.5
     model_args = run_classification.ModelArguments(
         model_type="genremert", config_overrides="backbone_config.num_hidden_layers=2"
     )
-    assert (
-        run_classification.build_config(
-            model_args, ["a", "b"], None
-        ).backbone_config.num_hidden_layers
-        == 2
-    )
+    assert run_classification.build_config(model_args, ["a", "b"], None).backbone_config.num_hidden_layers == 2
     with pytest.raises(ValueError, match="unknown field 'conv_channel'"):
         run_classification.build_config(
             run_classification.ModelArguments(config_overrides="conv_channel=[4]"),
@@ -343,21 +326,11 @@ def test_presets_parse_and_match_the_paper(preset, tmp_path):
         ]
     )
     assert isinstance(training_args, LCATrainingArguments)
-    assert (
-        training_args.learning_rate == 1e-4
-        and training_args.per_device_train_batch_size == 16
-    )
-    assert training_args.output_dir == str(
-        tmp_path / "out"
-    )  # flags after the file override it
+    assert training_args.learning_rate == 1e-4 and training_args.per_device_train_batch_size == 16
+    assert training_args.output_dir == str(tmp_path / "out")  # flags after the file override it
     if data_args.dataset == "gtzan":
-        assert (
-            model_args.model_type == "genremert"
-            and training_args.num_train_epochs == 300
-        )
-        assert (
-            data_args.slice_seconds == 10.0 and data_args.slice_overlap_seconds == 1.0
-        )
+        assert model_args.model_type == "genremert" and training_args.num_train_epochs == 300
+        assert data_args.slice_seconds == 10.0 and data_args.slice_overlap_seconds == 1.0
     else:
         assert data_args.dataset == "artist20" and model_args.model_type == "crnn_fgnl"
         assert training_args.num_train_epochs == 800
@@ -378,35 +351,21 @@ def test_resume_skips_a_half_written_checkpoint(single_process_run, tmp_path):
     # A copy of the run whose newest checkpoint was interrupted while saving (no trainer_state.json).
     output_dir = tmp_path / "run"
     shutil.copytree(single_process_run, output_dir)
-    checkpoints = sorted(
-        output_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1])
-    )
+    checkpoints = sorted(output_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
     good, newest = checkpoints[-2], checkpoints[-1]
     (newest / "trainer_state.json").unlink()
     assert run_classification.last_complete_checkpoint(str(output_dir)) == str(good)
-    args = LCATrainingArguments(
-        output_dir=str(output_dir), resume_from_checkpoint="last", report_to=[]
-    )
-    assert run_classification.resolve_checkpoint(
-        args, ["singer_0", "singer_1", "singer_2"]
-    ) == str(good)
-    args = LCATrainingArguments(
-        output_dir=str(output_dir), resume_from_checkpoint=str(newest), report_to=[]
-    )
+    args = LCATrainingArguments(output_dir=str(output_dir), resume_from_checkpoint="last", report_to=[])
+    assert run_classification.resolve_checkpoint(args, ["singer_0", "singer_1", "singer_2"]) == str(good)
+    args = LCATrainingArguments(output_dir=str(output_dir), resume_from_checkpoint=str(newest), report_to=[])
     with pytest.raises(ValueError, match="incomplete"):
-        run_classification.resolve_checkpoint(
-            args, ["singer_0", "singer_1", "singer_2"]
-        )
+        run_classification.resolve_checkpoint(args, ["singer_0", "singer_1", "singer_2"])
 
 
-def test_resumed_script_run_reproduces_the_uninterrupted_run(
-    single_process_run, data_dir, tmp_path
-):
+def test_resumed_script_run_reproduces_the_uninterrupted_run(single_process_run, data_dir, tmp_path):
     # As if the 2-epoch run had been killed after epoch 1 (the end of its 1-epoch warm-up): a new process resumes
     # from the epoch-1 checkpoint and must end with the same weights, hence the same test metrics.
-    checkpoints = sorted(
-        single_process_run.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1])
-    )
+    checkpoints = sorted(single_process_run.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
     output_dir = tmp_path / "resumed"
     output_dir.mkdir()
     shutil.copytree(checkpoints[0], output_dir / checkpoints[0].name)
@@ -462,24 +421,16 @@ def test_quick_demo_prints_the_side_by_side_table(data_dir, tmp_path):
         assert 0.0 <= summary[run]["test_noisy_song_f1"] <= 1.0
         assert (output_dir / run / "model.safetensors").exists()
         assert (output_dir / run / "confusion_matrix_test_noisy_song.png").exists()
-    assert (
-        summary["lca"]["counterfactual"] == "learned"
-        and summary["plain"]["counterfactual"] == "none"
-    )
+    assert summary["lca"]["counterfactual"] == "learned" and summary["plain"]["counterfactual"] == "none"
 
 
 def test_max_samples_count_songs_not_slices():
     import datasets
 
-    songs = datasets.Dataset.from_dict(
-        {"song_id": [f"s{i}" for i in range(10)], "label": [i % 2 for i in range(10)]}
-    )
+    songs = datasets.Dataset.from_dict({"song_id": [f"s{i}" for i in range(10)], "label": [i % 2 for i in range(10)]})
     chosen = run_classification.select_songs(songs, 4, seed=0)
     assert len(chosen) == 4 and len(set(chosen["song_id"])) == 4
-    assert (
-        chosen["song_id"]
-        == run_classification.select_songs(songs, 4, seed=0)["song_id"]
-    )  # same seed, same songs
+    assert chosen["song_id"] == run_classification.select_songs(songs, 4, seed=0)["song_id"]  # same seed, same songs
     assert run_classification.select_songs(songs, None, seed=0) is songs
     assert len(run_classification.select_songs(songs, 50, seed=0)) == 10
     with pytest.raises(ValueError, match="--max_eval_samples counts songs"):
