@@ -93,6 +93,17 @@ def _decode_with_ffmpeg(source, sampling_rate: int, name: str) -> np.ndarray:
     return waveform.copy()
 
 
+def open_audio_stream(source):
+    """A binary stream of a path or bytes, for `soundfile.SoundFile`. Files are opened here, never by path in
+    libsndfile: given a path, libsndfile also looks for a macOS resource fork `._<name>` beside the file, and an
+    AppleDouble file there (left by copies through exFAT/SMB from a Mac) makes it reject an intact MP3."""
+    import io
+
+    if isinstance(source, (bytes, bytearray)):
+        return io.BytesIO(bytes(source))
+    return open(os.fspath(source), "rb")  # noqa: SIM115 - closed with the SoundFile that reads it
+
+
 def decode_audio(source, sampling_rate: int, name: str | None = None) -> np.ndarray:
     """Decode a whole file (path) or file bytes to a float32 mono waveform `(samples,)` at `sampling_rate`.
 
@@ -109,31 +120,32 @@ def decode_audio(source, sampling_rate: int, name: str | None = None) -> np.ndar
     elif not os.path.isfile(source):
         raise AudioDecodeError(f"{name}: no such file")
     soundfile = require("soundfile")
-    import io
-
-    try:
-        opened = soundfile.SoundFile(io.BytesIO(bytes(source)) if isinstance(source, (bytes, bytearray)) else source)
-    except Exception as error:  # libsndfile cannot read it at all: a format for ffmpeg, or not audio
-        if isinstance(source, (str, os.PathLike)) and os.path.getsize(source) == 0:
-            raise AudioDecodeError(f"{name}: empty file (0 bytes)") from error
-        mono = _decode_with_ffmpeg(source, sampling_rate, f"{name} ({error})")
-        header_frames, source_rate = None, sampling_rate
-    else:
+    with open_audio_stream(source) as stream:
         try:
-            with opened:
-                header_frames, source_rate = opened.frames, opened.samplerate
-                audio = opened.read(dtype="float32", always_2d=True)  # (frames, channels)
-        except Exception as error:  # a stream that breaks while decoding
-            raise AudioDecodeError(f"{name}: cannot decode: {error}") from error
-        if audio.shape[0] == 0:
-            raise AudioDecodeError(f"{name}: cannot decode: no audio frames")
-        shortfall = header_frames - audio.shape[0]
-        if shortfall > max(MAX_DECODE_SHORTFALL_FRAMES, header_frames // 100):
-            raise AudioDecodeError(
-                f"{name}: decoded {audio.shape[0]} frames, the header announces {header_frames} (damaged or "
-                "truncated stream)"
-            )
-        mono = audio.mean(axis=1) if audio.shape[1] > 1 else audio[:, 0]  # (frames,)
+            opened = soundfile.SoundFile(stream)
+        except Exception as error:  # libsndfile cannot read it at all: a format for ffmpeg, or not audio
+            if isinstance(source, (str, os.PathLike)) and os.path.getsize(source) == 0:
+                raise AudioDecodeError(f"{name}: empty file (0 bytes)") from error
+            opened, libsndfile_error = None, error
+        if opened is None:
+            mono = _decode_with_ffmpeg(source, sampling_rate, f"{name} (libsndfile: {libsndfile_error})")
+            header_frames, source_rate = None, sampling_rate
+        else:
+            try:
+                with opened:
+                    header_frames, source_rate = opened.frames, opened.samplerate
+                    audio = opened.read(dtype="float32", always_2d=True)  # (frames, channels)
+            except Exception as error:  # a stream that breaks while decoding
+                raise AudioDecodeError(f"{name}: cannot decode: {error}") from error
+            if audio.shape[0] == 0:
+                raise AudioDecodeError(f"{name}: cannot decode: no audio frames")
+            shortfall = header_frames - audio.shape[0]
+            if shortfall > max(MAX_DECODE_SHORTFALL_FRAMES, header_frames // 100):
+                raise AudioDecodeError(
+                    f"{name}: decoded {audio.shape[0]} frames, the header announces {header_frames} (damaged or "
+                    "truncated stream)"
+                )
+            mono = audio.mean(axis=1) if audio.shape[1] > 1 else audio[:, 0]  # (frames,)
     mono = resample(mono, source_rate, sampling_rate)
     if header_frames is not None:
         target = num_samples_at(header_frames, source_rate, sampling_rate)

@@ -23,15 +23,24 @@ import soundfile as sf
 from datasets import Dataset, DatasetDict, Features, Value
 
 from audio_genremert import (
+    MAX_DECODE_SHORTFALL_FRAMES,
     AudioDecodeError,
     cut_slices,
     decode_audio,
     num_samples_at,
+    open_audio_stream,
     slice_samples_of,
     slice_starts,
 )
 
 
+# Every file suffix libsndfile reads (its formats and their usual aliases): what the loaders list and check.
+AUDIO_SUFFIXES = tuple(
+    sorted(
+        {f".{name.lower()}" for name in sf.available_formats() if name not in ("RAW", "MAT4", "MAT5", "HTK")}
+        | {".aif", ".aifc", ".mp3", ".mp2", ".opus", ".oga"}
+    )
+)
 SILENCE_THRESHOLD = 1e-4  # peak below -80 dBFS on every probed block counts as silent
 PROBE_FRAMES = 4096  # frames read at each probe position (start, end, and 3 inside)
 
@@ -59,9 +68,9 @@ __all__ = [
 class BadAudioFilesError(ValueError):
     """Raised with ``on_bad_file="raise"``: lists every unusable file with its reason."""
 
-    def __init__(self, dataset: str, bad_files: Sequence[BadAudioFile]):
+    def __init__(self, dataset: str, bad_files: Sequence[BadAudioFile], summary: Optional[str] = None):
         self.bad_files = list(bad_files)
-        super().__init__(_format_bad_files(dataset, self.bad_files))
+        super().__init__(summary or _format_bad_files(dataset, self.bad_files))
 
 
 @dataclass(frozen=True)
@@ -97,10 +106,11 @@ def _check_on_bad_file(on_bad_file: str) -> None:
 def audio_num_samples(path: Union[str, os.PathLike], sampling_rate: int) -> int:
     """Song length at `sampling_rate` from the file header alone (no decoding)."""
     try:
-        info = sf.info(os.fspath(path))
+        with open_audio_stream(path) as stream, sf.SoundFile(stream) as opened:  # never by path: see open_audio_stream
+            frames, rate = opened.frames, opened.samplerate
     except Exception as error:
         raise AudioDecodeError(f"{os.fspath(path)}: cannot read the header: {error}") from error
-    return num_samples_at(info.frames, info.samplerate, sampling_rate)
+    return num_samples_at(frames, rate, sampling_rate)
 
 
 def _cache_path(cache_dir: Union[str, os.PathLike], path: str, sampling_rate: int) -> Path:
@@ -118,7 +128,10 @@ def load_audio(
 
     With `cache_dir`, the first call decodes and writes the array atomically (temp file + rename,
     so parallel workers and interrupted runs never leave a partial entry); later calls, in this run
-    or the next, memory-map it (reading a slice then touches only that slice).
+    or the next, memory-map it (reading a slice then touches only that slice). An entry that is not
+    a float32 array of the length the file's header gives, or holds a NaN/inf, is a cache miss: the
+    song is decoded again (a bad source file then raises :class:`AudioDecodeError` naming it) and
+    the entry rewritten.
     """
     path = os.fspath(path)
     if cache_dir is None:
@@ -129,9 +142,18 @@ def load_audio(
         raise AudioDecodeError(f"{path}: cannot stat: {error}") from error
     if cached.exists():
         try:
-            return np.load(cached, mmap_mode="r")
-        except (ValueError, OSError):  # a damaged cache entry: decode again
-            pass
+            entry = np.load(cached, mmap_mode="r", allow_pickle=False)
+            if (
+                entry.dtype == np.float32
+                and entry.shape == (audio_num_samples(path, sampling_rate),)
+                and np.isfinite(entry).all()
+            ):
+                return entry
+            warnings.warn(f"{cached}: damaged cache entry of {path} (wrong length or non-finite); decoding again.")
+        except AudioDecodeError:
+            raise
+        except Exception as error:  # empty, truncated or not an .npy file: a cache miss
+            warnings.warn(f"{cached}: unreadable cache entry of {path} ({type(error).__name__}); decoding again.")
     audio = decode_audio(path, sampling_rate)
     cached.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=cached.parent, suffix=".tmp.npy")
@@ -196,7 +218,7 @@ def check_audio_file(path: Union[str, os.PathLike]) -> Optional[str]:
     if os.path.getsize(path) == 0:
         return "empty file (0 bytes)"
     try:
-        with sf.SoundFile(path) as f:
+        with open_audio_stream(path) as stream, sf.SoundFile(stream) as f:  # never by path: see open_audio_stream
             frames = f.frames
             if frames <= 0:
                 return "no audio frames in the header"
@@ -214,7 +236,15 @@ def check_audio_file(path: Union[str, os.PathLike]) -> Optional[str]:
                 position = min(max(0, position), frames - block)
                 f.seek(position)
                 data = f.read(block, dtype="float32", always_2d=True)
-                if data.shape[0] < block:
+                shortfall = block - data.shape[0]
+                if position == frames - block and 0 < shortfall < max(MAX_DECODE_SHORTFALL_FRAMES, frames // 100):
+                    # Lossy streams (Vorbis, MP3) often decode a few ms fewer frames than their header announces.
+                    warnings.warn(
+                        f"{path}: the stream ends {shortfall} frames ({1000 * shortfall / f.samplerate:.1f} ms) before "
+                        f"its header says ({frames} frames); accepted (encoder padding), the end is zero-padded.",
+                        stacklevel=2,
+                    )
+                elif shortfall > 0:
                     return (
                         f"truncated: read {data.shape[0]} of {block} frames at frame {position} "
                         f"(header says {frames} frames)"

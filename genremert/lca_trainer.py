@@ -189,6 +189,13 @@ class LCATrainingArguments(TrainingArguments):
         default=True,
         metadata={"help": "Also run the counterfactual branch at evaluation: its metrics (Table 4) and eval terms."},
     )
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={
+            "help": "Train in an --output_dir that already holds a finished run (its model and results are replaced). "
+            "Without it, such a folder is refused; --resume_from_checkpoint continues an unfinished run instead."
+        },
+    )
 
     def __post_init__(self):
         for name in LOSS_TERMS:
@@ -201,6 +208,10 @@ class LCATrainingArguments(TrainingArguments):
             raise ValueError(f"`cf_warmup_epochs` must be >= 0, got {self.cf_warmup_epochs}.")
         if self.effect_type not in EFFECT_TYPES:
             raise ValueError(f"`effect_type` must be one of {list(EFFECT_TYPES)}, got {self.effect_type!r}.")
+        if self.do_train and self.max_steps <= 0 and not self.num_train_epochs > 0:
+            raise ValueError(
+                f"--num_train_epochs must be > 0 to train (or set --max_steps > 0), got {self.num_train_epochs!r}."
+            )
         super().__post_init__()
 
     @property

@@ -201,6 +201,12 @@ def build_model_card(
         f'model = AutoModelForAudioClassification.from_pretrained("{repo_id}", trust_remote_code=True)',
         "```",
         "",
+        "## Requirements",
+        "",
+        "Inference needs `torch`, `transformers` (>= 5) and `numpy`; audio files and inputs at another sampling rate "
+        "also need `soundfile` and `soxr` (`pip install soundfile soxr`), and formats libsndfile cannot read (m4a, "
+        "aac, ...) the `ffmpeg` binary. No torchaudio, torchcodec or scipy.",
+        "",
         "## Labels",
         "",
         ", ".join(f"`{config.id2label[index]}`" for index in sorted(config.id2label)),

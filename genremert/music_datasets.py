@@ -34,6 +34,7 @@ from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 
 from . import synthetic_music
 from .audio_files import (  # noqa: F401 - re-exported: the song datasets' audio helpers
+    AUDIO_SUFFIXES,
     AudioDecodeError,
     BadAudioFile,
     BadAudioFilesError,
@@ -102,7 +103,6 @@ ARTIST20_ARTISTS = (
 )
 SPLITS = ("train", "validation", "test")
 SPLIT_LISTS_DIR = Path(__file__).resolve().parent / "split_lists"
-AUDIO_SUFFIXES = (".wav", ".au", ".mp3", ".flac", ".ogg", ".aif", ".aiff")
 
 GTZAN_LAYOUT = """\
 <data_dir>/genres/<genre>/<genre>.000NN.wav   (also genres_original/, Data/genres_original/,
@@ -143,9 +143,27 @@ def _build_songs(
     num_workers: Optional[int],
     stems_dir: Optional[Union[str, os.PathLike]],
     missing: Sequence[BadAudioFile] = (),
+    allow_missing_files: bool = False,
 ) -> DatasetDict:
     """Swap in vocal stems if asked, validate every file, report them (with `missing`, the listed
-    songs absent from disk) in one go, drop the unusable ones, build the DatasetDict."""
+    songs absent from disk) in one go, drop the unusable ones, build the DatasetDict.
+
+    Refused up front, before any training: listed songs missing from disk (unless
+    `allow_missing_files`), and a split left without a single song."""
+    if missing and not allow_missing_files:
+        listed = {name: len(songs) for name, songs in splits.items()}
+        per_split = {name: sum(f" {name} split" in b.reason for b in missing) for name in listed}
+        counts = ", ".join(f"{name} {per_split[name]} of {listed[name] + per_split[name]}" for name in listed)
+        examples = "\n".join(f"  {b.path}" for b in sorted(missing, key=lambda b: b.path)[:5])
+        raise BadAudioFilesError(
+            dataset,
+            list(missing),
+            summary=(
+                f"{dataset}: {len(missing)} song(s) of the split lists are not on disk ({counts} missing), e.g.\n"
+                f"{examples}\nIs the copy complete and the folder right? Pass allow_missing_files=True "
+                "(--allow_missing_files) to train on the songs that are there."
+            ),
+        )
     if stems_dir is not None:
         splits = _use_stems(dataset, splits, stems_dir)
     bad = validate_audio_files([s.path for songs in splits.values() for s in songs], num_workers)
@@ -153,6 +171,14 @@ def _build_songs(
     if bad:
         bad_paths = {b.path for b in bad}
         splits = {name: [s for s in songs if s.path not in bad_paths] for name, songs in splits.items()}
+    empty = [name for name in SPLITS if not splits[name]]
+    if empty:
+        counts = ", ".join(f"{name} {len(splits[name])}" for name in SPLITS)
+        raise ValueError(
+            f"{dataset}: the {' and '.join(empty)} split(s) hold no song ({counts} songs after dropping "
+            f"{len(bad)} unusable and {len(missing)} missing file(s)): too few usable songs for this split scheme. "
+            "Check the folder, or use a split whose lists match the copy."
+        )
     features = _song_features(class_names, with_album)
     result = DatasetDict()
     for name in SPLITS:
@@ -325,6 +351,7 @@ def load_gtzan(
     random_fractions: Tuple[float, float, float] = (0.8, 0.1, 0.1),
     lists_dir: Optional[Union[str, os.PathLike]] = None,
     num_workers: Optional[int] = None,
+    allow_missing_files: bool = False,
 ) -> DatasetDict:
     """GTZAN songs from a local folder: ``train`` / ``validation`` / ``test`` with ``audio`` (path),
     ``label`` (``ClassLabel`` of the ten genres) and ``song_id`` (``blues.00012``).
@@ -335,7 +362,9 @@ def load_gtzan(
     before this returns (:func:`check_audio_file`); unusable or missing ones are listed in one
     warning and dropped (``on_bad_file="skip"``) or raise :class:`BadAudioFilesError` (``"raise"``).
     `stems_dir`: use ``<stems_dir>/<song_id>/vocals.wav`` instead of the mix. `lists_dir`: the
-    folder of the split list files (default: ``data/gtzan/`` next to this module).
+    folder of the split list files (default: ``split_lists/gtzan/`` in this package). A listed song
+    missing from disk is an error (:class:`BadAudioFilesError` naming the counts per split) unless
+    `allow_missing_files`; a split left empty is always an error.
     """
     _check_on_bad_file(on_bad_file)
     if split not in GTZAN_SPLITS:
@@ -359,7 +388,9 @@ def load_gtzan(
                 )
                 continue
             splits[name].append(_Song(song_id, label_of[genre], files[song_id]))
-    return _build_songs("GTZAN", splits, GTZAN_GENRES, False, on_bad_file, num_workers, stems_dir, missing)
+    return _build_songs(
+        "GTZAN", splits, GTZAN_GENRES, False, on_bad_file, num_workers, stems_dir, missing, allow_missing_files
+    )
 
 
 # ============================================================================================= #

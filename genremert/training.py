@@ -3,6 +3,7 @@ and song level, write the output folder. `run_classification.py` is its command 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
 import json
@@ -11,6 +12,7 @@ import os
 import sys
 
 import datasets
+import torch
 import transformers
 from transformers import AutoConfig, set_seed
 from transformers.trainer_utils import get_last_checkpoint
@@ -32,6 +34,7 @@ from .lca_trainer import (
     SliceCollator,
 )
 from .mert_weights import load_mert_weights
+from .run_folder import OutputDirLock, check_output_dir
 from .training_args import (  # noqa: F401 - re-exported for the scripts and tests
     DATASETS,
     DEFAULT_SPLITS,
@@ -81,7 +84,8 @@ def load_songs(data_args: DataTrainingArguments, seed: int) -> datasets.DatasetD
         raise ValueError(
             f"music_datasets has no {loader_name}(): this version cannot load --dataset {data_args.dataset}."
         )
-    return loader(data_args.data_dir, split=split, seed=seed, stems_dir=data_args.stems_dir)
+    extra = {"allow_missing_files": True} if data_args.allow_missing_files and data_args.dataset == "gtzan" else {}
+    return loader(data_args.data_dir, split=split, seed=seed, stems_dir=data_args.stems_dir, **extra)
 
 
 def select_songs(songs: datasets.Dataset, max_songs: int | None, seed: int) -> datasets.Dataset:
@@ -317,6 +321,8 @@ def save_run_arguments(output_dir: str, model_args, data_args, training_args) ->
         "model_args": dataclasses.asdict(model_args),
         "data_args": dataclasses.asdict(data_args),
         "training_args": json.loads(training_args.to_json_string()),
+        # The same seed gives slightly different results with another number of torch threads (float reductions).
+        "torch_num_threads": torch.get_num_threads(),
     }
     path = os.path.join(output_dir, "run_args.json")
     temporary = path + ".tmp"
@@ -327,8 +333,24 @@ def save_run_arguments(output_dir: str, model_args, data_args, training_args) ->
 
 
 def main(argv: list[str] | None = None) -> dict:
-    """Runs what `--do_train/--do_eval/--do_predict` ask for; returns the content of `all_results.json`."""
+    """Runs what `--do_train/--do_eval/--do_predict` ask for; returns the content of `all_results.json`.
+
+    A folder holding a finished run is refused unless `--overwrite_output_dir`; the folder is locked while the run
+    writes it (one lock per run, taken by the main process)."""
     model_args, data_args, training_args = parse_arguments(argv)
+    check_output_dir(
+        training_args.output_dir,
+        training_args.do_train,
+        training_args.overwrite_output_dir,
+        training_args.resume_from_checkpoint,
+    )
+    lock = OutputDirLock(training_args.output_dir) if training_args.process_index == 0 else contextlib.nullcontext()
+    with lock:
+        return run(model_args, data_args, training_args)
+
+
+def run(model_args, data_args, training_args: LCATrainingArguments) -> dict:
+    """The body of `main`, on parsed arguments."""
     setup_logging(training_args)
     # Slice rows are decoded on the fly; the song index travels with the labels for song-level voting.
     training_args.remove_unused_columns = False

@@ -98,6 +98,13 @@ class DataTrainingArguments:
             "'album', synthetic 'album')."
         },
     )
+    allow_missing_files: bool = field(
+        default=False,
+        metadata={
+            "help": "gtzan: train on the songs that are on disk when some songs of the split lists are missing "
+            "(refused by default: an incomplete copy usually means a wrong folder)."
+        },
+    )
     stems_dir: str | None = field(
         default=None,
         metadata={

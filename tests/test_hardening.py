@@ -1,0 +1,229 @@
+"""Regression tests of the hardening issue: each reproduces a case that lost data or misled the user."""
+
+import json
+import os
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from audio_genremert import decode_audio
+from genremert import audio_files, music_datasets
+from genremert.lca_trainer import LCATrainingArguments
+from genremert.run_folder import LOCK_NAME, OutputDirLock, check_output_dir
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def tone(seconds, rate=16000, frequency=440.0):
+    t = np.arange(int(seconds * rate)) / rate
+    return (0.3 * np.sin(2 * np.pi * frequency * t)).astype(np.float32)
+
+
+def write_appledouble(path: Path) -> None:
+    """The `._<name>` sibling a copy through exFAT/SMB from a Mac leaves: an AppleDouble header."""
+    path.write_bytes(struct.pack(">II", 0x00051607, 0x00020000) + b"Mac OS X        " + b"\x00" * 2000)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# 1. AppleDouble siblings of MP3s without an ID3 tag
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def test_appledouble_sibling_does_not_hide_an_intact_mp3(tmp_path):
+    song = tmp_path / "song.mp3"
+    sf.write(song, tone(2.0), 16000, format="MP3")
+    assert song.read_bytes()[:3] != b"ID3"  # no ID3 tag: libsndfile, given the path, looks for a resource fork
+    write_appledouble(tmp_path / "._song.mp3")
+    with pytest.raises(sf.LibsndfileError, match="resource fork"):
+        sf.info(str(song))  # the library's behaviour that emptied artist20 copies
+    assert decode_audio(song, 16000).shape == (32000,)
+    assert audio_files.check_audio_file(song) is None
+    assert audio_files.audio_num_samples(song, 16000) == 32000
+
+
+def test_artist20_copy_with_appledouble_files_keeps_every_song(tmp_path):
+    root = tmp_path / "mp3s-32k"
+    for artist in range(2):
+        for album in range(3):
+            folder = root / f"artist_{artist}" / f"album_{album}"
+            folder.mkdir(parents=True)
+            for track in range(2):
+                path = folder / f"{track:02d}.mp3"
+                sf.write(path, tone(1.0, frequency=200 + 50 * artist + 10 * track), 16000, format="MP3")
+                write_appledouble(folder / f"._{track:02d}.mp3")
+    songs = music_datasets.load_artist20(tmp_path, split="album", on_bad_file="raise")
+    assert sum(len(split) for split in songs.values()) == 12
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# 2. Empty or nearly empty splits are refused up front
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def write_small_gtzan(root: Path, per_genre: int) -> Path:
+    for genre in music_datasets.GTZAN_GENRES:
+        folder = root / "genres" / genre
+        folder.mkdir(parents=True)
+        for index in range(per_genre):
+            sf.write(folder / f"{genre}.{index:05d}.wav", tone(0.5, 8000, 100 + 20 * index), 8000)
+    return root
+
+
+def test_split_lists_mostly_missing_on_disk_are_refused_before_training(tmp_path):
+    root = write_small_gtzan(tmp_path, per_genre=3)
+    with pytest.raises(music_datasets.BadAudioFilesError, match=r"not on disk \(train \d+ of 443, validation"):
+        music_datasets.load_gtzan(root, split="fault_filtered")
+    # Asked for deliberately: the songs on disk are used (and the missing ones still reported).
+    with pytest.warns(UserWarning, match="missing: listed in the 'fault_filtered'"):
+        songs = music_datasets.load_gtzan(root, split="fault_filtered", allow_missing_files=True)
+    assert 0 < len(songs["train"]) < 443
+
+
+def test_a_split_left_empty_is_refused_naming_split_and_counts(tmp_path):
+    root = write_small_gtzan(tmp_path, per_genre=1)
+    with pytest.raises(ValueError, match=r"the validation and test split\(s\) hold no song \(train 10, validation 0"):
+        music_datasets.load_gtzan(root, split="random")
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# 3. A finished run is not replaced; one run per folder; no training without epochs
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def test_finished_output_dir_is_refused_unless_overwrite(tmp_path):
+    (tmp_path / "all_results.json").write_text("{}")
+    with pytest.raises(ValueError, match="already holds a finished run .*--overwrite_output_dir"):
+        check_output_dir(str(tmp_path), do_train=True, overwrite=False, resume=None)
+    check_output_dir(str(tmp_path), do_train=True, overwrite=True, resume=None)
+    check_output_dir(str(tmp_path), do_train=True, overwrite=False, resume="last")
+    check_output_dir(str(tmp_path), do_train=False, overwrite=False, resume=None)  # evaluation only
+
+
+def test_two_runs_in_one_folder_are_refused_and_a_stale_lock_is_taken_over(tmp_path):
+    with OutputDirLock(str(tmp_path)):
+        assert (tmp_path / LOCK_NAME).exists()
+        with pytest.raises(RuntimeError, match="being written by another run"):
+            OutputDirLock(str(tmp_path)).__enter__()
+    assert not (tmp_path / LOCK_NAME).exists()
+    # A lock whose process is gone (a killed run) does not block the next one.
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    import socket
+
+    (tmp_path / LOCK_NAME).write_text(f"{socket.gethostname()} {int(dead.stdout)}")
+    with OutputDirLock(str(tmp_path)):
+        pass
+
+
+@pytest.mark.parametrize("epochs", [0, -1])
+def test_training_without_epochs_is_refused(tmp_path, epochs):
+    with pytest.raises(ValueError, match="--num_train_epochs must be > 0"):
+        LCATrainingArguments(output_dir=str(tmp_path), do_train=True, num_train_epochs=epochs)
+
+
+def test_the_script_refuses_a_finished_folder_without_touching_it(tmp_path):
+    output_dir = tmp_path / "run"
+    output_dir.mkdir()
+    (output_dir / "all_results.json").write_text('{"test_song_accuracy": 0.9}')
+    completed = subprocess.run(
+        [sys.executable, "run_classification.py", "--output_dir", str(output_dir), "--do_train"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    assert completed.returncode != 0 and "already holds a finished run" in completed.stderr
+    assert json.loads((output_dir / "all_results.json").read_text()) == {"test_song_accuracy": 0.9}
+    assert sorted(path.name for path in output_dir.iterdir()) == ["all_results.json"]
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# 6. Bad audio cache entries are cache misses
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("damage", ["empty", "nan", "short", "not_npy"])
+def test_a_bad_cache_entry_is_decoded_again_and_rewritten(tmp_path, damage):
+    song = tmp_path / "song.wav"
+    sf.write(song, tone(1.0), 16000)
+    cache = tmp_path / "cache"
+    expected = np.array(audio_files.load_audio(song, 16000, cache))
+    (entry,) = list(cache.rglob("*.npy"))
+    if damage == "empty":
+        entry.write_bytes(b"")
+    elif damage == "nan":
+        np.save(entry, np.full_like(expected, np.nan))
+    elif damage == "short":
+        np.save(entry, expected[:100])
+    else:
+        entry.write_text("not an array")
+    with pytest.warns(UserWarning, match="cache entry"):
+        reloaded = audio_files.load_audio(song, 16000, cache)
+    np.testing.assert_array_equal(reloaded, expected)
+    np.testing.assert_array_equal(np.load(entry), expected)  # rewritten
+
+
+def test_a_bad_source_file_is_named_not_the_cache(tmp_path):
+    song = tmp_path / "broken.wav"
+    sf.write(song, np.full(1000, np.nan, dtype=np.float32), 16000, subtype="FLOAT")
+    with pytest.raises(audio_files.AudioDecodeError, match=r"broken\.wav: decoded audio contains NaN"):
+        audio_files.load_audio(song, 16000, tmp_path / "cache")
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# 7. Remote code needs no scipy; the card lists what inference needs
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def test_model_card_lists_the_inference_requirements():
+    from tiny_configs import tiny_crnn_fgnl_config
+
+    from genremert.model_card import build_model_card
+
+    card = build_model_card(tiny_crnn_fgnl_config(), "someone/model", {}, {}, "none", 10, [])
+    assert "## Requirements" in card and "pip install soundfile soxr" in card and "ffmpeg" in card
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# 8. A few ms of shortfall at the end of a lossy stream is not truncation; every format is listed
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def test_a_stream_a_few_ms_short_of_its_header_is_accepted_with_a_warning(tmp_path, monkeypatch):
+    song = tmp_path / "song.ogg"
+    sf.write(song, tone(2.0, 44100), 44100, format="OGG", subtype="VORBIS")
+
+    class ShortStream(sf.SoundFile):  # what libsndfile gives for some published Vorbis files: 104 frames short
+        def read(self, frames=-1, *args, **kwargs):
+            data = super().read(frames, *args, **kwargs)
+            return data[:-104] if self.tell() >= self.frames and len(data) > 104 else data
+
+    monkeypatch.setattr(audio_files.sf, "SoundFile", ShortStream)
+    with pytest.warns(UserWarning, match="ends 104 frames"):
+        assert audio_files.check_audio_file(song) is None
+
+
+def test_really_truncated_files_are_still_rejected(tmp_path):
+    song = tmp_path / "song.flac"
+    sf.write(song, tone(3.0, 16000), 16000, format="FLAC")
+    data = song.read_bytes()
+    song.write_bytes(data[: len(data) // 2])
+    assert audio_files.check_audio_file(song) is not None
+
+
+def test_every_format_the_decoder_reads_is_listed(tmp_path):
+    assert {".opus", ".ogg", ".flac", ".mp3", ".wav", ".aiff", ".au"} <= set(audio_files.AUDIO_SUFFIXES)
+    album = tmp_path / "mp3s-32k"
+    for artist in range(2):
+        for index in range(3):
+            folder = album / f"artist_{artist}" / f"album_{index}"
+            folder.mkdir(parents=True)
+            sf.write(folder / "01.opus", tone(1.0, 48000, 300 + 40 * artist), 48000, format="OGG", subtype="OPUS")
+    songs = music_datasets.load_artist20(tmp_path, split="album", on_bad_file="raise")
+    assert sum(len(split) for split in songs.values()) == 6
