@@ -218,8 +218,75 @@ def find_pickle_files(folder: Path) -> list:
     return found
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# The only files an export folder may hold: name patterns, each with the content check of its type.
+EXPORT_ALLOW_LIST = (
+    ("config.json", "json"),
+    ("preprocessor_config.json", "json"),
+    ("model.safetensors", "safetensors"),
+    ("README.md", "text"),
+    ("*.py", "text"),
+    ("*_results.json", "json"),
+    ("confusion_matrix_*.json", "json"),
+    ("classification_report_*.json", "json"),
+    ("confusion_matrix_*.png", "png"),
+)
+
+
+def _content_problem(path: Path, kind: str) -> str | None:
+    """Why `path` is not a file of `kind` (`json`, `png`, `safetensors`, `text`), or None."""
+    data = path.read_bytes()
+    if kind == "png":
+        return None if data.startswith(PNG_SIGNATURE) else "not a PNG image (no PNG signature)"
+    if kind == "safetensors":
+        if len(data) < 8:
+            return "not a safetensors file (shorter than its header length)"
+        header_length = int.from_bytes(data[:8], "little")
+        try:
+            header = json.loads(data[8 : 8 + header_length].decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            return "not a safetensors file (its header is not JSON)"
+        return None if isinstance(header, dict) and 8 + header_length <= len(data) else "a damaged safetensors file"
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return "not UTF-8 text"
+    if kind == "json":
+        try:
+            json.loads(text)
+        except json.JSONDecodeError as error:
+            return f"not valid JSON ({error})"
+    return None
+
+
+def check_export_contents(folder: Path) -> None:
+    """Every file of the export folder must be on the allow-list and hold what its type promises (PNG signature,
+    valid JSON, a safetensors header, UTF-8 text): a pickle renamed to `.png` or `.json` is caught by its content.
+    Raises `ExportError` naming each offending file and why."""
+    import fnmatch
+
+    problems = []
+    for path in sorted(Path(folder).rglob("*")):
+        if not path.is_file():
+            continue
+        name = str(path.relative_to(folder))
+        kinds = [kind for pattern, kind in EXPORT_ALLOW_LIST if "/" not in name and fnmatch.fnmatch(name, pattern)]
+        if not kinds:
+            problems.append(f"{name}: not on the allow-list of published files")
+            continue
+        problem = _content_problem(path, kinds[0])
+        if problem:
+            problems.append(f"{name}: {problem}")
+    if problems:
+        raise ExportError(
+            f"{folder} holds files that must not be published:\n  " + "\n  ".join(problems) + "\nOnly the model "
+            "(safetensors), its config and code, the model card and the run's JSON/PNG reports are published."
+        )
+
+
 def check_no_pickle(folder: Path) -> None:
-    """Raise `ExportError` naming every pickle-capable file in `folder`."""
+    """Raise `ExportError` naming every pickle-capable file in `folder`, then check every file's content against the
+    allow-list (`check_export_contents`)."""
     pickles = find_pickle_files(folder)
     if pickles:
         names = ", ".join(str(path.relative_to(folder)) for path in pickles)
@@ -227,6 +294,7 @@ def check_no_pickle(folder: Path) -> None:
             f"{folder} contains pickle-capable files ({names}); only safetensors weights and JSON/PNG/Markdown/"
             "Python files may be published. Remove them and rerun."
         )
+    check_export_contents(folder)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -458,8 +526,7 @@ def upload_to_hub(
     `HubUploadError`: the single commit was not made, so nothing was published; rerun to retry.
     """
     export_dir = Path(export_dir)
-    if "/" not in repo_id or repo_id.count("/") != 1 or not all(repo_id.split("/")):
-        raise HubUploadError(f"--repo_id must look like 'user_or_org/model_name', got {repo_id!r}.")
+    check_repo_id(repo_id)
     check_no_pickle(export_dir)
     revision = revision or "main"
     where = f"{repo_id} (revision {revision})"
@@ -484,6 +551,18 @@ def upload_to_hub(
     return commit
 
 
+def check_repo_id(repo_id: str) -> None:
+    """Raise `HubUploadError` unless `repo_id` is a Hub model id `user_or_org/model_name` the Hub accepts."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    if not isinstance(repo_id, str) or repo_id.count("/") != 1 or not all(repo_id.split("/")):
+        raise HubUploadError(f"--repo_id must look like 'user_or_org/model_name', got {repo_id!r}.")
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as error:
+        raise HubUploadError(f"--repo_id {repo_id!r} is not a valid Hub repository id: {error}") from None
+
+
 def publish(
     output_dir,
     repo_id: str,
@@ -503,6 +582,7 @@ def publish(
     `api_factory(token)` builds the Hub client (default `huggingface_hub.HfApi(token=token)`); tests pass a
     local stand-in.
     """
+    check_repo_id(repo_id)  # before any work: a dry run with an id the Hub refuses must not pass
     output_dir = Path(output_dir)
     export_dir = Path(export_dir) if export_dir is not None else output_dir / "hub_export"
     report = export_for_hub(

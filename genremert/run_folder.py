@@ -76,3 +76,78 @@ class OutputDirLock:
             os.unlink(self.path)
         self.owned = False
         return False
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Checkpoints: checksums written after saving, verified before resuming
+# ----------------------------------------------------------------------------------------------------------------------
+
+CHECKSUMS_NAME = "checksums.json"
+# What a checkpoint needs to resume exactly: the state, the weights, the optimizer and the LR scheduler.
+RESUME_FILES = ("trainer_state.json", "model.safetensors", "optimizer.pt", "scheduler.pt")
+
+
+def _sha256(path: str) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_checksums(folder: str) -> str:
+    """Record the SHA-256 of every file of a saved checkpoint in `checksums.json` (written atomically, last)."""
+    import json
+
+    checksums = {
+        name: _sha256(os.path.join(folder, name))
+        for name in sorted(os.listdir(folder))
+        if name != CHECKSUMS_NAME and os.path.isfile(os.path.join(folder, name))
+    }
+    path = os.path.join(folder, CHECKSUMS_NAME)
+    with open(path + ".tmp", "w", encoding="utf-8") as handle:
+        json.dump(checksums, handle, indent=1, sort_keys=True)
+    os.replace(path + ".tmp", path)
+    return path
+
+
+def checkpoint_problem(folder: str) -> str | None:
+    """Why the checkpoint `folder` cannot be resumed from (naming the file), or None when it can: every file needed to
+    resume is there and parses, and every recorded checksum matches (a flipped byte is caught too)."""
+    import json
+
+    for name in RESUME_FILES:
+        path = os.path.join(folder, name)
+        if not os.path.isfile(path):
+            return f"{path} is missing (the run would resume with a fresh {name.split('.')[0]})"
+        if os.path.getsize(path) == 0:
+            return f"{path} is empty"
+    try:
+        with open(os.path.join(folder, "trainer_state.json"), encoding="utf-8") as handle:
+            json.load(handle)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        return f"{os.path.join(folder, 'trainer_state.json')} is not valid JSON ({error})"
+    weights = os.path.join(folder, "model.safetensors")
+    try:
+        from safetensors import safe_open
+
+        with safe_open(weights, framework="pt") as handle:
+            list(handle.keys())
+    except Exception as error:  # safetensors raises its own error types for a damaged header
+        return f"{weights} is damaged ({type(error).__name__}: {error})"
+    checksums_path = os.path.join(folder, CHECKSUMS_NAME)
+    if os.path.isfile(checksums_path):
+        try:
+            with open(checksums_path, encoding="utf-8") as handle:
+                recorded = json.load(handle)
+        except (OSError, json.JSONDecodeError) as error:
+            return f"{checksums_path} is not valid JSON ({error})"
+        for name, digest in recorded.items():
+            path = os.path.join(folder, name)
+            if not os.path.isfile(path):
+                return f"{path} is missing (recorded in {CHECKSUMS_NAME})"
+            if _sha256(path) != digest:
+                return f"{path} does not match its checksum in {CHECKSUMS_NAME} (damaged after saving)"
+    return None

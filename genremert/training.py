@@ -34,7 +34,7 @@ from .lca_trainer import (
     SliceCollator,
 )
 from .mert_weights import load_mert_weights
-from .run_folder import OutputDirLock, check_output_dir
+from .run_folder import OutputDirLock, check_output_dir, checkpoint_problem, write_checksums
 from .training_args import (  # noqa: F401 - re-exported for the scripts and tests
     DATASETS,
     DEFAULT_SPLITS,
@@ -194,8 +194,10 @@ def load_or_build_model(model_args: ModelArguments, label_names: list[str], slic
 
 
 def last_complete_checkpoint(output_dir: str) -> str | None:
-    """The newest `checkpoint-*` of `output_dir` that was saved completely (the Trainer writes `trainer_state.json`
-    last); a folder left half-written by a crash during saving is skipped with a warning, never resumed from."""
+    """The newest `checkpoint-*` of `output_dir` that can be resumed from (`run_folder.checkpoint_problem`: every file
+    needed is there and parses, recorded checksums match). A damaged or half-written one is skipped with a warning
+    naming the bad file, and the next older one is tried; None when there is no checkpoint at all. Raises
+    `ValueError` listing every checkpoint's problem when checkpoints exist but none is good."""
     if not os.path.isdir(output_dir):
         return None
     folders = [
@@ -203,12 +205,30 @@ def last_complete_checkpoint(output_dir: str) -> str | None:
         for name in os.listdir(output_dir)
         if name.startswith("checkpoint-") and name[11:].isdigit() and os.path.isdir(os.path.join(output_dir, name))
     ]
+    problems = []
     for name in sorted(folders, key=lambda name: int(name[11:]), reverse=True):
         folder = os.path.join(output_dir, name)
-        if os.path.isfile(os.path.join(folder, "trainer_state.json")):
+        problem = checkpoint_problem(folder)
+        if problem is None:
             return folder
-        logger.warning(f"{folder} is incomplete (no trainer_state.json: interrupted while saving); skipping it.")
+        problems.append(problem)
+        logger.warning(f"{folder} cannot be resumed from: {problem}; trying an older checkpoint.")
+    if problems:
+        raise ValueError(
+            f"no checkpoint in {output_dir} can be resumed from:\n  " + "\n  ".join(problems) + "\nStart a new run "
+            "(--overwrite_output_dir true) or restore a checkpoint."
+        )
     return None
+
+
+class ChecksumCallback(transformers.TrainerCallback):
+    """Records the checksums of every checkpoint right after the Trainer saved it (the main process only)."""
+
+    def on_save(self, args, state, control, **kwargs):
+        folder = os.path.join(args.output_dir, f"checkpoint-{state.global_step}")
+        if state.is_world_process_zero and os.path.isdir(folder):
+            write_checksums(folder)
+        return control
 
 
 def resolve_checkpoint(training_args: LCATrainingArguments, label_names: list[str]) -> str | None:
@@ -233,10 +253,11 @@ def resolve_checkpoint(training_args: LCATrainingArguments, label_names: list[st
         checkpoint = value
         if not os.path.isdir(checkpoint):
             raise ValueError(f"--resume_from_checkpoint {checkpoint}: no such folder.")
-        if not os.path.isfile(os.path.join(checkpoint, "trainer_state.json")):
+        problem = checkpoint_problem(checkpoint)
+        if problem is not None:
             raise ValueError(
-                f"--resume_from_checkpoint {checkpoint} is incomplete (no trainer_state.json: it was interrupted "
-                "while saving, or is not a Trainer checkpoint); resume from an earlier checkpoint."
+                f"--resume_from_checkpoint {checkpoint} cannot be resumed from: {problem}. Resume from an earlier "
+                "checkpoint (--resume_from_checkpoint last picks the newest good one)."
             )
     config_file = os.path.join(checkpoint, "config.json")
     if not os.path.isfile(config_file):
@@ -398,6 +419,7 @@ def run(model_args, data_args, training_args: LCATrainingArguments) -> dict:
     vote_threshold = data_args.parsed_vote_threshold()
     needs_validation = training_args.do_eval or training_args.eval_strategy != "no" or vote_threshold == "auto"
     trainer = LCATrainer(
+        callbacks=[ChecksumCallback()],
         model=model,
         args=training_args,
         train_dataset=slices["train"] if training_args.do_train else None,

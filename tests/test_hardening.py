@@ -227,3 +227,16 @@ def test_every_format_the_decoder_reads_is_listed(tmp_path):
             sf.write(folder / "01.opus", tone(1.0, 48000, 300 + 40 * artist), 48000, format="OGG", subtype="OPUS")
     songs = music_datasets.load_artist20(tmp_path, split="album", on_bad_file="raise")
     assert sum(len(split) for split in songs.values()) == 6
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Publishing: the repository id is checked before any work, also in a dry run
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("repo_id", ["not a valid id!!", "no-namespace", "a/b/c", "user/--bad--"])
+def test_invalid_repo_ids_are_refused_before_any_work(tmp_path, repo_id):
+    from genremert import hub_upload
+
+    with pytest.raises(hub_upload.HubUploadError, match="repo_id"):
+        hub_upload.publish(tmp_path / "no-such-run", repo_id, dry_run=True)

@@ -307,6 +307,25 @@ def test_pickles_and_bad_repo_ids_are_refused_before_any_call(dry_run, tmp_path)
     assert api.calls == []
 
 
+def test_protocol_0_pickles_and_unlisted_files_are_caught_by_their_content(dry_run, tmp_path):
+    """A protocol-0 pickle has no PROTO header byte: it is caught because a .png must start with the PNG signature."""
+    import shutil
+
+    _, export_dir = dry_run
+    hub_upload.check_no_pickle(export_dir)  # the real export passes the allow-list and every content check
+    for name, payload, reason in [
+        ("confusion_matrix_extra.png", pickle.dumps({"a": 1}, protocol=0), "not a PNG image"),
+        ("all_results.json", pickle.dumps([1], protocol=0), "not valid JSON"),
+        ("model.safetensors", b"\x00" * 4, "not a safetensors file"),
+        ("notes.txt", b"hello", "not on the allow-list"),
+    ]:
+        tampered = tmp_path / name.replace(".", "_")
+        shutil.copytree(export_dir, tampered)
+        (tampered / name).write_bytes(payload)
+        with pytest.raises(hub_upload.ExportError, match=rf"{name}: {reason}"):
+            hub_upload.upload_to_hub(tampered, "someone/tiny-genremert", RecordingHubApi())
+
+
 def test_publish_uploads_only_after_verification(tmp_path):
     """`publish` on a CRNN_FGNL output (batch-norm statistics included): export, verify, then upload; an output
     without safetensors weights fails before the Hub API is ever built."""

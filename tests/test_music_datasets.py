@@ -142,12 +142,15 @@ def test_gtzan_other_layouts_and_au_copies(tmp_path, top):
             sf.write(folder / f"{genre}.{i:05d}.au", _tone(0.1, GTZAN_RATE, i), GTZAN_RATE, format="AU")
     files = md.find_gtzan_files(tmp_path)
     assert len(files) == 20 and files["rock.00013"].endswith("rock/rock.00013.au")
-    with pytest.warns(UserWarning, match="missing"):  # most listed clips are absent: reported, not fatal
-        songs = md.load_gtzan(tmp_path, split="fault_filtered")
+    # Most listed clips are absent: refused up front, unless asked for deliberately (then reported, not fatal).
+    with pytest.raises(md.BadAudioFilesError, match="not on disk"):
+        md.load_gtzan(tmp_path, split="fault_filtered")
+    with pytest.warns(UserWarning, match="missing"):
+        songs = md.load_gtzan(tmp_path, split="fault_filtered", allow_missing_files=True)
     assert {"blues.00012", "blues.00013"} <= set(_ids(songs["test"]))
     present = sum(songs[s].num_rows for s in md.SPLITS)
     with pytest.raises(md.BadAudioFilesError, match=f"{930 - present} unusable") as error:
-        md.load_gtzan(tmp_path, split="fault_filtered", on_bad_file="raise")
+        md.load_gtzan(tmp_path, split="fault_filtered", on_bad_file="raise", allow_missing_files=True)
     first = error.value.bad_files[0]
     assert first.path == str(tmp_path / top / "blues" / "blues.00000.wav") and first.reason.startswith("missing")
 

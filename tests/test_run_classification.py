@@ -3,6 +3,7 @@ input (unknown names, missing data_dir, mismatched checkpoint labels, bad overri
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -358,8 +359,50 @@ def test_resume_skips_a_half_written_checkpoint(single_process_run, tmp_path):
     args = LCATrainingArguments(output_dir=str(output_dir), resume_from_checkpoint="last", report_to=[])
     assert run_classification.resolve_checkpoint(args, ["singer_0", "singer_1", "singer_2"]) == str(good)
     args = LCATrainingArguments(output_dir=str(output_dir), resume_from_checkpoint=str(newest), report_to=[])
-    with pytest.raises(ValueError, match="incomplete"):
+    with pytest.raises(ValueError, match=r"cannot be resumed from: .*trainer_state\.json is missing"):
         run_classification.resolve_checkpoint(args, ["singer_0", "singer_1", "singer_2"])
+
+
+@pytest.mark.parametrize(
+    "damage, reason",
+    [
+        ("torn_state", r"trainer_state\.json is not valid JSON"),
+        ("truncated_weights", r"model\.safetensors is damaged"),
+        ("empty_optimizer", r"optimizer\.pt is empty"),
+        ("missing_scheduler", r"scheduler\.pt is missing"),
+        ("flipped_byte", r"optimizer\.pt does not match its checksum"),
+    ],
+)
+def test_resume_verifies_checkpoints_and_falls_back_to_the_newest_good_one(
+    single_process_run, tmp_path, caplog, damage, reason
+):
+    output_dir = tmp_path / "run"
+    shutil.copytree(single_process_run, output_dir)
+    checkpoints = sorted(output_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    good, newest = checkpoints[-2], checkpoints[-1]
+    assert (newest / "checksums.json").is_file()  # written when the Trainer saved it
+    if damage == "torn_state":
+        (newest / "trainer_state.json").write_text('{"global_step": 4, "log_hist')
+    elif damage == "truncated_weights":
+        data = (newest / "model.safetensors").read_bytes()
+        (newest / "model.safetensors").write_bytes(data[: len(data) // 3])
+    elif damage == "empty_optimizer":
+        (newest / "optimizer.pt").write_bytes(b"")
+    elif damage == "missing_scheduler":
+        (newest / "scheduler.pt").unlink()
+    else:
+        data = bytearray((newest / "optimizer.pt").read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        (newest / "optimizer.pt").write_bytes(bytes(data))
+    with caplog.at_level("WARNING"):
+        assert run_classification.last_complete_checkpoint(str(output_dir)) == str(good)
+    assert any(re.search(reason, record.getMessage()) for record in caplog.records), caplog.text
+    # When no checkpoint is good, the error lists every one, naming the bad files.
+    (good / "optimizer.pt").write_bytes(b"")
+    for older in checkpoints[:-2]:
+        shutil.rmtree(older)
+    with pytest.raises(ValueError, match=rf"no checkpoint .* can be resumed from:\n .*{reason}"):
+        run_classification.last_complete_checkpoint(str(output_dir))
 
 
 def test_resumed_script_run_reproduces_the_uninterrupted_run(single_process_run, data_dir, tmp_path):
