@@ -145,6 +145,14 @@ def decode_audio(source, sampling_rate: int, name: str | None = None) -> np.ndar
                     f"{name}: decoded {audio.shape[0]} frames, the header announces {header_frames} (damaged or "
                     "truncated stream)"
                 )
+            if shortfall > source_rate // 100:  # beyond encoder padding (10 ms): the end is missing
+                import warnings
+
+                warnings.warn(
+                    f"{name}: the stream ends {shortfall} frames ({1000 * shortfall / source_rate:.0f} ms) before its "
+                    "header says; the missing end is zero-padded.",
+                    stacklevel=2,
+                )
             mono = audio.mean(axis=1) if audio.shape[1] > 1 else audio[:, 0]  # (frames,)
     mono = resample(mono, source_rate, sampling_rate)
     if header_frames is not None:

@@ -76,6 +76,11 @@ def _check_probability(field: str, value) -> None:
         raise ValueError(f"`{field}` must be a dropout probability in [0, 1), got {value!r}.")
 
 
+def _check_num_labels(num_labels) -> None:
+    if not isinstance(num_labels, int) or num_labels < 1:
+        raise ValueError(f"`num_labels` must be a positive number of classes, got {num_labels!r}.")
+
+
 def song_rule_fields(slice_seconds, song_aggregation, vote_threshold, slice_overlap_seconds, slice_remainder) -> dict:
     """The validated fields that say how a recording is sliced and how its slices make the song answer."""
     _check_positive("slice_seconds", slice_seconds)
@@ -209,7 +214,10 @@ class GenreMERTConfig(PretrainedConfig):
         for field, value in song_rule.items():
             setattr(self, field, value)
         kwargs.setdefault("custom_pipelines", DEFAULT_CUSTOM_PIPELINES)
+        if kwargs.get("num_labels") is not None:
+            _check_num_labels(kwargs["num_labels"])
         super().__init__(**kwargs)
+        _check_num_labels(self.num_labels)
 
     @property
     def hidden_size(self) -> int:
@@ -347,7 +355,10 @@ class CRNNFGNLConfig(PretrainedConfig):
         for field, value in song_rule.items():
             setattr(self, field, value)
         kwargs.setdefault("custom_pipelines", DEFAULT_CUSTOM_PIPELINES)
+        if kwargs.get("num_labels") is not None:
+            _check_num_labels(kwargs["num_labels"])
         super().__init__(**kwargs)
+        _check_num_labels(self.num_labels)
 
 
 __all__ = ["GenreMERTConfig", "CRNNFGNLConfig", "COUNTERFACTUAL_MODES"]

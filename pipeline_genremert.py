@@ -55,6 +55,8 @@ except ImportError:  # flat checkout
 
 
 logger = logging.get_logger(__name__)
+
+SILENCE_PEAK = 1e-4  # a recording whose peak stays below -80 dBFS is silent (the up-front check's threshold)
 # A 2-D array is read as multichannel audio only if its shorter axis has at most this many channels.
 MAX_CHANNELS = 8
 # Integer PCM dtypes scaled to [-1, 1) by their full-scale value (the convention of WAV files and soundfile).
@@ -141,6 +143,15 @@ def check_sampling_rate(sampling_rate, name: str = "sampling_rate") -> int:
     if not is_number or not math.isfinite(sampling_rate) or sampling_rate <= 0 or sampling_rate != int(sampling_rate):
         raise ValueError(f"`{name}` must be a positive integer number of samples per second, got {sampling_rate!r}.")
     return int(sampling_rate)
+
+
+def _describe(item) -> str:
+    """A short name of one pipeline input, for error messages."""
+    if isinstance(item, (str, os.PathLike)):
+        return repr(os.fspath(item))
+    if isinstance(item, dict) and isinstance(item.get("path"), str):
+        return repr(item["path"])
+    return type(item).__name__
 
 
 class SongLevelAudioClassificationPipeline(AudioClassificationPipeline):
@@ -256,11 +267,35 @@ class SongLevelAudioClassificationPipeline(AudioClassificationPipeline):
             return_slices (`bool`, *optional*, defaults to `False`):
                 Return a dict `{"scores": song answer, "aggregation": str, "slices": [{"start", "end" (seconds),
                 "scores"}, ...]}` instead of the song answer alone.
+            errors (`str`, *optional*, defaults to `"raise"`):
+                For a list of recordings: `"raise"` stops at the first bad recording with an error naming its index
+                (Transformers' convention); `"return"` puts `{"error": message}` in its place and answers the others.
+
+        A Python list is a batch of recordings, as in Transformers; one waveform is a numpy array or a tensor.
 
         Return:
             A list of `{"label": str, "score": float}`, best first (or the dict above with `return_slices=True`).
         """
-        return super().__call__(inputs, **kwargs)
+        errors = kwargs.pop("errors", "raise")
+        if errors not in ("raise", "return"):
+            raise ValueError(f"`errors` must be 'raise' or 'return', got {errors!r}.")
+        if not isinstance(inputs, (list, tuple)):
+            return super().__call__(inputs, **kwargs)
+        if inputs and all(isinstance(item, (int, float, np.number)) for item in inputs):
+            raise TypeError(
+                f"Got a list of {len(inputs)} numbers: a list is a batch of recordings. Pass one waveform as a numpy "
+                "array or a torch tensor (e.g. `np.asarray(samples, dtype=np.float32)`)."
+            )
+        answers = []
+        for index, item in enumerate(inputs):
+            try:
+                answers.append(super().__call__(item, **kwargs))
+            except (ValueError, TypeError, FileNotFoundError) as error:
+                message = f"recording {index} of {len(inputs)} ({_describe(item)}): {error}"
+                if errors == "raise":
+                    raise type(error)(message) from error
+                answers.append({"error": message})
+        return answers
 
     def _sanitize_parameters(
         self,
@@ -405,6 +440,10 @@ class SongLevelAudioClassificationPipeline(AudioClassificationPipeline):
                 f"({minimum / self.sampling_rate:.4f} s)."
             )
         peak = float(np.abs(waveform).max())
+        if peak < SILENCE_PEAK:
+            logger.warning(
+                f"The audio is silent (peak {peak:.2g}, below -80 dBFS): the answer says nothing about its content."
+            )
         if peak > PEAK_WARNING_THRESHOLD:
             logger.warning_once(
                 f"The audio reaches {peak:.1f} in amplitude, far outside [-1, 1] where float waveforms are expected: "

@@ -28,6 +28,7 @@ python convert_reference_checkpoint.py --checkpoint weights/genreMERT_LCA.ckpt -
 import argparse
 import json
 import pickle
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -89,18 +90,30 @@ def load_reference_checkpoint(path) -> tuple:
     path = Path(path)
     if not path.is_file():
         raise ConversionError(f"--checkpoint {path} does not exist.")
+    if path.stat().st_size == 0:
+        raise ConversionError(f"{path} is empty (0 bytes): not a PyTorch checkpoint.")
+    with open(path, "rb") as handle:
+        head = handle.read(4)
+    if not (head.startswith(b"PK") or head[:1] == b"\x80"):  # torch.save zip archive, or a legacy pickle stream
+        raise ConversionError(
+            f"{path} is not a PyTorch checkpoint (it starts with {head!r}, expected a torch.save zip archive)."
+        )
     stand_ins = [(_AttributeDictStandIn, name) for name in _ATTRIBUTE_DICT_PATHS]
     try:
         with torch.serialization.safe_globals(stand_ins):
             checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
+        offending = re.search(r"GLOBAL (\S+)", str(error))
+        what = f"it refers to the global {offending.group(1)}" if offending else str(error).splitlines()[0]
         raise ConversionError(
-            f"{path} cannot be read safely with torch.load(weights_only=True): {str(error).splitlines()[0]} "
-            "This script never unpickles arbitrary objects; expected a Lightning checkpoint of tensors, numbers, "
-            "strings and dicts."
+            f"{path} cannot be read safely with torch.load(weights_only=True): {what}. This script never unpickles "
+            "arbitrary objects; expected a Lightning checkpoint of tensors, numbers, strings and dicts."
         ) from error
-    except (RuntimeError, EOFError, OSError) as error:
-        raise ConversionError(f"{path} is not a readable PyTorch checkpoint: {error}") from error
+    except (RuntimeError, EOFError, OSError, KeyError, ValueError) as error:
+        reason = str(error) or type(error).__name__
+        raise ConversionError(
+            f"{path} is not a readable PyTorch checkpoint ({type(error).__name__}: {reason})."
+        ) from error
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         found = sorted(checkpoint)[:10] if isinstance(checkpoint, dict) else type(checkpoint).__name__
         raise ConversionError(f"{path}: expected a Lightning checkpoint with a 'state_dict' entry, found {found}.")

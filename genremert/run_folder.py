@@ -134,7 +134,10 @@ def checkpoint_problem(folder: str) -> str | None:
         from safetensors import safe_open
 
         with safe_open(weights, framework="pt") as handle:
-            list(handle.keys())
+            for key in handle.keys():
+                tensor = handle.get_tensor(key)
+                if tensor.is_floating_point() and not tensor.isfinite().all():
+                    return f"{weights} holds non-finite values in {key} (the run had diverged when it was saved)"
     except Exception as error:  # safetensors raises its own error types for a damaged header
         return f"{weights} is damaged ({type(error).__name__}: {error})"
     checksums_path = os.path.join(folder, CHECKSUMS_NAME)
@@ -151,3 +154,36 @@ def checkpoint_problem(folder: str) -> str | None:
             if _sha256(path) != digest:
                 return f"{path} does not match its checksum in {CHECKSUMS_NAME} (damaged after saving)"
     return None
+
+
+def non_finite_tensors(model) -> list[str]:
+    """Names of the floating-point parameters and buffers of `model` (BatchNorm running statistics included) that
+    hold NaN or inf."""
+    tensors = list(model.named_parameters()) + list(model.named_buffers())
+    return [name for name, tensor in tensors if tensor.is_floating_point() and not tensor.isfinite().all()]
+
+
+def check_checkpoint_matches_model(folder: str, model) -> None:
+    """Refuse, before anything is written, to resume `model` from a checkpoint of another architecture (other
+    `--config_overrides`, another model type): names the first differing weights."""
+    from safetensors import safe_open
+
+    expected = {name: tuple(tensor.shape) for name, tensor in model.state_dict().items()}
+    with safe_open(os.path.join(folder, "model.safetensors"), framework="pt") as handle:
+        saved = {name: tuple(handle.get_slice(name).get_shape()) for name in handle.keys()}
+    missing = sorted(set(expected) - set(saved))
+    unexpected = sorted(set(saved) - set(expected))
+    different = sorted(name for name in set(expected) & set(saved) if expected[name] != saved[name])
+    if missing or unexpected or different:
+        details = []
+        if different:
+            name = different[0]
+            details.append(f"{len(different)} of other shape, e.g. {name} {saved[name]} vs {expected[name]}")
+        if missing:
+            details.append(f"{len(missing)} missing, e.g. {missing[0]}")
+        if unexpected:
+            details.append(f"{len(unexpected)} unexpected, e.g. {unexpected[0]}")
+        raise ValueError(
+            f"--resume_from_checkpoint {folder} holds a model of another architecture than the one these flags build "
+            f"({'; '.join(details)}). Resume with the flags of that run (its run_args.json), or start a new run."
+        )

@@ -34,7 +34,14 @@ from .lca_trainer import (
     SliceCollator,
 )
 from .mert_weights import load_mert_weights
-from .run_folder import OutputDirLock, check_output_dir, checkpoint_problem, write_checksums
+from .run_folder import (
+    OutputDirLock,
+    check_checkpoint_matches_model,
+    check_output_dir,
+    checkpoint_problem,
+    non_finite_tensors,
+    write_checksums,
+)
 from .training_args import (  # noqa: F401 - re-exported for the scripts and tests
     DATASETS,
     DEFAULT_SPLITS,
@@ -151,7 +158,12 @@ def build_config(model_args: ModelArguments, label_names: list[str], slice_secon
             backbone[nested] = value
         else:
             kwargs[top] = value
-    return config_class(**kwargs)
+    try:
+        return config_class(**kwargs)
+    except (ValueError, TypeError) as error:
+        raise ValueError(
+            f"--config_overrides {model_args.config_overrides!r} gives an invalid {config_class.__name__}: {error}"
+        ) from error
 
 
 def load_or_build_model(model_args: ModelArguments, label_names: list[str], slice_seconds: float | None):
@@ -224,8 +236,14 @@ def last_complete_checkpoint(output_dir: str) -> str | None:
 class ChecksumCallback(transformers.TrainerCallback):
     """Records the checksums of every checkpoint right after the Trainer saved it (the main process only)."""
 
-    def on_save(self, args, state, control, **kwargs):
+    def on_save(self, args, state, control, model=None, **kwargs):
         folder = os.path.join(args.output_dir, f"checkpoint-{state.global_step}")
+        bad = non_finite_tensors(model) if model is not None else []
+        if bad:  # the loss guard watches the loss only: a diverged BatchNorm statistic shows here
+            raise NonFiniteLossError(
+                f"step {state.global_step}: the model's state holds NaN/inf in {', '.join(bad[:5])}"
+                f"{' …' if len(bad) > 5 else ''}; {folder} is not resumable. Lower the learning rate or check the data."
+            )
         if state.is_world_process_zero and os.path.isdir(folder):
             write_checksums(folder)
         return control
@@ -396,6 +414,8 @@ def run(model_args, data_args, training_args: LCATrainingArguments) -> dict:
             songs[split_name] = select_songs(songs[split_name], limit, training_args.seed)
         checkpoint = resolve_checkpoint(training_args, label_names)
         model = load_or_build_model(model_args, label_names, data_args.slice_seconds)
+        if checkpoint is not None:
+            check_checkpoint_matches_model(checkpoint, model)
         # The song rule travels in the config: the pipeline slices and scores songs exactly as evaluated here.
         model.config.slice_overlap_seconds = float(data_args.slice_overlap_seconds)
         slice_seconds = model.config.slice_seconds
@@ -449,6 +469,11 @@ def run(model_args, data_args, training_args: LCATrainingArguments) -> dict:
         except NonFiniteLossError as error:
             logger.error(str(error))
             raise
+        bad = non_finite_tensors(model)
+        if bad:  # e.g. an inf BatchNorm running variance: the loss guard cannot see it
+            raise NonFiniteLossError(
+                f"training ended with NaN/inf in the model's state ({', '.join(bad[:5])}); the final model is not saved."
+            )
         trainer.save_model()  # the final model folder: weights, config (auto_map), preprocessor, code files
         metrics = dict(train_result.metrics)
         metrics["train_songs"] = len(songs["train"])
@@ -473,6 +498,7 @@ def run(model_args, data_args, training_args: LCATrainingArguments) -> dict:
         metrics["eval_songs"] = len(songs["validation"])
         trainer.log_metrics("eval", metrics)
         trainer.save_metrics("eval", metrics)
+        log_to_integrations(trainer, metrics)
         results.update(metrics)
     save_song_rule(model, chosen_threshold, training_args)
 
@@ -489,8 +515,17 @@ def run(model_args, data_args, training_args: LCATrainingArguments) -> dict:
             metrics[f"{split_name}_songs"] = len(songs[split_name])
             trainer.log_metrics(split_name, metrics)
             trainer.save_metrics(split_name, metrics)
+            log_to_integrations(trainer, metrics)
             results.update(metrics)
     return results
+
+
+def log_to_integrations(trainer, metrics: dict) -> None:
+    """The final evaluation and test scores to TensorBoard (and every other `report_to` integration) at the last
+    step, next to the training curves."""
+    numbers = {key: float(value) for key, value in metrics.items() if isinstance(value, (int, float))}
+    if numbers:
+        trainer.log(numbers)
 
 
 def save_song_rule(model, vote_threshold: float | None, training_args: LCATrainingArguments) -> None:

@@ -218,9 +218,71 @@ def _json_to_flags(values: dict) -> list[str]:
     return flags
 
 
+DESCRIPTION = """Train and evaluate GenreMERT or CRNN_FGNL, plain or with learnable counterfactual attention (LCA).
+
+  python run_classification.py configs/crnn_fgnl_lca_artist20_5s.json --data_dir /data/artist20   # a preset
+  python run_classification.py --model_type crnn_fgnl --dataset synthetic --counterfactual learned \\
+      --num_train_epochs 6 --output_dir outputs/x --do_train --do_eval --do_predict
+
+The first argument may be a JSON preset (configs/*.json); flags after it override its values. The model, data and
+LCA flags come first below; the generic Trainer flags (TrainingArguments) follow. Docs: docs/training.md."""
+
+# The flags of LCATrainingArguments itself (not TrainingArguments'): listed right after the model and data flags.
+LCA_FLAGS = (
+    "lambda_ce_main",
+    "lambda_effect",
+    "lambda_ce_cf",
+    "lambda_ent_cf",
+    "lambda_ent_main",
+    "lambda_att",
+    "cf_warmup_epochs",
+    "effect_type",
+    "evaluate_counterfactual",
+    "overwrite_output_dir",
+)
+
+
+def build_parser() -> HfArgumentParser:
+    """The parser of `run_classification.py`: a description with the launch forms, the LCA flags in their own group
+    before the 500 lines of generic Trainer flags, and `--no_*` switches with their own help."""
+    import argparse
+
+    parser = HfArgumentParser(
+        (ModelArguments, DataTrainingArguments, LCATrainingArguments),
+        description=DESCRIPTION,
+        usage="run_classification.py [PRESET.json] [--flag value ...]",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    import dataclasses
+
+    groups = {
+        "model": {field.name for field in dataclasses.fields(ModelArguments)},
+        "data": {field.name for field in dataclasses.fields(DataTrainingArguments)},
+        "LCA (paper Eq. 1, the two-step schedule, the output folder)": set(LCA_FLAGS),
+    }
+    generic = next(group for group in parser._action_groups if group.title in ("options", "optional arguments"))
+    generic.title = "Trainer (transformers.TrainingArguments)"
+    new_groups = []
+    for title, names in groups.items():
+        group = parser.add_argument_group(title)
+        parser._action_groups.remove(group)
+        for action in list(generic._group_actions):
+            if action.dest in names:
+                generic._group_actions.remove(action)
+                group._group_actions.append(action)
+        new_groups.append(group)
+    position = parser._action_groups.index(generic)
+    parser._action_groups[position:position] = new_groups
+    for action in parser._actions:
+        if action.option_strings and all(option.startswith(("--no_", "--no-")) for option in action.option_strings):
+            positive = action.option_strings[0].replace("--no_", "--", 1)
+            action.help = f"Turn {positive} off (it is on by default)."
+    return parser
+
+
 def parse_arguments(argv: list[str] | None = None):
     """`(ModelArguments, DataTrainingArguments, LCATrainingArguments)` from flags, or a JSON file then flags."""
-    parser = HfArgumentParser((ModelArguments, DataTrainingArguments, LCATrainingArguments))
+    parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0].endswith(".json"):
         path = os.path.abspath(argv[0])
@@ -263,6 +325,13 @@ def parse_config_overrides(text: str | None) -> dict:
         key, value = (part.strip() for part in item.split("=", 1))
         try:
             overrides[key] = json.loads(value)
-        except json.JSONDecodeError:
+        except json.JSONDecodeError as error:
+            if value[:1] in "[{" or value.count("[") != value.count("]") or value.count("{") != value.count("}"):
+                raise ValueError(
+                    f"--config_overrides: the value of {key!r}, {value!r}, is not valid JSON ({error.msg}); write "
+                    "lists as [4,8,8,8] and quote the whole flag in the shell."
+                ) from None
             overrides[key] = {"True": True, "False": False, "None": None}.get(value, value)
+    if depth != 0:
+        raise ValueError(f"--config_overrides {text!r}: unbalanced brackets.")
     return overrides

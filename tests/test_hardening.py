@@ -240,3 +240,98 @@ def test_invalid_repo_ids_are_refused_before_any_work(tmp_path, repo_id):
 
     with pytest.raises(hub_upload.HubUploadError, match="repo_id"):
         hub_upload.publish(tmp_path / "no-such-run", repo_id, dry_run=True)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Weak cases: a clear message naming the file / flag / value
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("num_labels", [0, -3])
+def test_configs_refuse_a_non_positive_number_of_labels(num_labels):
+    from configuration_genremert import CRNNFGNLConfig, GenreMERTConfig
+
+    for config_class in (CRNNFGNLConfig, GenreMERTConfig):
+        with pytest.raises(ValueError, match=rf"`num_labels` must be a positive number of classes, got {num_labels}"):
+            config_class(num_labels=num_labels)
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("nan")])
+def test_slice_seconds_must_be_finite(value):
+    from configuration_genremert import CRNNFGNLConfig
+
+    with pytest.raises(ValueError, match="slice_seconds"):
+        CRNNFGNLConfig(slice_seconds=value)
+
+
+def test_malformed_config_overrides_name_the_flag_and_the_field():
+    from genremert import training
+    from genremert.training_args import ModelArguments, parse_config_overrides
+
+    with pytest.raises(
+        ValueError, match=r"--config_overrides: the value of 'conv_channels', '\[4,8', is not valid JSON"
+    ):
+        parse_config_overrides("conv_channels=[4,8")
+    with pytest.raises(ValueError, match=r"--config_overrides .* gives an invalid CRNNFGNLConfig: .*gaussian_kernel"):
+        training.build_config(ModelArguments(config_overrides="gaussian_kernel_size=4"), ["a", "b"], None)
+
+
+def test_help_describes_the_script_and_lists_the_lca_flags_before_the_trainer_flags():
+    completed = subprocess.run(
+        [sys.executable, "run_classification.py", "--help"], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    text = completed.stdout
+    assert completed.returncode == 0
+    assert text.startswith("usage: run_classification.py [PRESET.json]") and "JSON preset" in text
+    assert text.index("model:") < text.index("data:") < text.index("LCA (") < text.index("Trainer (")
+    assert text.index("--lambda_att") < text.index("--learning_rate")
+    no_flag = text[text.index("--no_evaluate_counterfactual,") :][:200]
+    assert "Turn --evaluate_counterfactual off" in no_flag
+
+
+def test_conversion_of_text_empty_and_malicious_files_names_the_cause(tmp_path):
+    import torch
+
+    from genremert.conversion import ConversionError, load_reference_checkpoint
+
+    text = tmp_path / "notes.ckpt"
+    text.write_text("hello, not a checkpoint\n")
+    with pytest.raises(ConversionError, match=r"not a PyTorch checkpoint \(it starts with b'hell'"):
+        load_reference_checkpoint(text)
+    empty = tmp_path / "empty.ckpt"
+    empty.write_bytes(b"")
+    with pytest.raises(ConversionError, match=r"empty \(0 bytes\)"):
+        load_reference_checkpoint(empty)
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo never",))
+
+    evil = tmp_path / "evil.ckpt"
+    torch.save({"state_dict": {}, "hyper_parameters": Evil()}, evil)
+    with pytest.raises(ConversionError, match=r"refers to the global (posix|os|nt)\.system"):
+        load_reference_checkpoint(evil)
+
+
+def test_pipeline_lists_floats_bad_items_and_silence(tmp_path, caplog):
+    from tiny_configs import tiny_crnn_fgnl_config
+    from transformers import pipeline
+
+    from genremert import CRNNFGNLForAudioClassification
+
+    model = CRNNFGNLForAudioClassification(tiny_crnn_fgnl_config()).eval()
+    model.save_pretrained(tmp_path / "model")
+    classifier = pipeline("audio-classification", model=str(tmp_path / "model"), trust_remote_code=True)
+    with pytest.raises(TypeError, match="a list is a batch of recordings"):
+        classifier([0.1] * 20000)
+    good = tmp_path / "good.wav"
+    sf.write(good, tone(1.5), 16000)
+    bad = tmp_path / "bad.wav"
+    bad.write_text("not audio at all " * 50)
+    with pytest.raises(ValueError, match=r"recording 1 of 3 \('.*bad\.wav'\)"):
+        classifier([str(good), str(bad), str(good)])
+    answers = classifier([str(good), str(bad), str(good)], errors="return")
+    assert answers[0] == answers[2] and "error" in answers[1] and "bad.wav" in answers[1]["error"]
+    with caplog.at_level("WARNING"):
+        classifier(np.zeros(16000, dtype=np.float32))
+    assert "silent" in caplog.text

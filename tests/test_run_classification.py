@@ -478,3 +478,42 @@ def test_max_samples_count_songs_not_slices():
     assert len(run_classification.select_songs(songs, 50, seed=0)) == 10
     with pytest.raises(ValueError, match="--max_eval_samples counts songs"):
         run_classification.DataTrainingArguments(max_eval_samples=0)
+
+
+def test_resuming_with_another_architecture_is_refused_before_anything_is_written(single_process_run, tmp_path):
+    output_dir = tmp_path / "run"
+    checkpoint = sorted(single_process_run.glob("checkpoint-*"))[0]
+    output_dir.mkdir()
+    shutil.copytree(checkpoint, output_dir / checkpoint.name)
+    flags = tiny_flags(output_dir.parent / "synthetic_cache", output_dir, "--resume_from_checkpoint", "last")
+    flags[flags.index("--config_overrides") + 1] = TINY_CRNN.replace("gru_hidden_size=8", "gru_hidden_size=6")
+    with pytest.raises(ValueError, match=r"holds a model of another architecture .*head\.classifier"):
+        run_classification.main(flags)
+    assert sorted(path.name for path in output_dir.iterdir()) == [checkpoint.name]  # run_args.json not written
+
+
+def test_final_scores_reach_tensorboard(single_process_run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tags = set()
+    for events in (single_process_run / "runs").rglob("events.out.tfevents*"):
+        accumulator = EventAccumulator(str(events))
+        accumulator.Reload()
+        tags.update(accumulator.Tags()["scalars"])
+    # Test scores were logged only to all_results.json before; the final evaluation also gets its thresholded vote.
+    assert {"test/song_f1", "test/noisy_song_accuracy", "eval/song_accuracy_thresholded"} <= tags, sorted(tags)
+
+
+def test_non_finite_model_state_stops_the_run_naming_the_tensor(tmp_path):
+    from tiny_configs import tiny_crnn_fgnl_config
+
+    from genremert import CRNNFGNLForAudioClassification
+    from genremert.lca_trainer import NonFiniteLossError
+    from genremert.training import ChecksumCallback
+
+    model = CRNNFGNLForAudioClassification(tiny_crnn_fgnl_config())
+    model.conv_blocks[0].norm.running_var.fill_(float("inf"))
+    state = SimpleNamespace(global_step=3, is_world_process_zero=True)
+    args = SimpleNamespace(output_dir=str(tmp_path))
+    with pytest.raises(NonFiniteLossError, match=r"step 3: .*conv_blocks\.0\.norm\.running_var"):
+        ChecksumCallback().on_save(args, state, None, model=model)
