@@ -27,6 +27,9 @@ import numpy as np
 
 SONG_AGGREGATIONS = ("vote", "mean")
 SLICE_REMAINDERS = ("drop", "end")
+# Decoded samples beyond this amplitude are not audio (float files are expected in [-1, 1]; lossy decoders and
+# resampling overshoot a little).
+MAX_PLAUSIBLE_PEAK = 1000.0
 RESAMPLER_QUALITY = "HQ"  # soxr quality of every resampling, in training and in the pipeline
 # A stream may decode to slightly fewer frames than its header announces (encoder delay/padding of lossy formats);
 # beyond this shortfall, the stream is damaged.
@@ -158,8 +161,18 @@ def decode_audio(source, sampling_rate: int, name: str | None = None) -> np.ndar
     if header_frames is not None:
         target = num_samples_at(header_frames, source_rate, sampling_rate)
         mono = mono[:target] if len(mono) >= target else np.pad(mono, (0, target - len(mono)))
-    if not np.isfinite(mono).all():
-        raise AudioDecodeError(f"{name}: decoded audio contains NaN or infinite values")
+    finite = np.isfinite(mono)
+    if not finite.all():
+        first = int(np.flatnonzero(~finite)[0])
+        raise AudioDecodeError(
+            f"{name}: decoded audio contains NaN or infinite values (first at {first / sampling_rate:.3f} s)"
+        )
+    peak = float(np.abs(mono).max()) if mono.size else 0.0
+    if peak > MAX_PLAUSIBLE_PEAK:
+        raise AudioDecodeError(
+            f"{name}: samples reach amplitude {peak:.3g}, far outside [-1, 1]: not usable audio (a float file "
+            "written without scaling?)"
+        )
     return np.ascontiguousarray(mono, dtype=np.float32)
 
 

@@ -175,12 +175,26 @@ def fill_cache(
 ) -> int:
     """Decode every song of `songs` into `cache_dir` in parallel (threads); returns the number of songs.
 
-    Optional: :func:`slice_songs` fills the cache lazily anyway; this does it up front, e.g. once
-    before a long artist20 run.
+    Every sample of every song is decoded, so this is also the complete check of the data (the up-front check of the
+    loaders probes five blocks per file): every song that cannot be decoded (NaN/inf or absurd amplitudes between
+    the probe points, a stream damaged in the middle) is reported together, by path and reason, as
+    :class:`BadAudioFilesError` before training starts. `run_classification.py --audio_cache_dir` calls it first.
     """
-    paths = sorted({p for split in _as_splits(songs).values() for p in split["audio"]})
+    paths = sorted(
+        {_audio_path(cell, i) for split in _as_splits(songs).values() for i, cell in enumerate(split["audio"])}
+    )
+
+    def decode(path: str) -> Optional[BadAudioFile]:
+        try:
+            load_audio(path, sampling_rate, cache_dir)
+        except AudioDecodeError as error:
+            return BadAudioFile(path, str(error))
+        return None
+
     with ThreadPoolExecutor(_workers(num_workers)) as pool:
-        list(pool.map(lambda p: load_audio(p, sampling_rate, cache_dir) is not None, paths))
+        bad = [result for result in pool.map(decode, paths) if result is not None]
+    if bad:
+        raise BadAudioFilesError("decoding every song", bad)
     return len(paths)
 
 

@@ -77,7 +77,12 @@ QUICK = {
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="one-minute smoke version")
-    parser.add_argument("--output_dir", default="outputs/demo", help="where models, plots and logs go")
+    parser.add_argument(
+        "--output_dir",
+        default=None,
+        help="where models, plots and logs go (default: outputs/demo, or outputs/demo_quick with --quick, so that a "
+        "quick run never replaces the full demo's folders)",
+    )
     parser.add_argument(
         "--data_dir",
         default=None,
@@ -98,7 +103,10 @@ def parse_args(argv=None) -> argparse.Namespace:
             default=value,
             help=f"LCA weight (default {value})",
         )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.output_dir is None:
+        args.output_dir = "outputs/demo_quick" if args.quick else "outputs/demo"
+    return args
 
 
 def biased_class_rate(matrix: list[list[int]], bias_class: int) -> float:
@@ -162,6 +170,8 @@ def run_one(name: str, counterfactual: str, settings: dict, args: argparse.Names
         "false",
         "--output_dir",
         output_dir,
+        "--overwrite_output_dir",  # a new demo replaces the previous demo's runs in its own folder
+        "true",
         "--do_train",
         "--do_eval",
         "--do_predict",

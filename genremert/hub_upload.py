@@ -321,6 +321,29 @@ def _load_feature_extractor(output_dir: Path, config):
     return build_feature_extractor(config)
 
 
+def check_code_drift(output_dir: Path, allow_code_update: bool) -> list[str]:
+    """The code files of `output_dir` that differ from this repository's (which the export will carry)."""
+    repository = Path(__file__).resolve().parent.parent
+    changed = []
+    for name in remote_code_files():
+        theirs = Path(output_dir) / name
+        if (
+            theirs.is_file()
+            and (repository / name).is_file()
+            and theirs.read_bytes() != (repository / name).read_bytes()
+        ):
+            changed.append(name)
+    if changed and not allow_code_update:
+        raise ExportError(
+            f"the code files {changed} of {output_dir} differ from this repository's, which the export would publish "
+            "instead: the model was trained with another version of genremert. Publish with that version, or pass "
+            "--allow_code_update to publish this version's code (the verification still checks identical logits)."
+        )
+    if changed:
+        print(f"warning: exporting this repository's version of {changed} (the training folder's copies differ).")
+    return changed
+
+
 def export_for_hub(
     output_dir,
     export_dir,
@@ -328,14 +351,18 @@ def export_for_hub(
     dataset: str | None = None,
     license: str | None = None,
     check_pipeline: bool = True,
+    allow_code_update: bool = False,
 ) -> ExportReport:
     """Build and verify the Hub-ready folder `export_dir` from the training output `output_dir`.
 
-    Raises `ExportError` with the reason if anything is missing or the reloaded folder differs.
+    The export carries this repository's code files. When the training folder's own copies differ (it was trained
+    with another version of genremert), that is refused naming the files, unless `allow_code_update` (then a
+    warning names them). Raises `ExportError` with the reason if anything is missing or the reloaded folder differs.
     """
     output_dir, export_dir = Path(output_dir), Path(export_dir)
     if export_dir.resolve() == output_dir.resolve():
         raise ExportError("--export_dir must differ from --output_dir: the training output is never modified.")
+    check_code_drift(output_dir, allow_code_update)
     model = load_trained_model(output_dir)
     trained_counterfactual = model.config.counterfactual
     model.remove_counterfactual_branch()
@@ -470,6 +497,7 @@ def publish(
     license: str | None = None,
     commit_message: str | None = None,
     check_pipeline: bool = True,
+    allow_code_update: bool = False,
 ):
     """Export, verify and (unless `dry_run`) upload. Returns `(ExportReport, commit info or None)`.
 
@@ -480,7 +508,13 @@ def publish(
     output_dir = Path(output_dir)
     export_dir = Path(export_dir) if export_dir is not None else output_dir / "hub_export"
     report = export_for_hub(
-        output_dir, export_dir, repo_id=repo_id, dataset=dataset, license=license, check_pipeline=check_pipeline
+        output_dir,
+        export_dir,
+        repo_id=repo_id,
+        dataset=dataset,
+        license=license,
+        check_pipeline=check_pipeline,
+        allow_code_update=allow_code_update,
     )
     if dry_run:
         return report, None
@@ -522,6 +556,11 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--skip_pipeline_check", action="store_true", help="Do not run the pipeline in the verification process."
     )
+    parser.add_argument(
+        "--allow_code_update",
+        action="store_true",
+        help="Publish this repository's code files although the training folder's own copies differ.",
+    )
     args = parser.parse_args(argv)
     try:
         report, commit = publish(
@@ -536,6 +575,7 @@ def main(argv=None) -> int:
             license=args.license,
             commit_message=args.commit_message,
             check_pipeline=not args.skip_pipeline_check,
+            allow_code_update=args.allow_code_update,
         )
     except (ExportError, HubUploadError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -30,8 +30,6 @@ def load_model(model_dir):
         raise FileNotFoundError(f"--model_dir {model_dir} has no config.json: expected a genremert model folder.")
     from transformers import AutoModelForAudioClassification
 
-    import modeling_genremert  # noqa: F401  (registers the models with the Auto classes)
-
     model = AutoModelForAudioClassification.from_pretrained(model_dir, use_safetensors=True)
     _model_kind(model)
     return model.eval()
@@ -67,8 +65,14 @@ def _load_slices(args, model):
         )
     label_names = songs[args.eval_split].features["label"].names
 
-    def sliced(split):
-        return music_datasets.slice_songs(songs[split], model.config.sampling_rate, model.config.slice_seconds)
+    def sliced(split):  # the slicing of the model's song rule (its evaluation and pipeline)
+        return music_datasets.slice_songs(
+            songs[split],
+            model.config.sampling_rate,
+            model.config.slice_seconds,
+            getattr(model.config, "slice_overlap_seconds", 0.0),
+            keep_remainder=getattr(model.config, "slice_remainder", "drop") == "end",
+        )
 
     if len(label_names) != model.config.num_labels:
         raise ValueError(
@@ -124,14 +128,14 @@ def run_interpretation(
                 )
             )
             summary["figures"].append(
-                str(plot_grad_cam(model, waveform, output_dir / f"grad_cam_{stem}.png", band_hz=band_hz))
+                str(plot_grad_cam(model, waveform, output_dir / f"evidence_{stem}.png", band_hz=band_hz))
             )
             if bias_class is not None:
                 noisy = add_band_noise(
                     waveform, model.config.sampling_rate, band_hz, noise_db, np.random.default_rng(seed)
                 )
                 summary["figures"].append(
-                    str(plot_grad_cam(model, noisy, output_dir / f"grad_cam_{stem}_noisy.png", band_hz=band_hz))
+                    str(plot_grad_cam(model, noisy, output_dir / f"evidence_{stem}_noisy.png", band_hz=band_hz))
                 )
     representations, labels, predictions = collect_representations(model, slices, max_slices=max_slices)
     summary["accuracy"] = float(np.mean(labels == predictions))
@@ -159,10 +163,33 @@ def run_interpretation(
     return summary
 
 
+def fill_from_run_arguments(args) -> None:
+    """Unset dataset settings come from the training run's `run_args.json` in `--model_dir` (so the README's command
+    works on the demo's output as it is); without that file, `--dataset` is required."""
+    path = Path(args.model_dir) / "run_args.json"
+    if not path.is_file():
+        if args.dataset is None:
+            raise ValueError(f"--dataset is required: {path} (the training run's arguments) does not exist.")
+        return
+    data_args = json.loads(path.read_text(encoding="utf-8")).get("data_args", {})
+    if args.dataset is not None and args.dataset != data_args.get("dataset"):
+        return  # another dataset than the training run's: nothing to take from it
+    args.dataset = data_args.get("dataset")
+    for name in ("data_dir", "split", "synthetic_options", "bias_class"):
+        if getattr(args, name) is None and data_args.get(name) is not None:
+            setattr(args, name, data_args[name])
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model_dir", required=True, help="A genremert model folder (training output or Hub export).")
-    parser.add_argument("--dataset", required=True, choices=("synthetic", "gtzan", "artist20"))
+    parser.add_argument(
+        "--dataset",
+        default=None,
+        choices=("synthetic", "gtzan", "artist20"),
+        help="The dataset to interpret on. Default: the training run's, from --model_dir/run_args.json (with its "
+        "--data_dir, --split, --synthetic_options and --bias_class, unless given here).",
+    )
     parser.add_argument(
         "--data_dir", default=None, help="Dataset root (gtzan, artist20) or the synthetic cache folder."
     )
@@ -185,14 +212,28 @@ def main(argv=None) -> int:
         default=None,
         help="Class id whose training audio carried the band noise: runs the bias probe.",
     )
-    parser.add_argument("--band_hz", type=float, nargs=2, default=list(DEFAULT_BIAS_BAND_HZ), metavar=("LOW", "HIGH"))
     parser.add_argument(
-        "--noise_db", type=float, default=DEFAULT_NOISE_DB, help="Noise RMS relative to each slice's RMS."
+        "--band_hz",
+        type=float,
+        nargs=2,
+        default=list(DEFAULT_BIAS_BAND_HZ),
+        metavar=("LOW", "HIGH"),
+        help="Band of the probe's white noise in Hz (default: 3000 5000, paper Fig. 1), also outlined on the plots.",
+    )
+    parser.add_argument(
+        "--noise_db",
+        type=float,
+        default=DEFAULT_NOISE_DB,
+        help=f"Level of the probe's noise: its RMS in dB relative to each slice's RMS (default {DEFAULT_NOISE_DB:g}).",
     )
     parser.add_argument("--max_slices", type=int, default=500, help="Slices used for t-SNE and the probe (0 = all).")
     parser.add_argument("--num_examples", type=int, default=2, help="Slices drawn as attention / Grad-CAM examples.")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    try:
+        fill_from_run_arguments(args)
+    except ValueError as error:
+        parser.error(str(error))
     if args.dataset in ("gtzan", "artist20") and not args.data_dir:
         parser.error(f"--data_dir is required for --dataset {args.dataset}.")
     try:

@@ -36,8 +36,11 @@ changes the training run's random stream.
 from __future__ import annotations
 
 import contextlib
+import errno
 import inspect
 import math
+import os
+import shutil
 from dataclasses import dataclass, field
 
 import torch
@@ -235,6 +238,7 @@ class SliceCollator:
     def __init__(self, feature_extractor, song_index_of: dict[str, int]):
         self.feature_extractor = feature_extractor
         self.song_index_of = song_index_of
+        self.song_id_of = {index: song_id for song_id, index in song_index_of.items()}
 
     def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
         waveforms = [row["input_values"] for row in rows]
@@ -402,7 +406,7 @@ class LCATrainer(Trainer):
         loss = combine_lca_loss(terms, weights)
 
         if training:
-            self._check_finite(loss, terms)
+            self._check_finite(loss, terms, inputs)
         self._accumulate("train" if training else "eval", terms, warmup)
 
         if return_outputs:
@@ -412,7 +416,22 @@ class LCATrainer(Trainer):
             return loss, kept
         return loss
 
-    def _check_finite(self, loss: torch.Tensor, terms: dict) -> None:
+    def _batch_songs(self, inputs: dict) -> str:
+        """The songs of a batch, the loudest first, for the error of a non-finite loss (a song with samples of
+        amplitude 1e20 or NaN is the usual culprit)."""
+        song_index, values = inputs.get("song_index"), inputs.get("input_values")
+        song_id_of = getattr(self.data_collator, "song_id_of", {})
+        if song_index is None or values is None:
+            return ""
+        peaks = values.detach().float().abs().nan_to_num(nan=float("inf")).amax(dim=-1)  # (batch,)
+        order = peaks.argsort(descending=True).tolist()
+        described = [
+            f"{song_id_of.get(int(song_index[row]), int(song_index[row]))} (peak {float(peaks[row]):.3g})"
+            for row in order[:8]
+        ]
+        return f" Songs of this batch, loudest first: {', '.join(described)}."
+
+    def _check_finite(self, loss: torch.Tensor, terms: dict, inputs: dict | None = None) -> None:
         """Stops training before the optimizer step when the loss is NaN/inf on any process (all ranks raise)."""
         finite = torch.isfinite(loss.detach()).float().reshape(1)
         if self.accelerator.num_processes > 1:
@@ -425,8 +444,28 @@ class LCATrainer(Trainer):
             f"non-finite LCA loss ({float(loss.detach())}) at global step {step} (epoch {self.state.epoch or 0.0:.3f}); "
             f"terms: {values}. Training stopped before the optimizer step of step {step}: no checkpoint holds this "
             f"state, the last saved checkpoint in {self.args.output_dir} is intact. Lower the learning rate or the "
-            "entropy/attention weights, or check the input audio."
+            "entropy/attention weights, or check the input audio." + (self._batch_songs(inputs) if inputs else "")
         )
+
+    # -- saving ----------------------------------------------------------------------------------------------------
+
+    def _save_checkpoint(self, model, trial) -> None:
+        """`Trainer._save_checkpoint`, with a full disk said in words: torch's zip writer reports it as
+        `unexpected pos 64 vs 0`. The half-written checkpoint has no `checksums.json` and is never resumed from."""
+        folder = os.path.join(self.args.output_dir, f"checkpoint-{self.state.global_step}")
+        try:
+            super()._save_checkpoint(model, trial)
+        except (OSError, RuntimeError) as error:
+            text = str(error)
+            if getattr(error, "errno", None) == errno.ENOSPC or "unexpected pos" in text or "No space left" in text:
+                free = shutil.disk_usage(self.args.output_dir).free if os.path.isdir(self.args.output_dir) else 0
+                raise OSError(
+                    errno.ENOSPC,
+                    f"the disk is full while writing {folder} ({free / 2**20:.0f} MiB free; torch said: "
+                    f"{text.splitlines()[0][:200]}). That checkpoint is incomplete and will not be resumed from; free "
+                    "space (or lower --save_total_limit) and resume with --resume_from_checkpoint last.",
+                ) from error
+            raise
 
     # -- logging ---------------------------------------------------------------------------------------------------
 

@@ -419,6 +419,9 @@ def run(model_args, data_args, training_args: LCATrainingArguments) -> dict:
         # The song rule travels in the config: the pipeline slices and scores songs exactly as evaluated here.
         model.config.slice_overlap_seconds = float(data_args.slice_overlap_seconds)
         slice_seconds = model.config.slice_seconds
+        if data_args.audio_cache_dir is not None:
+            # Decode every sample of every song now: a bad song is named before training, not hours into it.
+            music_datasets.fill_cache(songs, model.config.sampling_rate, data_args.audio_cache_dir)
         slices = music_datasets.slice_songs(
             songs,
             model.config.sampling_rate,
@@ -476,6 +479,8 @@ def run(model_args, data_args, training_args: LCATrainingArguments) -> dict:
             )
         trainer.save_model()  # the final model folder: weights, config (auto_map), preprocessor, code files
         metrics = dict(train_result.metrics)
+        if checkpoint is not None:
+            metrics["train_loss"] = whole_run_train_loss(trainer, checkpoint, metrics["train_loss"])
         metrics["train_songs"] = len(songs["train"])
         metrics["train_slices"] = len(slices["train"])
         trainer.log_metrics("train", metrics)
@@ -518,6 +523,27 @@ def run(model_args, data_args, training_args: LCATrainingArguments) -> dict:
             log_to_integrations(trainer, metrics)
             results.update(metrics)
     return results
+
+
+def whole_run_train_loss(trainer, checkpoint: str, session_loss: float) -> float:
+    """After a resume, the Trainer's `train_loss` averages only the steps of this session; this is the mean over every
+    step of the run: the logged losses up to the checkpoint (each the mean of its logging interval) plus this
+    session's steps. When the logs do not reach the checkpoint's step, the session's value is kept, with a warning."""
+    with open(os.path.join(checkpoint, "trainer_state.json"), encoding="utf-8") as handle:
+        initial_step = int(json.load(handle)["global_step"])
+    total, previous = 0.0, 0
+    for entry in sorted(trainer.state.log_history, key=lambda entry: entry.get("step", 0)):
+        if "loss" in entry and entry.get("step", 0) <= initial_step:
+            total += float(entry["loss"]) * (entry["step"] - previous)
+            previous = entry["step"]
+    global_step = trainer.state.global_step
+    if previous != initial_step or global_step <= 0:
+        logger.warning(
+            f"train_loss averages only the {global_step - initial_step} steps after the resume: the logs of the run "
+            f"stop at step {previous}, before the checkpoint's step {initial_step}."
+        )
+        return session_loss
+    return (total + session_loss * (global_step - initial_step)) / global_step
 
 
 def log_to_integrations(trainer, metrics: dict) -> None:

@@ -125,7 +125,10 @@ class DataTrainingArguments:
     max_predict_samples: int | None = field(default=None, metadata={"help": "At most this many songs per test split."})
     audio_cache_dir: str | None = field(
         default=None,
-        metadata={"help": "Keep decoded, resampled songs here as .npy (faster later epochs and runs)."},
+        metadata={
+            "help": "Keep decoded, resampled songs here as .npy (faster later epochs and runs). Every song is decoded "
+            "once before training, which also checks every sample (bad songs are named up front)."
+        },
     )
     synthetic_options: str | None = field(
         default=None,

@@ -335,3 +335,101 @@ def test_pipeline_lists_floats_bad_items_and_silence(tmp_path, caplog):
     with caplog.at_level("WARNING"):
         classifier(np.zeros(16000, dtype=np.float32))
     assert "silent" in caplog.text
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Bad samples anywhere in a song: named before training; a non-finite loss names the batch's songs; a full disk
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def test_filling_the_cache_checks_every_sample_and_names_every_bad_song(tmp_path):
+    from datasets import Dataset
+
+    good = tmp_path / "good.wav"
+    sf.write(good, tone(2.0), 16000, subtype="FLOAT")
+    nan_inside = tone(2.0)
+    nan_inside[12345] = np.nan  # between the up-front check's probe points
+    sf.write(tmp_path / "nan.wav", nan_inside, 16000, subtype="FLOAT")
+    loud = tone(2.0)
+    loud[20000] = 1e20
+    sf.write(tmp_path / "loud.wav", loud, 16000, subtype="FLOAT")
+    assert audio_files.check_audio_file(tmp_path / "nan.wav") is None  # the probes miss it ...
+    songs = Dataset.from_dict({"audio": [str(good), str(tmp_path / "nan.wav"), str(tmp_path / "loud.wav")]})
+    with pytest.raises(music_datasets.BadAudioFilesError) as error:  # ... decoding every sample does not
+        music_datasets.fill_cache(songs, 16000, tmp_path / "cache")
+    message = str(error.value)
+    assert "nan.wav: " in message and "NaN or infinite values (first at 0.772 s)" in message
+    assert "loud.wav: " in message and "amplitude 1e+20" in message and "good.wav" not in message
+
+
+def test_a_non_finite_loss_names_the_songs_of_the_batch(tmp_path):
+    import torch
+    from tiny_configs import tiny_crnn_fgnl_config
+
+    from genremert import CRNNFGNLForAudioClassification, build_feature_extractor
+    from genremert.lca_trainer import LCATrainer, NonFiniteLossError, SliceCollator
+
+    model = CRNNFGNLForAudioClassification(tiny_crnn_fgnl_config())
+    collator = SliceCollator(build_feature_extractor(model.config), {"quiet/song": 0, "loud/song": 1})
+    args = LCATrainingArguments(output_dir=str(tmp_path), report_to=[], use_cpu=True)
+    trainer = LCATrainer(model=model, args=args, data_collator=collator)
+    inputs = {
+        "input_values": torch.stack([torch.zeros(16000) + 0.1, torch.full((16000,), 1e20)]),
+        "labels": torch.tensor([0, 1]),
+        "song_index": torch.tensor([0, 1]),
+    }
+    with pytest.raises(NonFiniteLossError, match=r"loudest first: loud/song \(peak 1e\+20\), quiet/song"):
+        trainer._check_finite(torch.tensor(float("nan")), {}, inputs)
+
+
+def test_a_full_disk_while_saving_says_so_and_which_checkpoint(tmp_path, monkeypatch):
+    from transformers import Trainer
+
+    from genremert.lca_trainer import LCATrainer
+
+    def full_disk(self, model, trial):
+        raise RuntimeError("[enforce fail at inline_container.cc:626] . unexpected pos 64 vs 0")
+
+    monkeypatch.setattr(Trainer, "_save_checkpoint", full_disk)
+    trainer = LCATrainer.__new__(LCATrainer)
+    trainer.args = LCATrainingArguments(output_dir=str(tmp_path), report_to=[])
+    trainer.state = type("State", (), {"global_step": 7})()
+    with pytest.raises(OSError, match=r"the disk is full while writing .*checkpoint-7 .*resume_from_checkpoint last"):
+        trainer._save_checkpoint(None, None)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The README's commands on the demo's real output
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def test_readme_interpret_command_works_on_the_quick_demo_output(tmp_path):
+    """`python demo.py --quick` writes its own folder, and the README's `interpret.py` command (no dataset flags: they
+    come from the run's run_args.json) works on its output; a second demo replaces its own runs."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    demo_dir = tmp_path / "demo_quick"
+    for _ in range(2):  # the second run replaces the first (the demo passes --overwrite_output_dir)
+        completed = subprocess.run(
+            [sys.executable, "demo.py", "--quick", "--output_dir", str(demo_dir)],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env=env,
+        )
+        assert completed.returncode == 0, completed.stderr[-3000:]
+    figures = tmp_path / "figures"
+    completed = subprocess.run(
+        [sys.executable, "interpret.py", "--model_dir", str(demo_dir / "lca"), "--output_dir", str(figures)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    summary = json.loads((figures / "interpretation.json").read_text())
+    assert "bias_probe" in summary and any("evidence_" in figure for figure in summary["figures"])
+    from genremert.demo import parse_args
+
+    assert parse_args(["--quick"]).output_dir == "outputs/demo_quick" and parse_args([]).output_dir == "outputs/demo"

@@ -395,3 +395,17 @@ def test_cli_reports_a_bad_output_folder_clearly(tmp_path, capsys):
     error = capsys.readouterr().err
     assert "the model does not load" in error and "num_mel_bins" in error
     assert not (broken / "hub_export").exists()
+
+
+def test_a_training_folder_with_other_code_is_refused_unless_asked(trained, tmp_path):
+    import shutil
+
+    _, output_dir = trained
+    drifted = tmp_path / "drifted"
+    shutil.copytree(output_dir, drifted)
+    with open(drifted / "modeling_genremert.py", "a", encoding="utf-8") as handle:
+        handle.write("\n# trained with another version\n")
+    with pytest.raises(hub_upload.ExportError, match=r"\['modeling_genremert.py'\] .* differ from this repository"):
+        hub_upload.export_for_hub(drifted, tmp_path / "export", "someone/x", check_pipeline=False)
+    assert hub_upload.check_code_drift(drifted, allow_code_update=True) == ["modeling_genremert.py"]
+    assert hub_upload.check_code_drift(output_dir, allow_code_update=False) == []

@@ -283,8 +283,8 @@ def test_run_interpretation_writes_every_plot_and_the_numbers(shortcut_model, tm
     names = sorted(path.split("/")[-1] for path in summary["figures"])
     assert names == [
         "bias_probe.png",
-        "grad_cam_slice00000_noisy_singer.png",
-        "grad_cam_slice00000_noisy_singer_noisy.png",
+        "evidence_slice00000_noisy_singer.png",
+        "evidence_slice00000_noisy_singer_noisy.png",
         "roll_attention_slice00000_noisy_singer.png",
         "tsne.png",
     ]
@@ -334,7 +334,7 @@ def test_cli_on_the_synthetic_benchmark(shortcut_model, tmp_path, capsys):
     assert probe["num_clean"] == probe["num_noisy"] == 6  # 3 test songs × two 1 s slices
     for name in ("bias_probe.png", "tsne.png"):
         assert_readable_png(output_dir / name)
-    assert any(path.endswith(".png") and "grad_cam" in path for path in summary["figures"])
+    assert any(path.endswith(".png") and "evidence_" in path for path in summary["figures"])
 
     exit_code = interpret_cli.main(
         ["--model_dir", str(tmp_path / "missing"), "--dataset", "synthetic", "--output_dir", str(output_dir)]

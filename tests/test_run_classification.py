@@ -430,6 +430,8 @@ def test_resumed_script_run_reproduces_the_uninterrupted_run(single_process_run,
         "eval_loss_att",
     ):
         assert resumed[key] == full[key], key
+    # train_loss is the mean over every step of the run, not over the resumed steps only.
+    assert resumed["train_loss"] == pytest.approx(full["train_loss"], rel=1e-6, abs=1e-9)
     from safetensors.torch import load_file
 
     full_weights = load_file(single_process_run / "model.safetensors")
