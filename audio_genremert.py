@@ -19,6 +19,7 @@ soundfile and soxr are imported where they are used, with an error that names th
 """
 
 import os
+import re
 import subprocess
 from dataclasses import dataclass
 
@@ -86,14 +87,28 @@ def _decode_with_ffmpeg(source, sampling_rate: int, name: str) -> np.ndarray:
         )
     except FileNotFoundError as error:
         raise AudioDecodeError(
-            f"{name}: libsndfile cannot read this format and the `ffmpeg` binary, needed for it, is not installed "
-            "(e.g. `apt-get install ffmpeg`)."
+            f"{name}: not readable as audio. If it is audio in a format libsndfile does not read (m4a, aac, wma, ...), "
+            "install the `ffmpeg` binary (e.g. `apt-get install ffmpeg`); otherwise the file is not audio or is "
+            "damaged."
         ) from error
     waveform = np.frombuffer(completed.stdout, dtype=np.float32)
     if completed.returncode != 0 or waveform.size == 0:
         message = completed.stderr.decode(errors="replace").strip().splitlines()
         raise AudioDecodeError(f"{name}: cannot decode: {message[-1] if message else 'no audio samples decoded'}")
     return waveform.copy()
+
+
+# libsndfile's description of a wav/aiff/au data chunk shorter than its header declares: "data : 123 (should be 456)".
+TRUNCATED_DATA_CHUNK = re.compile(r"^\s*(data[^:\n]*?)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.IGNORECASE | re.MULTILINE)
+
+
+def declared_data_shortfall(extra_info: str | None) -> tuple[int, int] | None:
+    """`(declared bytes, bytes in the file)` when libsndfile's `extra_info` says the data chunk is truncated, else None.
+    A declared size of 0 or 0xFFFFFFFF is a streaming header (ffmpeg writing to a pipe), not truncation."""
+    match = TRUNCATED_DATA_CHUNK.search(extra_info or "")
+    if not match or int(match.group(2)) in (0, 0xFFFFFFFF, 0xFFFFFFFF - 8):
+        return None
+    return int(match.group(2)), int(match.group(3))
 
 
 def open_audio_stream(source):
@@ -137,6 +152,7 @@ def decode_audio(source, sampling_rate: int, name: str | None = None) -> np.ndar
             try:
                 with opened:
                     header_frames, source_rate = opened.frames, opened.samplerate
+                    declared = declared_data_shortfall(opened.extra_info)
                     audio = opened.read(dtype="float32", always_2d=True)  # (frames, channels)
             except Exception as error:  # a stream that breaks while decoding
                 raise AudioDecodeError(f"{name}: cannot decode: {error}") from error
@@ -147,6 +163,14 @@ def decode_audio(source, sampling_rate: int, name: str | None = None) -> np.ndar
                 raise AudioDecodeError(
                     f"{name}: decoded {audio.shape[0]} frames, the header announces {header_frames} (damaged or "
                     "truncated stream)"
+                )
+            if declared is not None:  # wav/aiff/au: the header declares more data than the file holds
+                import warnings
+
+                warnings.warn(
+                    f"{name}: truncated: the header declares {declared[0]} bytes of audio data, the file holds "
+                    f"{declared[1]}; decoding what is there.",
+                    stacklevel=2,
                 )
             if shortfall > source_rate // 100:  # beyond encoder padding (10 ms): the end is missing
                 import warnings

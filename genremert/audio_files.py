@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import tempfile
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +25,7 @@ from audio_genremert import (
     MAX_DECODE_SHORTFALL_FRAMES,
     AudioDecodeError,
     cut_slices,
+    declared_data_shortfall,
     decode_audio,
     num_samples_at,
     open_audio_stream,
@@ -211,9 +211,6 @@ def _as_splits(songs: Union[Dataset, DatasetDict]) -> Dict[str, Dataset]:
 # ============================================================================================= #
 
 
-_TRUNCATION = re.compile(r"^\s*(data[^:\n]*?)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.IGNORECASE | re.MULTILINE)
-
-
 def check_audio_file(path: Union[str, os.PathLike]) -> Optional[str]:
     """Why `path` cannot be used, or None when it passes every cheap check.
 
@@ -236,13 +233,9 @@ def check_audio_file(path: Union[str, os.PathLike]) -> Optional[str]:
             frames = f.frames
             if frames <= 0:
                 return "no audio frames in the header"
-            match = _TRUNCATION.search(f.extra_info or "")
-            # A declared size of 0 or 0xFFFFFFFF is a streaming header (ffmpeg to a pipe), not truncation.
-            if match and int(match.group(2)) not in (0, 0xFFFFFFFF, 0xFFFFFFFF - 8):
-                return (
-                    f"truncated: the header declares {match.group(2)} bytes of audio data, "
-                    f"the file holds {match.group(3)}"
-                )
+            declared = declared_data_shortfall(f.extra_info)
+            if declared is not None:
+                return f"truncated: the header declares {declared[0]} bytes of audio data, the file holds {declared[1]}"
             block = min(PROBE_FRAMES, frames)
             positions = sorted({0, frames - block, *(int(frames * q) - block // 2 for q in (0.25, 0.5, 0.75))})
             peak = 0.0

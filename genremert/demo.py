@@ -1,8 +1,8 @@
 """The shortcut demo: CRNN_FGNL trained plain and with LCA on the synthetic singer set whose training songs of one
 class carry band noise (paper Fig. 1), then tested on clean songs and on songs with the noise added to every class.
 
-    python demo.py            # both runs on CPU: ≈ 4 minutes on 2 idle cores (docs/training.md, measured figures)
-    python demo.py --quick    # a smoke version, ≈ 10 s (a smaller model, fewer songs)
+    python demo.py            # both runs on CPU (measured times: docs/training.md)
+    python demo.py --quick    # a smoke version (a smaller model, fewer songs), in outputs/demo_quick
 
 A model that learned the shortcut "noise → the biased class" shows it two ways: it recognises the biased class
 only when the noise is there (its recall rises from `test` to `test_noisy`), and it gives the biased class to noisy
@@ -25,8 +25,8 @@ import time
 from . import training as run_classification
 
 
-# The default-size CRNN_FGNL (≈ 0.58 M parameters) on 3 s slices (the paper's shortest), sized for ≈ 4 minutes on
-# an idle 2-core CPU (both runs). Five albums per class: 1 test, 1 validation and 3 training albums, so the model sees
+# The default-size CRNN_FGNL (≈ 0.58 M parameters) on 3 s slices (the paper's shortest), sized to fit the time stated in
+# docs/training.md on an idle 2-core CPU (both runs). Five albums per class: 1 test, 1 validation and 3 training albums, so the model sees
 # three accompaniment styles (fixed per album) per singer instead of one. 6 songs of 9 s per album
 # (3 slices each): 72 training songs (216 slices per epoch) and 24 songs in each test set. The plain model's training
 # loss flattens after 5–6 epochs at this size; 7 epochs, LCA switched on after a 2-epoch warm-up.
@@ -76,7 +76,9 @@ QUICK = {
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="one-minute smoke version")
+    parser.add_argument(
+        "--quick", action="store_true", help="a smoke version (smaller model, fewer songs), written to its own folder"
+    )
     parser.add_argument(
         "--output_dir",
         default=None,

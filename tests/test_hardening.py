@@ -433,3 +433,24 @@ def test_readme_interpret_command_works_on_the_quick_demo_output(tmp_path):
     from genremert.demo import parse_args
 
     assert parse_args(["--quick"]).output_dir == "outputs/demo_quick" and parse_args([]).output_dir == "outputs/demo"
+
+
+def test_truncated_audio_warns_and_non_audio_without_ffmpeg_is_not_blamed_on_ffmpeg(tmp_path, monkeypatch):
+    import audio_genremert
+
+    song = tmp_path / "cut.wav"
+    sf.write(song, tone(10.0), 16000, subtype="PCM_16")
+    data = song.read_bytes()
+    song.write_bytes(data[: len(data) - 2 * 2000])  # 2000 frames (125 ms) of the data chunk are gone
+    with pytest.warns(UserWarning, match=r"cut\.wav: truncated: the header declares 320000 bytes .* holds 316000"):
+        assert decode_audio(song, 16000).shape == (158000,)
+
+    junk = tmp_path / "notes.mp3"
+    junk.write_text("these are notes, not music " * 40)
+
+    def no_ffmpeg(*args, **kwargs):
+        raise FileNotFoundError("ffmpeg")
+
+    monkeypatch.setattr(audio_genremert.subprocess, "run", no_ffmpeg)
+    with pytest.raises(audio_genremert.AudioDecodeError, match=r"notes\.mp3.*not readable as audio.*not audio or is"):
+        decode_audio(junk, 16000)
