@@ -282,6 +282,25 @@ def validate_audio_files(
 # ============================================================================================= #
 
 
+@dataclass(frozen=True)
+class BandNoise:
+    """The shortcut of paper Fig. 1 on any dataset: white noise band-limited to `band_hz`, its RMS `noise_db` dB
+    relative to the song's RMS, added to whole songs. Its random stream is keyed by `seed` and the song's path, so a
+    song gets the same noise in every epoch, process and run."""
+
+    band_hz: tuple = (3000.0, 5000.0)
+    noise_db: float = -15.0
+    seed: int = 0
+
+    def apply(self, audio: np.ndarray, sampling_rate: int, key: str) -> np.ndarray:
+        from .synthetic_music import add_band_noise
+
+        digest = int(hashlib.sha1(f"{self.seed}|{os.path.basename(key)}".encode()).hexdigest()[:8], 16)
+        return add_band_noise(
+            np.asarray(audio, dtype=np.float32), sampling_rate, self.band_hz, self.noise_db, np.random.default_rng(digest)
+        )
+
+
 class _SliceDecoder:
     """The on-the-fly transform of a slice table: (song_index, start) rows → input_values.
 
@@ -290,11 +309,21 @@ class _SliceDecoder:
     memory-mapped from the on-disk cache instead.
     """
 
-    def __init__(self, paths: Sequence[str], sampling_rate: int, slice_samples: int, cache_dir: Optional[str]):
+    def __init__(
+        self,
+        paths: Sequence[str],
+        sampling_rate: int,
+        slice_samples: int,
+        cache_dir: Optional[str],
+        noise: Optional[BandNoise] = None,
+        noisy: Optional[Sequence[bool]] = None,
+    ):
         self.paths = list(paths)
         self.sampling_rate = sampling_rate
         self.slice_samples = slice_samples
         self.cache_dir = cache_dir
+        self.noise = noise
+        self.noisy = list(noisy) if noisy is not None else [False] * len(self.paths)
         self._recent: Dict[int, np.ndarray] = {}
 
     def __getstate__(self):
@@ -306,7 +335,10 @@ class _SliceDecoder:
         if song_index not in self._recent:
             if len(self._recent) >= 2:
                 self._recent.pop(next(iter(self._recent)))
-            self._recent[song_index] = load_audio(self.paths[song_index], self.sampling_rate, self.cache_dir)
+            audio = load_audio(self.paths[song_index], self.sampling_rate, self.cache_dir)
+            if self.noise is not None and self.noisy[song_index]:
+                audio = self.noise.apply(audio, self.sampling_rate, self.paths[song_index])
+            self._recent[song_index] = audio
         return self._recent[song_index]
 
     def __call__(self, batch: Dict[str, list]) -> Dict[str, list]:
@@ -339,6 +371,8 @@ def slice_songs(
     short_songs: str = "pad",
     cache_dir: Optional[Union[str, os.PathLike]] = None,
     num_workers: Optional[int] = None,
+    noise: Optional[BandNoise] = None,
+    noisy_songs=None,
 ) -> Union[Dataset, DatasetDict]:
     """Fixed-length slices of every song, decoded lazily; a ``DatasetDict`` in gives one out.
 
@@ -354,7 +388,8 @@ def slice_songs(
     (``keep_remainder=True`` adds an end-aligned last slice); a song shorter than one slice is
     zero-padded to one slice (``short_songs="pad"``) or dropped with a warning (``"drop"``).
     `cache_dir`: decoded songs are kept there as float32 ``.npy`` (keyed by path, size, mtime and
-    rate) and reused by later reads and later runs.
+    rate) and reused by later reads and later runs. `noise` (a :class:`BandNoise`) is added to the
+    songs that `noisy_songs` flags (one bool per song; for a ``DatasetDict``, a dict split → flags).
     """
     if isinstance(songs, DatasetDict):
         return DatasetDict(
@@ -368,6 +403,8 @@ def slice_songs(
                     short_songs=short_songs,
                     cache_dir=cache_dir,
                     num_workers=num_workers,
+                    noise=noise,
+                    noisy_songs=(noisy_songs or {}).get(name),
                 )
                 for name, split in songs.items()
             }
@@ -415,7 +452,16 @@ def slice_songs(
         {"song_index": song_index, "start": starts, "label": labels, "song_id": song_ids}, features=features
     )
     slices.info.description = songs.info.description
+    if noisy_songs is not None and len(noisy_songs) != len(paths):
+        raise ValueError(f"noisy_songs has {len(noisy_songs)} flags for {len(paths)} songs.")
     slices.set_transform(
-        _SliceDecoder(paths, sampling_rate, slice_samples, os.fspath(cache_dir) if cache_dir is not None else None)
+        _SliceDecoder(
+            paths,
+            sampling_rate,
+            slice_samples,
+            os.fspath(cache_dir) if cache_dir is not None else None,
+            noise,
+            noisy_songs,
+        )
     )
     return slices

@@ -144,6 +144,37 @@ def song_scores(
     return scores
 
 
+def bootstrap_song_intervals(
+    song_labels: np.ndarray,
+    song_predictions: np.ndarray,
+    num_labels: int,
+    resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> dict:
+    """Percentile bootstrap intervals over songs (resampled with replacement, `seed` fixed) of the song accuracy and
+    the weighted song F1: `{"accuracy": (low, high), "f1": (low, high)}`."""
+    song_labels, song_predictions = np.asarray(song_labels), np.asarray(song_predictions)
+    rng = np.random.default_rng(seed)
+    rows = rng.integers(0, len(song_labels), size=(resamples, len(song_labels)))
+    labels, predictions = song_labels[rows], song_predictions[rows]  # (resamples, songs)
+    accuracy = (labels == predictions).mean(axis=1)
+    # Weighted F1 of every resample at once (sklearn's definition, zero_division=0): per-class counts via bincount.
+    offsets = (np.arange(resamples) * num_labels)[:, None]
+    size = resamples * num_labels
+    true_counts = np.bincount((labels + offsets).ravel(), minlength=size).reshape(resamples, num_labels)
+    predicted_counts = np.bincount((predictions + offsets).ravel(), minlength=size).reshape(resamples, num_labels)
+    hits = np.bincount((labels + offsets)[labels == predictions], minlength=size).reshape(resamples, num_labels)
+    denominator = true_counts + predicted_counts
+    per_class = np.divide(2 * hits, denominator, out=np.zeros(hits.shape, dtype=np.float64), where=denominator > 0)
+    f1 = (per_class * true_counts).sum(axis=1) / len(song_labels)
+    tail = 100 * (1 - confidence) / 2
+    return {
+        "accuracy": tuple(float(v) for v in np.percentile(accuracy, [tail, 100 - tail])),
+        "f1": tuple(float(v) for v in np.percentile(f1, [tail, 100 - tail])),
+    }
+
+
 def choose_vote_threshold(
     probabilities: np.ndarray,
     labels: np.ndarray,
@@ -229,6 +260,10 @@ def compute_split_metrics(
         metrics[f"{prefix}num_songs"] = song.pop("num_songs")
         for key, value in song.items():
             metrics[f"{prefix}song_{key}"] = value
+        if not prefix:  # the uncertainty of one run's song scores: a bootstrap over the split's songs
+            voted = vote_songs(branch_probabilities, labels, song_index, aggregation=aggregation)
+            for key, (low, high) in bootstrap_song_intervals(voted.labels, voted.predictions, num_labels).items():
+                metrics[f"song_{key}_ci_low"], metrics[f"song_{key}_ci_high"] = low, high
         if with_threshold and vote_threshold is not None and aggregation == "vote":
             thresholded = song_scores(branch_probabilities, labels, song_index, num_labels, vote_threshold)
             metrics[f"{prefix}song_accuracy_thresholded"] = thresholded["accuracy"]

@@ -38,6 +38,7 @@ from .audio_files import (  # noqa: F401 - re-exported: the song datasets' audio
     AudioDecodeError,
     BadAudioFile,
     BadAudioFilesError,
+    BandNoise,
     _check_on_bad_file,
     _handle_bad_files,
     _workers,

@@ -12,6 +12,7 @@ import os
 import sys
 
 import datasets
+import numpy as np
 import torch
 import transformers
 from transformers import AutoConfig, set_seed
@@ -25,6 +26,7 @@ from .lca_metrics import (
     compute_split_metrics,
     softmax,
     split_predictions,
+    vote_songs,
     write_split_reports,
 )
 from .lca_trainer import (
@@ -81,7 +83,7 @@ def load_songs(data_args: DataTrainingArguments, seed: int) -> datasets.DatasetD
                 raise ValueError(f"--synthetic_options: unknown argument(s) {unknown}; allowed: {sorted(allowed)}.")
         options.setdefault("split", split)
         if data_args.bias_class is not None:
-            options["bias_class"] = data_args.bias_class
+            options["bias_class"] = int(data_args.bias_class)
         if data_args.data_dir is not None:
             options.setdefault("cache_dir", data_args.data_dir)
         return music_datasets.load_synthetic(**options)
@@ -319,6 +321,7 @@ def evaluate_split(
     vote_threshold,
     choose_threshold: bool = False,
     aggregation: str = "vote",
+    bias_class: int | None = None,
 ) -> tuple[dict, float | None]:
     """Predicts one split (all processes), scores it once on the gathered slices, writes its reports.
 
@@ -333,6 +336,10 @@ def evaluate_split(
     elif choose_threshold:
         vote_threshold, _ = choose_vote_threshold(softmax(logits), labels, song_index, num_labels)
     metrics = {k: v for k, v in output.metrics.items()}
+    if bias_class is not None:
+        metrics.update(
+            {f"{split_name}_{k}": v for k, v in shortcut_rates(logits, labels, song_index, bias_class, aggregation).items()}
+        )
     scores = compute_split_metrics(
         logits, labels, song_index, num_labels, counterfactual_logits, vote_threshold, aggregation
     )
@@ -349,6 +356,63 @@ def evaluate_split(
             aggregation,
         )
     return metrics, vote_threshold
+
+
+def shortcut_rates(logits, labels, song_index, bias_class: int, aggregation: str = "vote") -> dict:
+    """How strongly a split's predictions lean to the biased class, by one decision rule for every row (the song
+    answer of `aggregation` without a threshold, and the slices' arg-max): the rate at which songs / slices of the
+    other classes are given the biased class, and the biased class's own recall."""
+    probabilities = softmax(logits)
+    labels = np.asarray(labels).astype(np.int64)
+    frame_predictions = probabilities.argmax(axis=1)
+    songs = vote_songs(probabilities, labels, song_index, aggregation=aggregation)
+    rates = {}
+    for level, truth, predicted in (("song", songs.labels, songs.predictions), ("frame", labels, frame_predictions)):
+        others, own = truth != bias_class, truth == bias_class
+        rates[f"{level}_biased_rate"] = float((predicted[others] == bias_class).mean()) if others.any() else float("nan")
+        rates[f"{level}_bias_recall"] = float((predicted[own] == bias_class).mean()) if own.any() else float("nan")
+    return rates
+
+
+def shortcut_metrics(results: dict) -> dict:
+    """The shortcut's size from the clean (`test`) and noisy (`test_noisy`) scores: the F1 gaps (clean − noisy; positive
+    when the noise pulls songs to the biased class) and the growth of the biased-class rate with the noise."""
+    metrics = {}
+    for level in ("song", "frame"):
+        if f"test_{level}_f1" in results and f"test_noisy_{level}_f1" in results:
+            metrics[f"shortcut_{level}_f1_gap"] = results[f"test_{level}_f1"] - results[f"test_noisy_{level}_f1"]
+        if f"test_{level}_biased_rate" in results and f"test_noisy_{level}_biased_rate" in results:
+            metrics[f"shortcut_{level}_biased_rate_gap"] = (
+                results[f"test_noisy_{level}_biased_rate"] - results[f"test_{level}_biased_rate"]
+            )
+    return metrics
+
+
+def resolve_bias(data_args, songs: datasets.DatasetDict, label_names: list[str]):
+    """`(bias class id or None, BandNoise or None, noisy flags per split or None)` of the shortcut protocol. The
+    synthetic benchmark carries its own noise; on any other dataset `--bias_class` adds band noise to that class's
+    training and validation songs, and a `test_noisy` split (the test songs, all with the noise) is added."""
+    if data_args.dataset == "synthetic":
+        metadata = music_datasets.synthetic_metadata(songs["train"])
+        return metadata.get("bias_class"), None, None
+    if data_args.bias_class is None:
+        return None, None, None
+    name = str(data_args.bias_class)
+    if name in label_names:
+        bias = label_names.index(name)
+    elif name.isdigit() and int(name) < len(label_names):
+        bias = int(name)
+    else:
+        raise ValueError(f"--bias_class {name!r} is neither a class name nor a class id of the dataset: {label_names}.")
+    songs["test_noisy"] = songs["test"]
+    noise = music_datasets.BandNoise(data_args.parsed_bias_band(), -float(data_args.bias_snr_db), data_args.split_seed)
+    flags = {
+        "train": [label == bias for label in songs["train"]["label"]],
+        "validation": [label == bias for label in songs["validation"]["label"]],
+        "test": [False] * len(songs["test"]),
+        "test_noisy": [True] * len(songs["test"]),
+    }
+    return bias, noise, flags
 
 
 def save_run_arguments(output_dir: str, model_args, data_args, training_args) -> str:
@@ -403,7 +467,7 @@ def run(model_args, data_args, training_args: LCATrainingArguments) -> dict:
     set_seed(training_args.seed)
 
     with training_args.main_process_first(desc="load and slice the songs"):
-        songs = load_songs(data_args, training_args.seed)
+        songs = load_songs(data_args, data_args.split_seed)
         label_names = label_names_of(songs)
         limits = {
             "train": data_args.max_train_samples,
@@ -411,7 +475,7 @@ def run(model_args, data_args, training_args: LCATrainingArguments) -> dict:
         }
         for split_name in songs:
             limit = limits.get(split_name, data_args.max_predict_samples)
-            songs[split_name] = select_songs(songs[split_name], limit, training_args.seed)
+            songs[split_name] = select_songs(songs[split_name], limit, data_args.split_seed)
         checkpoint = resolve_checkpoint(training_args, label_names)
         model = load_or_build_model(model_args, label_names, data_args.slice_seconds)
         if checkpoint is not None:
@@ -419,6 +483,7 @@ def run(model_args, data_args, training_args: LCATrainingArguments) -> dict:
         # The song rule travels in the config: the pipeline slices and scores songs exactly as evaluated here.
         model.config.slice_overlap_seconds = float(data_args.slice_overlap_seconds)
         slice_seconds = model.config.slice_seconds
+        bias_class, bias_noise, noisy_songs = resolve_bias(data_args, songs, label_names)
         if data_args.audio_cache_dir is not None:
             # Decode every sample of every song now: a bad song is named before training, not hours into it.
             music_datasets.fill_cache(songs, model.config.sampling_rate, data_args.audio_cache_dir)
@@ -429,6 +494,8 @@ def run(model_args, data_args, training_args: LCATrainingArguments) -> dict:
             data_args.slice_overlap_seconds,
             keep_remainder=model.config.slice_remainder == "end",
             cache_dir=data_args.audio_cache_dir,
+            noise=bias_noise,
+            noisy_songs=noisy_songs,
         )
     all_song_ids = sorted({song_id for split in songs.values() for song_id in split["song_id"]})
     song_index_of = {song_id: i for i, song_id in enumerate(all_song_ids)}
@@ -498,6 +565,7 @@ def run(model_args, data_args, training_args: LCATrainingArguments) -> dict:
             chosen_threshold,
             choose_threshold=vote_threshold == "auto",
             aggregation=model.config.song_aggregation,
+            bias_class=bias_class,
         )
         chosen_threshold = threshold
         metrics["eval_songs"] = len(songs["validation"])
@@ -516,12 +584,18 @@ def run(model_args, data_args, training_args: LCATrainingArguments) -> dict:
                 label_names,
                 chosen_threshold,
                 aggregation=model.config.song_aggregation,
+                bias_class=bias_class,
             )
             metrics[f"{split_name}_songs"] = len(songs[split_name])
             trainer.log_metrics(split_name, metrics)
             trainer.save_metrics(split_name, metrics)
             log_to_integrations(trainer, metrics)
             results.update(metrics)
+        shortcut = shortcut_metrics(results)
+        if shortcut:
+            trainer.save_metrics("shortcut", shortcut)
+            log_to_integrations(trainer, shortcut)
+            results.update(shortcut)
     return results
 
 
