@@ -250,6 +250,11 @@ class CRNNFGNLConfig(PretrainedConfig):
         gaussian_kernel_size (`int`, *optional*, defaults to 5): size of the fixed Gaussian filter.
         gaussian_sigma (`float`, *optional*, defaults to 0.707): its standard deviation.
         mose_hidden_size (`int`, *optional*, defaults to 16): hidden channels of the MoSE roll attention.
+        counterfactual_attention (`str`, *optional*, defaults to `"mose"`): which attention LCA counterfactualises.
+            `"mose"` (the paper): the MoSE roll attention; measured to barely move the prediction (docs/evidence.md).
+            `"time"` (ours): the GRU frames are pooled by a time attention instead of the last state, and LCA's
+            counterfactual is a second time attention: an attention with real capacity over the song's moments.
+        time_attention_hidden_size (`int`, *optional*, defaults to 16): hidden size of that time attention.
         gru_hidden_size (`int`, *optional*, defaults to 32): size of both GRUs.
         classifier_dropout (`float`, *optional*, defaults to 0.3): dropout before the classifier.
         counterfactual (`str`, *optional*, defaults to `"none"`): `"none"`, `"learned"` or `"random"`.
@@ -279,6 +284,8 @@ class CRNNFGNLConfig(PretrainedConfig):
         gaussian_kernel_size=5,
         gaussian_sigma=0.707,
         mose_hidden_size=16,
+        counterfactual_attention="mose",
+        time_attention_hidden_size=16,
         gru_hidden_size=32,
         classifier_dropout=0.3,
         counterfactual="none",
@@ -299,6 +306,7 @@ class CRNNFGNLConfig(PretrainedConfig):
             ("gaussian_kernel_size", gaussian_kernel_size),
             ("gaussian_sigma", gaussian_sigma),
             ("mose_hidden_size", mose_hidden_size),
+            ("time_attention_hidden_size", time_attention_hidden_size),
             ("gru_hidden_size", gru_hidden_size),
         ):
             _check_positive(field, value)
@@ -331,6 +339,7 @@ class CRNNFGNLConfig(PretrainedConfig):
         song_rule = song_rule_fields(
             slice_seconds, song_aggregation, vote_threshold, slice_overlap_seconds, slice_remainder
         )
+        _check_choice("counterfactual_attention", counterfactual_attention, ("mose", "time"))
         _check_choice("fgnl_softmax_axis", fgnl_softmax_axis, FGNL_SOFTMAX_AXES)
 
         self.sampling_rate = sampling_rate
@@ -349,6 +358,8 @@ class CRNNFGNLConfig(PretrainedConfig):
         self.gaussian_kernel_size = gaussian_kernel_size
         self.gaussian_sigma = gaussian_sigma
         self.mose_hidden_size = mose_hidden_size
+        self.counterfactual_attention = counterfactual_attention
+        self.time_attention_hidden_size = time_attention_hidden_size
         self.gru_hidden_size = gru_hidden_size
         self.classifier_dropout = classifier_dropout
         self.counterfactual = counterfactual

@@ -197,7 +197,7 @@ class CRNNFGNLOutput(nn.Module):
 
 
 class CRNNFGNLRecurrentHead(nn.Module):
-    """Time-major features → GRU → GRU → last valid state → dropout → classifier."""
+    """Time-major features → GRU → GRU → (the last valid state, or a pooling the model gives) → dropout → classifier."""
 
     def __init__(self, config: CRNNFGNLConfig, num_mel_after_pooling: int):
         super().__init__()
@@ -207,17 +207,43 @@ class CRNNFGNLRecurrentHead(nn.Module):
         self.dropout = nn.Dropout(config.classifier_dropout)
         self.classifier = nn.Linear(config.gru_hidden_size, config.num_labels)
 
-    def forward(self, hidden_states: torch.Tensor, frame_lengths: torch.Tensor | None):
+    def encode(self, hidden_states: torch.Tensor) -> torch.Tensor:
         # hidden_states: (batch, C4, F4, T4)
         sequence = hidden_states.permute(0, 3, 1, 2).flatten(2)  # (batch, T4, C4·F4)
         sequence, _ = self.gru_1(sequence)  # (batch, T4, gru)
         sequence, _ = self.gru_2(sequence)  # (batch, T4, gru)
+        return sequence
+
+    def classify(self, representation: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.dropout(representation))  # (batch, num_labels)
+
+    def forward(self, hidden_states: torch.Tensor, frame_lengths: torch.Tensor | None):
+        sequence = self.encode(hidden_states)  # (batch, T4, gru)
         if frame_lengths is None:
             representation = sequence[:, -1]  # (batch, gru)
         else:  # the GRUs are causal: the state at the last valid frame ignores the padding after it
             index = (frame_lengths - 1).clamp_min(0).to(sequence.device)
             representation = sequence[torch.arange(sequence.shape[0], device=sequence.device), index]
-        return representation, self.classifier(self.dropout(representation))
+        return representation, self.classify(representation)
+
+
+class CRNNFGNLTimeAttention(nn.Module):
+    """Attention pooling over the GRU frames (`config.counterfactual_attention = "time"`): each frame's GRU state →
+    linear → tanh → linear → one score → softmax over the valid frames. Its weights decide which moments the
+    classifier reads, so a counterfactual one (LCA) changes the prediction directly."""
+
+    def __init__(self, config: CRNNFGNLConfig):
+        super().__init__()
+        self.hidden = nn.Linear(config.gru_hidden_size, config.time_attention_hidden_size)
+        self.activation = nn.Tanh()
+        self.score = nn.Linear(config.time_attention_hidden_size, 1)
+
+    def forward(self, sequence: torch.Tensor, frame_mask: torch.Tensor | None = None) -> torch.Tensor:
+        # sequence: (batch, T4, gru); frame_mask: (batch, T4) bool
+        scores = self.score(self.activation(self.hidden(sequence)))[..., 0]  # (batch, T4)
+        if frame_mask is not None:
+            scores = scores.masked_fill(~frame_mask, torch.finfo(scores.dtype).min)
+        return scores.softmax(dim=-1)  # (batch, T4)
 
 
 class CRNNFGNLPreTrainedModel(LCAModelMixin, PreTrainedModel):
@@ -244,8 +270,13 @@ class CRNNFGNLForAudioClassification(CRNNFGNLPreTrainedModel):
     """
     CRNN_FGNL (Kuo, Wei & Lin, AAAI 2021): raw waveform → log-mel → BatchNorm over mel bins → conv blocks → FGNL
     (non-local rolls mixed by the MoSE attention, residual to the last block) → GRU → GRU → classifier. With
-    `config.counterfactual != "none"`, train mode also mixes the rolls with a counterfactual attention (a second MoSE
-    or random weights) and runs the shared output conv, GRUs and classifier on that.
+    `config.counterfactual != "none"`, train mode also computes a counterfactual attention and the prediction it gives:
+
+    - `config.counterfactual_attention = "mose"` (the paper's): a second MoSE mixes the rolls, and the shared output
+      conv, GRUs and classifier run on that. Measured: this attention barely moves the prediction (4 roll weights from
+      4 global means, mixed into a residual the GRUs learn to ignore; docs/evidence.md).
+    - `"time"` (ours): the main path pools the GRU frames with a time attention instead of reading the last state, and
+      the counterfactual branch is a second time attention over the same frames: an attention with real capacity.
     """
 
     def __init__(self, config: CRNNFGNLConfig):
@@ -264,10 +295,12 @@ class CRNNFGNLForAudioClassification(CRNNFGNLPreTrainedModel):
         self.mose = CRNNFGNLMoSE(config)
         self.fgnl_output = CRNNFGNLOutput(config)
         self.head = CRNNFGNLRecurrentHead(config, num_mel_after_pooling)
+        attention_class = CRNNFGNLTimeAttention if config.counterfactual_attention == "time" else CRNNFGNLMoSE
+        self.time_attention = CRNNFGNLTimeAttention(config) if config.counterfactual_attention == "time" else None
         if config.counterfactual == "none":
             self.counterfactual_branch = None
         else:
-            attention = CRNNFGNLMoSE(config) if config.counterfactual == "learned" else None
+            attention = attention_class(config) if config.counterfactual == "learned" else None
             self.counterfactual_branch = LCACounterfactualBranch(config, attention)
 
         self.post_init()
@@ -332,7 +365,19 @@ class CRNNFGNLForAudioClassification(CRNNFGNLPreTrainedModel):
         attention = self.mose(rolls)  # (batch, K)
 
         counterfactual_logits = counterfactual_attention = None
-        if self._use_counterfactual_branch(return_counterfactual):
+        use_branch = self._use_counterfactual_branch(return_counterfactual)
+        if self.time_attention is not None:
+            roll_weights = attention
+            sequence = self.head.encode(self.fgnl_output(rolls, roll_weights, last))  # (batch, T4, gru)
+            frame_mask = self._frame_mask(frame_lengths, sequence)
+            attention = self.time_attention(sequence, frame_mask)  # (batch, T4)
+            representation = torch.bmm(attention.unsqueeze(1), sequence)[:, 0]  # (batch, gru)
+            logits = self.head.classify(representation)
+            if use_branch:
+                counterfactual_attention = self.counterfactual_branch(attention, sequence, frame_mask, mask=frame_mask)
+                counterfactual_pooled = torch.bmm(counterfactual_attention.unsqueeze(1), sequence)[:, 0]
+                counterfactual_logits = self.head.classify(counterfactual_pooled)
+        elif use_branch:
             counterfactual_attention = self.counterfactual_branch(attention, rolls)  # (batch, K)
             # Both attentions through the shared output conv, GRUs and classifier in one batch of 2 × batch: the GRUs
             # step through time once instead of twice.
@@ -355,6 +400,36 @@ class CRNNFGNLForAudioClassification(CRNNFGNLPreTrainedModel):
             counterfactual_attention=counterfactual_attention,
             representation=representation,
         )
+
+    @staticmethod
+    def _frame_mask(frame_lengths: torch.Tensor | None, sequence: torch.Tensor) -> torch.Tensor | None:
+        if frame_lengths is None:
+            return None
+        frames = torch.arange(sequence.shape[1], device=sequence.device)
+        return frames[None, :] < frame_lengths.clamp_min(1).to(sequence.device)[:, None]  # (batch, T4)
+
+    @torch.no_grad()
+    def logits_with_attention(self, input_values: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
+        """The logits the model gives when `attention` replaces its main attention (the one LCA counterfactualises:
+        MoSE roll weights `(batch, num_rolls)` or time weights `(batch, frames)`), in eval mode. Measures how much the
+        prediction depends on that attention."""
+        was_training = self.training
+        self.eval()
+        try:
+            check_waveform(input_values, None, self.minimum_input_length, self.config.sampling_rate)
+            hidden_states = self.input_norm(self.log_mel(input_values).to(self.dtype)).unsqueeze(1)
+            block_outputs = []
+            for block in self.conv_blocks:
+                hidden_states = block(hidden_states)
+                block_outputs.append(hidden_states)
+            previous, last = block_outputs[-2], block_outputs[-1]
+            rolls = self.non_local(last, previous)
+            if self.time_attention is None:
+                return self.head(self.fgnl_output(rolls, attention.to(rolls.dtype), last), None)[1]
+            sequence = self.head.encode(self.fgnl_output(rolls, self.mose(rolls), last))
+            return self.head.classify(torch.bmm(attention.to(sequence.dtype).unsqueeze(1), sequence)[:, 0])
+        finally:
+            self.train(was_training)
 
     def _check_features(self, input_features) -> torch.Tensor:
         if not isinstance(input_features, torch.Tensor) or not torch.is_floating_point(input_features):

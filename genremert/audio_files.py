@@ -297,7 +297,11 @@ class BandNoise:
 
         digest = int(hashlib.sha1(f"{self.seed}|{os.path.basename(key)}".encode()).hexdigest()[:8], 16)
         return add_band_noise(
-            np.asarray(audio, dtype=np.float32), sampling_rate, self.band_hz, self.noise_db, np.random.default_rng(digest)
+            np.asarray(audio, dtype=np.float32),
+            sampling_rate,
+            self.band_hz,
+            self.noise_db,
+            np.random.default_rng(digest),
         )
 
 

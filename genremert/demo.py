@@ -9,9 +9,12 @@ only when the noise is there (its recall rises from `test` to `test_noisy`), and
 songs of other classes. The demo prints, side by side for the two runs: frame- and song-level F1 on `test` and
 `test_noisy`, the shortcut gap (clean − noisy F1: positive when the noise pulls songs of other classes to the
 biased class, negative when it *helps*, i.e. when the biased class is recognised by its noise), the biased class's
-recall on both test sets, and how often noisy songs / slices of the other classes are given the biased class. Both
-trainings go through `run_classification.main` (the same code as the training script); every output (model folders,
-checkpoints, confusion matrices, TensorBoard logs, all_results.json) lands under `--output_dir`.
+recall on both test sets, and how often noisy songs of the other classes are given the biased class — each as the
+mean ± std over several training seeds (default 3) per column, then one or two sentences computed from the paired
+differences (LCA − plain, same seed; 95 % t-interval and paired t-test, `genremert.experiments`). Every run goes
+through `run_experiments`'s sweep over `run_classification.main` (the same code as the training scripts); every
+output (`<variant>/seed<k>/` model folders, checkpoints, confusion matrices, TensorBoard logs, summary.md/json/png)
+lands under `--output_dir`.
 """
 
 from __future__ import annotations
@@ -20,9 +23,8 @@ import argparse
 import contextlib
 import json
 import os
+import sys
 import time
-
-from . import training as run_classification
 
 
 # The default-size CRNN_FGNL (≈ 0.58 M parameters) on 3 s slices (the paper's shortest), sized to fit the time stated in
@@ -97,7 +99,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="class whose training songs carry the noise",
     )
     parser.add_argument("--epochs", type=int, default=None, help="training epochs of each run")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", default="0,1,2", help="training seeds of each column (default 0,1,2)")
     for name, value in DEMO_LCA_WEIGHTS.items():
         parser.add_argument(
             f"--lambda_{name}",
@@ -111,154 +113,131 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def biased_class_rate(matrix: list[list[int]], bias_class: int) -> float:
-    """Share of the items of the *other* classes predicted as `bias_class` (rows: true class, columns: predicted)."""
-    others = [row for label, row in enumerate(matrix) if label != bias_class]
-    total = sum(sum(row) for row in others)
-    return sum(row[bias_class] for row in others) / total if total else float("nan")
-
-
-def class_recall(matrix: list[list[int]], label: int) -> float:
-    """Share of the items of class `label` predicted as `label`."""
-    total = sum(matrix[label])
-    return matrix[label][label] / total if total else float("nan")
-
-
-def run_one(name: str, counterfactual: str, settings: dict, args: argparse.Namespace, log) -> dict:
-    """One training run through run_classification.main; returns its results plus the shortcut figures."""
-    output_dir = os.path.join(args.output_dir, name)
+def base_arguments(settings: dict, args: argparse.Namespace) -> list[str]:
+    """The run_classification.py arguments shared by every run of the demo (variant, seed and folder come from the
+    sweep)."""
     argv = [
-        "--model_type",
-        "crnn_fgnl",
-        "--dataset",
-        "synthetic",
-        "--synthetic_options",
-        json.dumps(settings["synthetic"]),
-        "--bias_class",
-        str(args.bias_class),
-        "--slice_seconds",
-        str(settings["slice_seconds"]),
-        "--counterfactual",
-        counterfactual,
-        "--cf_warmup_epochs",
-        str(settings["warmup"]),
-        "--num_train_epochs",
-        str(args.epochs or settings["epochs"]),
-        "--learning_rate",
-        str(settings["learning_rate"]),
-        "--lr_scheduler_type",
-        "constant",
-        "--per_device_train_batch_size",
-        str(settings["batch_size"]),
-        "--per_device_eval_batch_size",
-        str(2 * settings["batch_size"]),
-        "--seed",
-        str(args.seed),
-        "--eval_strategy",
-        "no",
-        "--save_strategy",
-        "epoch",
-        "--save_total_limit",
-        "1",
-        "--logging_strategy",
-        "epoch",
-        "--report_to",
-        "tensorboard",
-        "--dataloader_pin_memory",
-        "false",
-        "--log_level",
-        "error",
-        "--disable_tqdm",
-        "false",
-        "--output_dir",
-        output_dir,
-        "--overwrite_output_dir",  # a new demo replaces the previous demo's runs in its own folder
-        "true",
-        "--do_train",
-        "--do_eval",
-        "--do_predict",
-    ]
-    if counterfactual != "none":
-        for term in DEMO_LCA_WEIGHTS:
-            argv += [f"--lambda_{term}", str(getattr(args, f"lambda_{term}"))]
+        "--model_type", "crnn_fgnl",
+        "--dataset", "synthetic",
+        "--synthetic_options", json.dumps(settings["synthetic"]),
+        "--bias_class", str(args.bias_class),
+        "--slice_seconds", str(settings["slice_seconds"]),
+        "--cf_warmup_epochs", str(settings["warmup"]),
+        "--num_train_epochs", str(args.epochs or settings["epochs"]),
+        "--learning_rate", str(settings["learning_rate"]),
+        "--lr_scheduler_type", "constant",
+        "--per_device_train_batch_size", str(settings["batch_size"]),
+        "--per_device_eval_batch_size", str(2 * settings["batch_size"]),
+        "--eval_strategy", "no",
+        "--save_strategy", "epoch",
+        "--save_total_limit", "1",
+        "--logging_strategy", "epoch",
+        "--report_to", "tensorboard",
+        "--dataloader_pin_memory", "false",
+        "--log_level", "error",
+        "--disable_tqdm", "false",
+        "--do_train", "--do_eval", "--do_predict",
+    ]  # fmt: skip
     if args.data_dir:
         argv += ["--data_dir", args.data_dir]
     if settings["config_overrides"]:
         argv += ["--config_overrides", settings["config_overrides"]]
-    print(
-        f"\n=== {name}: CRNN_FGNL, counterfactual={counterfactual} → {output_dir}",
-        flush=True,
-    )
-    start = time.time()
-    # The script's logs and metric dumps go to a file; the progress bars (stderr) stay on the terminal.
-    with contextlib.redirect_stdout(log):
-        results = run_classification.main(argv)
-    results["wall_seconds"] = time.time() - start
-    for split in ("test", "test_noisy"):
-        for level in ("frame", "song"):
-            with open(os.path.join(output_dir, f"confusion_matrix_{split}_{level}.json")) as handle:
-                matrix = json.load(handle)["matrix"]
-            results[f"{split}_{level}_biased_rate"] = biased_class_rate(matrix, args.bias_class)
-            results[f"{split}_{level}_biased_recall"] = class_recall(matrix, args.bias_class)
-    return results
+    return argv
 
 
-def format_table(plain: dict, lca: dict, bias_class: int) -> str:
-    rows = [
-        ("frame F1, clean test", "test_frame_f1"),
-        ("frame F1, noise on all", "test_noisy_frame_f1"),
-        ("song F1, clean test", "test_song_f1"),
-        ("song F1, noise on all", "test_noisy_song_f1"),
-        ("shortcut gap, frame F1", None),
-        ("shortcut gap, song F1", None),
-        (f"class {bias_class} songs recognised, clean test", "test_song_biased_recall"),
-        (
-            f"class {bias_class} songs recognised, noise on all",
-            "test_noisy_song_biased_recall",
-        ),
-        (
-            f"noisy songs of other classes → class {bias_class}",
-            "test_noisy_song_biased_rate",
-        ),
-        (
-            f"noisy slices of other classes → class {bias_class}",
-            "test_noisy_frame_biased_rate",
-        ),
-        (f"clean songs of other classes → class {bias_class}", "test_song_biased_rate"),
-        ("training time (s)", "wall_seconds"),
+# The rows of the demo's table: (label, metric of all_results.json). Every song row uses one decision rule: the plain
+# majority vote of the song's slices (no threshold); frame rows use each slice's arg-max.
+TABLE_ROWS = (
+    ("frame F1, clean test", "test_frame_f1"),
+    ("frame F1, noise on all", "test_noisy_frame_f1"),
+    ("song F1, clean test", "test_song_f1"),
+    ("song F1, noise on all", "test_noisy_song_f1"),
+    ("shortcut gap, frame F1 (clean − noisy)", "shortcut_frame_f1_gap"),
+    ("shortcut gap, song F1 (clean − noisy)", "shortcut_song_f1_gap"),
+    ("biased class recognised, clean test", "test_song_bias_recall"),
+    ("biased class recognised, noise on all", "test_noisy_song_bias_recall"),
+    ("noisy songs of other classes → biased", "test_noisy_song_biased_rate"),
+    ("clean songs of other classes → biased", "test_song_biased_rate"),
+    ("training time per run (s)", "train_runtime"),
+)
+DECISION_RULE = (
+    "Every song row uses the plain majority vote of the song's slices (no threshold), every frame row each slice's "
+    "arg-max, in both columns."
+)
+
+
+def format_table(summary: dict, bias_class: int) -> str:
+    """Mean ± standard deviation over the seeds of each row, plain vs LCA."""
+    seeds = summary["seeds"]
+    lines = [
+        f"{'':<42}{'CRNN_FGNL':>16}{'+ LCA':>16}    (mean ± std over seeds {seeds}; biased class {bias_class})",
+        "-" * 74,
     ]
-    lines = [f"{'':<44}{'CRNN_FGNL':>12}{'+ LCA':>12}", "-" * 68]
-    for label, key in rows:
-        if key is None:
-            level = "frame" if "frame" in label else "song"
-            values = [r[f"test_{level}_f1"] - r[f"test_noisy_{level}_f1"] for r in (plain, lca)]
-        else:
-            values = [plain[key], lca[key]]
-        fmt = "{:>12.0f}" if key == "wall_seconds" else "{:>12.3f}"
-        lines.append(f"{label:<44}" + "".join(fmt.format(v) for v in values))
+    for label, key in TABLE_ROWS:
+        cells = []
+        for name in ("plain", "lca"):
+            metric = summary["variants"][name]["metrics"].get(key)
+            if metric is None:
+                cells.append(f"{'–':>16}")
+            elif key == "train_runtime":
+                cells.append(f"{metric['mean']:>16.0f}")
+            else:
+                cells.append(f"{metric['mean']:>9.3f} ± {metric['std']:.3f}")
+        lines.append(f"{label:<42}" + "".join(cells))
     return "\n".join(lines)
 
 
+def reading(summary: dict) -> str:
+    """The one or two sentences the demo ends with, computed from the paired comparisons."""
+    from .experiments import comparison_sentence
+
+    first = comparison_sentence(summary, "lca", "shortcut_song_f1_gap", "shortcut gap (song F1)")
+    second = comparison_sentence(
+        summary, "lca", "test_noisy_song_biased_rate", "noisy songs pulled to the biased class"
+    )
+    return f"On this benchmark, {first} {second}"
+
+
 def main(argv=None) -> dict:
+    from .experiments import run_all
+
     args = parse_args(argv)
     settings = QUICK if args.quick else FULL
+    seeds = [int(seed) for seed in args.seeds.split(",")]
     os.makedirs(args.output_dir, exist_ok=True)
+    variants = {
+        "plain": {"counterfactual": "none"},
+        "lca": {"counterfactual": "learned", **{f"lambda_{t}": getattr(args, f"lambda_{t}") for t in DEMO_LCA_WEIGHTS}},
+    }
     start = time.time()
-    # One log file for both runs (the logging handler keeps the stream it was created with).
-    with open(os.path.join(args.output_dir, "training_log.txt"), "w") as log:
-        plain = run_one("plain", "none", settings, args, log)
-        lca = run_one("lca", "learned", settings, args, log)
-    table = format_table(plain, lca, args.bias_class)
+    # The script's logs and metric dumps go to a file; the progress bars (stderr) and the sweep's lines stay visible.
+    with open(os.path.join(args.output_dir, "training_log.txt"), "a") as log:
+        with contextlib.redirect_stdout(log):
+            summary = run_all(
+                args.output_dir,
+                variants,
+                seeds,
+                base_arguments(settings, args),
+                log=lambda m: print(m, file=sys.stderr),
+            )
     total = time.time() - start
-    print("\n" + table)
-    print(f"\nTotal time: {total:.0f} s ({'quick' if args.quick else 'full'} demo). Outputs:")
-    print(f"  logs of both runs: {os.path.abspath(os.path.join(args.output_dir, 'training_log.txt'))}")
+    table = format_table(summary, args.bias_class)
+    sentence = reading(summary)
+    outputs = [
+        f"Total time: {total:.0f} s ({'quick' if args.quick else 'full'} demo, {len(seeds)} seeds × 2 runs; finished "
+        "runs of an earlier demo with the same settings are reused). Outputs:",
+        f"  the sweep's summary: {os.path.abspath(os.path.join(args.output_dir, 'summary.md'))} (+ summary.json, .png)",
+        f"  logs: {os.path.abspath(os.path.join(args.output_dir, 'training_log.txt'))}",
+    ]
     for name in ("plain", "lca"):
-        folder = os.path.abspath(os.path.join(args.output_dir, name))
-        print(f"  {name}: model {folder}  (pipeline('audio-classification', model=..., trust_remote_code=True))")
-        print(f"        confusion matrices {folder}/confusion_matrix_{{test,test_noisy}}_{{frame,song}}.png")
-        print(f"        checkpoints {folder}/checkpoint-*, TensorBoard: tensorboard --logdir {folder}/runs")
-    summary = {"plain": plain, "lca": lca, "table": table, "total_seconds": total}
+        folder = os.path.abspath(os.path.join(args.output_dir, name, f"seed{seeds[0]}"))
+        outputs.append(f"  {name}: models {os.path.dirname(folder)}/seed*/ (pipeline-ready), e.g. {folder}")
+        outputs.append("        confusion matrices, checkpoints, TensorBoard logs (runs/) in each seed folder")
+    text = "\n".join([table, "", DECISION_RULE, "", sentence, "", *outputs])
+    print("\n" + text)
+    with open(os.path.join(args.output_dir, "summary.md"), "a", encoding="utf-8") as handle:
+        handle.write("\n## The demo\n\n```\n" + table + "\n```\n\n" + DECISION_RULE + "\n\n" + sentence + "\n")
+    result = {"summary": summary, "table": table, "sentence": sentence, "total_seconds": total}
     with open(os.path.join(args.output_dir, "demo_results.json"), "w") as handle:
-        json.dump(summary, handle, indent=1, default=str)
-    return summary
+        json.dump(result, handle, indent=1, default=str)
+    return result

@@ -83,6 +83,14 @@ def is_complete(run_dir: str) -> bool:
     return os.path.isfile(os.path.join(run_dir, MARKER)) and isinstance(results, dict)
 
 
+def _marker(run_dir: str) -> dict:
+    try:
+        with open(os.path.join(run_dir, MARKER), encoding="utf-8") as handle:
+            return json.load(handle)
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
 def resume_flags(run_dir: str) -> list[str]:
     """How an unfinished run's folder is reused: from its last good checkpoint, or from scratch."""
     from .training import last_complete_checkpoint
@@ -118,15 +126,21 @@ def run_all(
     for name, flags in variants.items():
         for seed in seeds:
             run_dir = os.path.join(output_dir, name, f"seed{seed}")
+            argv = run_argv(base_args, flags, seed, run_dir)
             if is_complete(run_dir):
-                log(f"[{name} seed {seed}] complete: skipped ({run_dir})")
-                continue
-            argv = run_argv(base_args, flags, seed, run_dir) + resume_flags(run_dir)
+                if _marker(run_dir).get("run_argv", argv) == argv:
+                    log(f"[{name} seed {seed}] complete: skipped ({run_dir})")
+                    continue
+                log(f"[{name} seed {seed}] finished with other arguments: run again")
+                argv = argv + ["--overwrite_output_dir", "true"]
+            else:
+                argv = argv + resume_flags(run_dir)
             log(f"[{name} seed {seed}] run_classification.py {shlex.join(argv)}")
             runner(argv)
             state.wait_for_everyone()
             if state.is_main_process:
-                marker = {"variant": name, "seed": seed, "flags": flags, "argv": argv}
+                run = run_argv(base_args, flags, seed, run_dir)
+                marker = {"variant": name, "seed": seed, "flags": flags, "run_argv": run, "argv": argv}
                 with open(os.path.join(run_dir, MARKER + ".tmp"), "w", encoding="utf-8") as handle:
                     json.dump(marker, handle, indent=2)
                 os.replace(os.path.join(run_dir, MARKER + ".tmp"), os.path.join(run_dir, MARKER))
@@ -236,7 +250,9 @@ def comparison_sentence(summary: dict, variant: str, metric: str, label: str | N
         return f"{variant} vs {summary['baseline']}: no paired runs with {metric} to compare."
     difference, low, high, p, n = (comparison[key] for key in ("difference", "ci_low", "ci_high", "p_value", "n"))
     if low is None:
-        return f"{variant} vs {summary['baseline']}: {name} {difference:+.3f} from {n} seed; one seed gives no interval."
+        return (
+            f"{variant} vs {summary['baseline']}: {name} {difference:+.3f} from {n} seed; one seed gives no interval."
+        )
     if low > 0:
         verdict = f"{variant} is higher (the interval excludes 0)"
     elif high < 0:

@@ -338,7 +338,10 @@ def evaluate_split(
     metrics = {k: v for k, v in output.metrics.items()}
     if bias_class is not None:
         metrics.update(
-            {f"{split_name}_{k}": v for k, v in shortcut_rates(logits, labels, song_index, bias_class, aggregation).items()}
+            {
+                f"{split_name}_{k}": v
+                for k, v in shortcut_rates(logits, labels, song_index, bias_class, aggregation).items()
+            }
         )
     scores = compute_split_metrics(
         logits, labels, song_index, num_labels, counterfactual_logits, vote_threshold, aggregation
@@ -369,7 +372,9 @@ def shortcut_rates(logits, labels, song_index, bias_class: int, aggregation: str
     rates = {}
     for level, truth, predicted in (("song", songs.labels, songs.predictions), ("frame", labels, frame_predictions)):
         others, own = truth != bias_class, truth == bias_class
-        rates[f"{level}_biased_rate"] = float((predicted[others] == bias_class).mean()) if others.any() else float("nan")
+        rates[f"{level}_biased_rate"] = (
+            float((predicted[others] == bias_class).mean()) if others.any() else float("nan")
+        )
         rates[f"{level}_bias_recall"] = float((predicted[own] == bias_class).mean()) if own.any() else float("nan")
     return rates
 
