@@ -23,6 +23,8 @@ except ImportError:  # flat checkout
 
 
 COUNTERFACTUAL_MODES = ("none", "learned", "random")
+# The CAL ablation's random attention: renormalised to the main attention's sum (ours), or CAL's raw uniform [0, 2).
+RANDOM_ATTENTION_SCALES = ("renormalised", "raw")
 FGNL_SOFTMAX_AXES = ("key", "query")
 
 # The audio-classification pipeline of a saved model folder: one pass per training-length slice,
@@ -125,6 +127,10 @@ class GenreMERTConfig(PretrainedConfig):
             Dropout on the pooled features of the counterfactual branch.
         counterfactual (`str`, *optional*, defaults to `"none"`):
             `"none"`, `"learned"` (LCA) or `"random"` (CAL ablation).
+        random_attention (`str`, *optional*, defaults to `"renormalised"`):
+            The CAL ablation's attention: uniform [0, 2) weights renormalised to the main attention's sum
+            (`"renormalised"`, ours: the classifier sees features on the scale it was trained on), or left raw
+            (`"raw"`, CAL's and the LCA reference's `rand * 2`).
         freeze_backbone (`bool`, *optional*, defaults to `True`):
             Keep the backbone frozen (no gradients) and in eval mode. `False` fine-tunes it.
         sampling_rate (`int`, *optional*, defaults to 24000):
@@ -158,6 +164,7 @@ class GenreMERTConfig(PretrainedConfig):
         classifier_dropout=0.3,
         counterfactual_dropout=0.6,
         counterfactual="none",
+        random_attention="renormalised",
         freeze_backbone=True,
         sampling_rate=24000,
         slice_seconds=10.0,
@@ -199,6 +206,7 @@ class GenreMERTConfig(PretrainedConfig):
         _check_probability("classifier_dropout", classifier_dropout)
         _check_probability("counterfactual_dropout", counterfactual_dropout)
         _check_choice("counterfactual", counterfactual, COUNTERFACTUAL_MODES)
+        _check_choice("random_attention", random_attention, RANDOM_ATTENTION_SCALES)
         _check_positive("sampling_rate", sampling_rate)
         song_rule = song_rule_fields(
             slice_seconds, song_aggregation, vote_threshold, slice_overlap_seconds, slice_remainder
@@ -209,6 +217,7 @@ class GenreMERTConfig(PretrainedConfig):
         self.classifier_dropout = classifier_dropout
         self.counterfactual_dropout = counterfactual_dropout
         self.counterfactual = counterfactual
+        self.random_attention = random_attention
         self.freeze_backbone = freeze_backbone
         self.sampling_rate = sampling_rate
         for field, value in song_rule.items():
@@ -255,6 +264,16 @@ class CRNNFGNLConfig(PretrainedConfig):
             `"time"` (ours): the GRU frames are pooled by a time attention instead of the last state, and LCA's
             counterfactual is a second time attention: an attention with real capacity over the song's moments.
         time_attention_hidden_size (`int`, *optional*, defaults to 16): hidden size of that time attention.
+        classifier_kernel_l2 (`float`, *optional*, defaults to 0.0): L2 penalty `λ·Σ W²` on the classifier's kernel
+            (the official Keras model: 0.01), added to the training loss.
+        classifier_activity_l1 (`float`, *optional*, defaults to 0.0): L1 activity penalty `λ·mean_batch Σ |logits|`
+            on the classifier's output before the softmax (the official Keras model: 0.01).
+        batch_norm_momentum (`float`, *optional*, defaults to 0.1): running-statistics momentum in PyTorch's
+            convention (Keras' momentum 0.99 is 0.01 here).
+        batch_norm_eps (`float`, *optional*, defaults to 1e-5): BatchNorm epsilon (Keras: 1e-3).
+        initialization (`str`, *optional*, defaults to `"pytorch"`): `"pytorch"` (PyTorch's defaults) or `"keras"`
+            (Glorot-uniform kernels, orthogonal GRU recurrent kernels, zero biases: the official model's).
+        random_attention (`str`, *optional*, defaults to `"renormalised"`): as in [`GenreMERTConfig`].
         gru_hidden_size (`int`, *optional*, defaults to 32): size of both GRUs.
         classifier_dropout (`float`, *optional*, defaults to 0.3): dropout before the classifier.
         counterfactual (`str`, *optional*, defaults to `"none"`): `"none"`, `"learned"` or `"random"`.
@@ -286,6 +305,12 @@ class CRNNFGNLConfig(PretrainedConfig):
         mose_hidden_size=16,
         counterfactual_attention="mose",
         time_attention_hidden_size=16,
+        classifier_kernel_l2=0.0,
+        classifier_activity_l1=0.0,
+        batch_norm_momentum=0.1,
+        batch_norm_eps=1e-5,
+        initialization="pytorch",
+        random_attention="renormalised",
         gru_hidden_size=32,
         classifier_dropout=0.3,
         counterfactual="none",
@@ -340,6 +365,16 @@ class CRNNFGNLConfig(PretrainedConfig):
             slice_seconds, song_aggregation, vote_threshold, slice_overlap_seconds, slice_remainder
         )
         _check_choice("counterfactual_attention", counterfactual_attention, ("mose", "time"))
+        _check_choice("initialization", initialization, ("pytorch", "keras"))
+        _check_choice("random_attention", random_attention, RANDOM_ATTENTION_SCALES)
+        _check_positive("classifier_kernel_l2", classifier_kernel_l2, allow_zero=True)
+        _check_positive("classifier_activity_l1", classifier_activity_l1, allow_zero=True)
+        _check_positive("batch_norm_eps", batch_norm_eps)
+        if not 0.0 < batch_norm_momentum <= 1.0:
+            raise ValueError(
+                f"`batch_norm_momentum` must be in (0, 1] (PyTorch's convention: Keras' 0.99 is 0.01), got "
+                f"{batch_norm_momentum!r}."
+            )
         _check_choice("fgnl_softmax_axis", fgnl_softmax_axis, FGNL_SOFTMAX_AXES)
 
         self.sampling_rate = sampling_rate
@@ -360,6 +395,12 @@ class CRNNFGNLConfig(PretrainedConfig):
         self.mose_hidden_size = mose_hidden_size
         self.counterfactual_attention = counterfactual_attention
         self.time_attention_hidden_size = time_attention_hidden_size
+        self.classifier_kernel_l2 = float(classifier_kernel_l2)
+        self.classifier_activity_l1 = float(classifier_activity_l1)
+        self.batch_norm_momentum = float(batch_norm_momentum)
+        self.batch_norm_eps = float(batch_norm_eps)
+        self.initialization = initialization
+        self.random_attention = random_attention
         self.gru_hidden_size = gru_hidden_size
         self.classifier_dropout = classifier_dropout
         self.counterfactual = counterfactual

@@ -85,7 +85,7 @@ class CRNNFGNLConvBlock(nn.Module):
         out_channels = config.conv_channels[layer_id]
         self.conv = nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1)
         self.activation = nn.ELU()
-        self.norm = nn.BatchNorm2d(out_channels)
+        self.norm = nn.BatchNorm2d(out_channels, eps=config.batch_norm_eps, momentum=config.batch_norm_momentum)
         self.pool = nn.MaxPool2d(2) if config.conv_pool[layer_id] else nn.Identity()
         self.dropout = nn.Dropout(config.conv_dropout)
 
@@ -257,7 +257,21 @@ class CRNNFGNLPreTrainedModel(LCAModelMixin, PreTrainedModel):
     _auto_class = "AutoModelForAudioClassification"  # save_pretrained writes auto_map and copies the code files
 
     def _init_model_weights(self, module) -> None:
-        """The fixed buffers (mel filters, STFT window, Gaussian kernel), recomputed from the config."""
+        """The fixed buffers (mel filters, STFT window, Gaussian kernel), recomputed from the config; with
+        `initialization="keras"`, the official Keras model's initialisers instead of PyTorch's."""
+        if self.config.initialization == "keras":
+            if isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d)):
+                init.xavier_uniform_(module.weight)  # Keras' glorot_uniform (same fans for dense and conv kernels)
+                if module.bias is not None:
+                    init.zeros_(module.bias)
+            elif isinstance(module, nn.GRU):
+                for name, parameter in module.named_parameters():
+                    if name.startswith("weight_ih"):
+                        init.xavier_uniform_(parameter)
+                    elif name.startswith("weight_hh"):
+                        init.orthogonal_(parameter)
+                    else:
+                        init.zeros_(parameter)
         if isinstance(module, CRNNFGNLLogMel):
             window, mel_filters = module.compute_buffers(self.config)
             init.copy_(module.window, window)
@@ -289,7 +303,9 @@ class CRNNFGNLForAudioClassification(CRNNFGNLPreTrainedModel):
                 f"(at least {2**self.num_pools})."
             )
         self.log_mel = CRNNFGNLLogMel(config)
-        self.input_norm = nn.BatchNorm1d(config.num_mel_bins)
+        self.input_norm = nn.BatchNorm1d(
+            config.num_mel_bins, eps=config.batch_norm_eps, momentum=config.batch_norm_momentum
+        )
         self.conv_blocks = nn.ModuleList(CRNNFGNLConvBlock(config, i) for i in range(len(config.conv_channels)))
         self.non_local = CRNNFGNLNonLocal(config)
         self.mose = CRNNFGNLMoSE(config)
@@ -400,6 +416,16 @@ class CRNNFGNLForAudioClassification(CRNNFGNLPreTrainedModel):
             counterfactual_attention=counterfactual_attention,
             representation=representation,
         )
+
+    def regularization_loss(self, logits: torch.Tensor) -> torch.Tensor:
+        """The official Keras model's penalties on its classifier: `classifier_kernel_l2 · Σ W²` on the kernel and
+        `classifier_activity_l1 · mean_batch Σ |logits|` (Keras divides activity penalties by the batch size)."""
+        penalty = logits.new_zeros(())
+        if self.config.classifier_kernel_l2:
+            penalty = penalty + self.config.classifier_kernel_l2 * self.head.classifier.weight.square().sum()
+        if self.config.classifier_activity_l1:
+            penalty = penalty + self.config.classifier_activity_l1 * logits.abs().sum(-1).mean()
+        return penalty
 
     @staticmethod
     def _frame_mask(frame_lengths: torch.Tensor | None, sequence: torch.Tensor) -> torch.Tensor | None:

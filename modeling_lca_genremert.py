@@ -142,6 +142,7 @@ class LCACounterfactualBranch(nn.Module):
             raise ValueError("A 'learned' counterfactual branch needs an attention module.")
         self.mode = config.counterfactual
         self.attention = attention if self.mode == "learned" else None
+        self.raw = getattr(config, "random_attention", "renormalised") == "raw"
 
     def forward(self, main_attention: torch.Tensor, *attention_inputs, mask: torch.Tensor | None = None):
         """
@@ -158,6 +159,8 @@ class LCACounterfactualBranch(nn.Module):
         weights = 2.0 * torch.rand_like(main_attention)  # (batch, positions), uniform in [0, 2)
         if mask is not None:
             weights = weights * mask.to(weights.dtype)
+        if self.raw:
+            return weights  # CAL's and the LCA reference's unnormalised `rand * 2`
         return weights / weights.sum(dim=-1, keepdim=True).clamp_min(torch.finfo(weights.dtype).tiny)
 
 
@@ -190,9 +193,14 @@ class LCAModelMixin:
         loss = None
         if labels is not None:
             check_labels(labels, logits.shape[0], self.config.num_labels)
-            loss = F.cross_entropy(logits, labels.to(logits.device))
+            loss = F.cross_entropy(logits, labels.to(logits.device)) + self.regularization_loss(logits)
         output = LCAClassifierOutput(loss=loss, **fields)
         return output if return_dict else output.to_tuple()
+
+    def regularization_loss(self, logits: torch.Tensor) -> torch.Tensor:
+        """Penalties the model adds to its training loss (zero unless the config asks for them; CRNN_FGNL's
+        `classifier_kernel_l2` and `classifier_activity_l1` reproduce the official Keras model's)."""
+        return logits.new_zeros(())
 
     def _use_counterfactual_branch(self, return_counterfactual: bool | None) -> bool:
         """Whether a forward pass computes the branch: in train mode by default; `return_counterfactual=True` asks for

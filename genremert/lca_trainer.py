@@ -52,6 +52,9 @@ from transformers.utils import logging
 logger = logging.get_logger(__name__)
 
 LOSS_TERMS = ("ce_main", "effect", "ce_cf", "ent_cf", "ent_main", "att")
+# Logged next to the Eq. 1 terms when the model adds penalties of its own (CRNN_FGNL's Keras L2/L1, weight 1).
+EXTRA_TERMS = ("regularization",)
+CF_WARMUP_MODES = ("freeze", "zero_gradients")
 EFFECT_TYPES = ("softmax", "logits")
 # The reference GTZAN LCA weights (genreMERT_LCA.json); the defaults of `LCATrainingArguments`.
 REFERENCE_LCA_WEIGHTS = {
@@ -180,6 +183,14 @@ class LCATrainingArguments(TrainingArguments):
             "branch gets no update (the paper uses 20)."
         },
     )
+    cf_warmup_mode: str = field(
+        default="freeze",
+        metadata={
+            "help": "How the branch waits during the warm-up: 'freeze' (no gradient, the optimizer skips it; ours) or "
+            "'zero_gradients' (zero gradients that the optimizer still steps on, as the LCA reference: Adam's step "
+            "count, hence its bias correction after the switch, then matches the reference's)."
+        },
+    )
     effect_type: str = field(
         default="softmax",
         metadata={"help": "y_effect: 'softmax' = softmax(y) − softmax(ỹ) (reference code) or 'logits' = y − ỹ (CAL)."},
@@ -209,6 +220,8 @@ class LCATrainingArguments(TrainingArguments):
                 )
         if self.cf_warmup_epochs < 0:
             raise ValueError(f"`cf_warmup_epochs` must be >= 0, got {self.cf_warmup_epochs}.")
+        if self.cf_warmup_mode not in CF_WARMUP_MODES:
+            raise ValueError(f"`cf_warmup_mode` must be one of {list(CF_WARMUP_MODES)}, got {self.cf_warmup_mode!r}.")
         if self.effect_type not in EFFECT_TYPES:
             raise ValueError(f"`effect_type` must be one of {list(EFFECT_TYPES)}, got {self.effect_type!r}.")
         if self.do_train and self.max_steps <= 0 and not self.num_train_epochs > 0:
@@ -404,6 +417,12 @@ class LCATrainer(Trainer):
             # Only CE(y) carries gradient in the warm-up; the other terms are for the logs.
             terms = {name: (value if name == "ce_main" else value.detach()) for name, value in terms.items()}
         loss = combine_lca_loss(terms, weights)
+        unwrapped = self.accelerator.unwrap_model(model)
+        if hasattr(unwrapped, "regularization_loss"):
+            penalty = unwrapped.regularization_loss(outputs["logits"])
+            if penalty.requires_grad or float(penalty.detach()) != 0.0:
+                loss = loss + penalty
+                terms = {**terms, "regularization": penalty}
 
         if training:
             self._check_finite(loss, terms, inputs)
@@ -446,6 +465,20 @@ class LCATrainer(Trainer):
             f"state, the last saved checkpoint in {self.args.output_dir} is intact. Lower the learning rate or the "
             "entropy/attention weights, or check the input audio." + (self._batch_songs(inputs) if inputs else "")
         )
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        """`Trainer.training_step`, then the warm-up's rule for the branch: `cf_warmup_mode="freeze"` leaves it without
+        gradients (the optimizer skips it), `"zero_gradients"` gives it zero gradients that the optimizer steps on (the
+        LCA reference multiplies its terms by a stage flag of 0)."""
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        if self.in_counterfactual_warmup():
+            for parameter in self.accelerator.unwrap_model(model).counterfactual_parameters():
+                if self.args.cf_warmup_mode == "zero_gradients":
+                    if parameter.grad is None:
+                        parameter.grad = torch.zeros_like(parameter)
+                else:  # "freeze": no gradient at all (a shared batched pass may have left zeros), so no step
+                    parameter.grad = None
+        return loss
 
     # -- saving ----------------------------------------------------------------------------------------------------
 
@@ -490,7 +523,7 @@ class LCATrainer(Trainer):
             0,
             [],
         )
-        names = [name for name in LOSS_TERMS if name in sums]
+        names = [name for name in (*LOSS_TERMS, *EXTRA_TERMS) if name in sums]
         device = self.args.device
         values = torch.stack(
             [sums[name].to(device) for name in names] + [torch.tensor(float(count), device=device)]

@@ -551,6 +551,9 @@ def load_synthetic(
     bias_class: Optional[int] = None,
     bias_band_hz: Tuple[float, float] = (3000.0, 5000.0),
     bias_noise_db: float = -15.0,
+    bias_mode: str = "everywhere",
+    bias_burst_fraction: float = 0.3,
+    bias_burst_seconds: float = 0.5,
     accompaniment_correlation: float = 0.6,
     cache_dir: Optional[Union[str, os.PathLike]] = None,
     num_workers: Optional[int] = None,
@@ -558,7 +561,8 @@ def load_synthetic(
     """The synthetic singer dataset (see ``synthetic_music``), generated once into `cache_dir` and reused.
 
     Returns ``train``, ``validation``, ``test`` (clean) and ``test_noisy`` (the same test songs
-    with band noise on every class). Columns: ``audio`` (path of a float wav at `sampling_rate`),
+    with band noise on every class; ``bias_mode="bursts"`` puts the noise on ``bias_burst_fraction``
+    of the time only, in bursts of ``bias_burst_seconds``: a shortcut an attention can avoid). Columns: ``audio`` (path of a float wav at `sampling_rate`),
     ``label`` (``ClassLabel`` ``singer_0``…), ``song_id`` (``singer_k/album_a/song_s``), ``album``,
     ``noise_added`` (bool: this file carries the band noise). With ``bias_class=k`` the training
     songs of class k carry the noise (paper Fig. 1). ``split="album"`` keeps albums whole
@@ -578,6 +582,9 @@ def load_synthetic(
         bias_class=bias_class,
         bias_band_hz=tuple(bias_band_hz),
         bias_noise_db=bias_noise_db,
+        bias_mode=bias_mode,
+        bias_burst_fraction=bias_burst_fraction,
+        bias_burst_seconds=bias_burst_seconds,
         accompaniment_correlation=accompaniment_correlation,
     )
     workers = num_workers if num_workers is not None else min(2, os.cpu_count() or 1)

@@ -68,6 +68,11 @@ class SyntheticMusicConfig:
     bias_class: Optional[int] = None  # class whose training songs get the band noise (Fig. 1)
     bias_band_hz: Tuple[float, float] = (3000.0, 5000.0)
     bias_noise_db: float = -15.0  # noise RMS relative to the clean song's RMS, in dB
+    # "everywhere": the noise covers every frame of the song (paper Fig. 1); "bursts": it covers `bias_burst_fraction`
+    # of the time in bursts of `bias_burst_seconds`, so an attention over time can route around it.
+    bias_mode: str = "everywhere"
+    bias_burst_fraction: float = 0.3
+    bias_burst_seconds: float = 0.5
 
     def __post_init__(self):
         self.bias_band_hz = tuple(float(f) for f in self.bias_band_hz)
@@ -96,6 +101,13 @@ class SyntheticMusicConfig:
                 f"bias_band_hz must satisfy 0 < low < high <= sampling_rate/2 = {self.sampling_rate / 2}, "
                 f"got {self.bias_band_hz}"
             )
+        if self.bias_mode not in ("everywhere", "bursts"):
+            raise ValueError(f"bias_mode must be 'everywhere' or 'bursts', got {self.bias_mode!r}")
+        if not 0.0 < self.bias_burst_fraction <= 1.0 or self.bias_burst_seconds <= 0:
+            raise ValueError(
+                f"bias_burst_fraction must be in (0, 1] and bias_burst_seconds > 0, got {self.bias_burst_fraction}, "
+                f"{self.bias_burst_seconds}"
+            )
         if self.bias_class is not None and not 0 <= self.bias_class < self.num_classes:
             raise ValueError(f"bias_class must be in [0, {self.num_classes - 1}] or None, got {self.bias_class}")
 
@@ -108,13 +120,24 @@ class SyntheticMusicConfig:
         fields = {
             k: v
             for k, v in dataclasses.asdict(self).items()
-            if k not in ("bias_class", "bias_band_hz", "bias_noise_db", "split")
+            if k
+            not in (
+                "bias_class",
+                "bias_band_hz",
+                "bias_noise_db",
+                "bias_mode",
+                "bias_burst_fraction",
+                "bias_burst_seconds",
+            )
+            and k != "split"
         }
         fields["version"] = GENERATOR_VERSION
         return hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
     def noise_key(self) -> str:
         fields = {"band": list(self.bias_band_hz), "db": self.bias_noise_db, "version": GENERATOR_VERSION}
+        if self.bias_mode != "everywhere":  # the keys of earlier caches stay valid
+            fields.update(mode=self.bias_mode, fraction=self.bias_burst_fraction, seconds=self.bias_burst_seconds)
         return hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:10]
 
 
@@ -454,11 +477,29 @@ def add_band_noise(
     return (waveform + noise).astype(np.float32)
 
 
+def burst_gate(num_samples: int, sampling_rate: int, fraction: float, burst_seconds: float, rng) -> np.ndarray:
+    """A 0/1 envelope `(num_samples,)` that is 1 on `fraction` of the time, in bursts of `burst_seconds` at random
+    places (10 ms linear ramps at the edges, so the bursts add no clicks)."""
+    burst = max(1, int(round(burst_seconds * sampling_rate)))
+    slots = max(1, num_samples // burst)
+    chosen = rng.choice(slots, size=max(1, int(round(fraction * slots))), replace=False)
+    gate = np.zeros(num_samples, dtype=np.float64)
+    for slot in chosen:
+        gate[slot * burst : (slot + 1) * burst] = 1.0
+    ramp = max(1, sampling_rate // 100)
+    kernel = np.ones(ramp) / ramp
+    return np.convolve(gate, kernel, mode="same")
+
+
 def add_bias_noise(clean: np.ndarray, config: SyntheticMusicConfig, song_index: int) -> np.ndarray:
-    """The clean song plus its band noise (its own random stream, keyed by the song's index)."""
-    return add_band_noise(
-        clean, config.sampling_rate, config.bias_band_hz, config.bias_noise_db, _rng(config.seed, 4, song_index)
-    )
+    """The clean song plus its band noise (its own random stream, keyed by the song's index): everywhere, or in
+    bursts (`config.bias_mode`), at `bias_noise_db` relative to the song's RMS where the noise is on."""
+    rng = _rng(config.seed, 4, song_index)
+    noisy = add_band_noise(clean, config.sampling_rate, config.bias_band_hz, config.bias_noise_db, rng)
+    if config.bias_mode == "everywhere":
+        return noisy
+    gate = burst_gate(len(clean), config.sampling_rate, config.bias_burst_fraction, config.bias_burst_seconds, rng)
+    return (clean + gate * (noisy - clean)).astype(np.float32)
 
 
 def _write_wav_atomic(path: Path, audio: np.ndarray, sampling_rate: int) -> None:

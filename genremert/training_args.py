@@ -275,6 +275,7 @@ LCA_FLAGS = (
     "lambda_ent_main",
     "lambda_att",
     "cf_warmup_epochs",
+    "cf_warmup_mode",
     "effect_type",
     "evaluate_counterfactual",
     "overwrite_output_dir",

@@ -112,3 +112,22 @@ def test_bad_parameters_name_the_field(tmp_path):
         synthetic_music.SyntheticMusicConfig(albums_per_class=2)
     with pytest.raises(ValueError, match="not made by load_synthetic"):
         md.synthetic_metadata(Dataset.from_dict({"a": [1]}))
+
+
+def test_burst_mode_puts_the_noise_on_a_fraction_of_the_time():
+    config = synthetic_music.SyntheticMusicConfig(
+        num_classes=3, song_seconds=10.0, bias_class=0, bias_mode="bursts", bias_burst_fraction=0.3
+    )
+    clean = (0.1 * np.sin(np.arange(160000) / 5.0)).astype(np.float32)
+    noisy = synthetic_music.add_bias_noise(clean, config, song_index=3)
+    frames = (noisy - clean).reshape(100, 1600)  # 0.1 s frames
+    noisy_frames = np.abs(frames).max(axis=1) > 1e-6
+    assert 0.25 <= noisy_frames.mean() <= 0.45  # 30 % in 0.5 s bursts, plus the ramps at their edges
+    everywhere = synthetic_music.add_bias_noise(
+        clean, synthetic_music.SyntheticMusicConfig(num_classes=3, bias_class=0), 3
+    )
+    assert (np.abs((everywhere - clean).reshape(100, 1600)).max(axis=1) > 1e-6).all()
+    with pytest.raises(ValueError, match="bias_mode"):
+        synthetic_music.SyntheticMusicConfig(bias_mode="sometimes")
+    # The burst option does not change the clean songs' cache key (the same clean audio is reused).
+    assert config.clean_key() == synthetic_music.SyntheticMusicConfig(num_classes=3, song_seconds=10.0).clean_key()
