@@ -520,3 +520,44 @@ def test_non_finite_model_state_stops_the_run_naming_the_tensor(tmp_path):
     args = SimpleNamespace(output_dir=str(tmp_path))
     with pytest.raises(NonFiniteLossError, match=r"step 3: .*conv_blocks\.0\.norm\.running_var"):
         ChecksumCallback().on_save(args, state, None, model=model)
+
+
+def test_the_shortcut_protocol_on_any_dataset(tmp_path):
+    """--bias_class NAME on a dataset without built-in noise (artist20 layout): the class's training and validation
+    songs get the band noise, test_noisy is added, and the shortcut metrics are reported."""
+    import soundfile as sf
+
+    root = tmp_path / "artist20" / "mp3s-32k"
+    rng = np.random.default_rng(0)
+    for artist in range(3):
+        for album in range(3):
+            folder = root / f"artist_{artist}" / f"album_{album}"
+            folder.mkdir(parents=True)
+            for track in range(2):
+                t = np.arange(16000 * 2) / 16000
+                tone = 0.2 * np.sin(2 * np.pi * (220 + 110 * artist) * t) + 0.01 * rng.standard_normal(t.size)
+                sf.write(folder / f"{track}.wav", tone.astype(np.float32), 16000)
+    output_dir = tmp_path / "out"
+    flags = tiny_flags(tmp_path / "unused", output_dir)
+    for flag in ("--synthetic_options", "--bias_class", "--data_dir", "--dataset"):
+        position = flags.index(flag)
+        del flags[position : position + 2]
+    flags += ["--dataset", "artist20", "--data_dir", str(tmp_path / "artist20"), "--bias_class", "artist_1"]
+    flags += ["--bias_snr_db", "10", "--num_train_epochs", "1", "--cf_warmup_epochs", "0"]
+    results = run_classification.main(flags)
+    for key in ("shortcut_song_f1_gap", "test_noisy_song_biased_rate", "test_song_bias_recall"):
+        assert key in results and np.isfinite(results[key]), key
+    assert results["test_noisy_num_songs"] == results["test_num_songs"] == 6
+
+    # The noise is where the protocol says: on class 1's training songs only, and on every test_noisy song.
+    from genremert import music_datasets
+
+    songs = music_datasets.load_artist20(tmp_path / "artist20")
+    noise = music_datasets.BandNoise((3000.0, 5000.0), -10.0, 0)
+    flags_by_split = {"train": [label == 1 for label in songs["train"]["label"]]}
+    slices = music_datasets.slice_songs(songs["train"], 16000, 1.0, noise=noise, noisy_songs=flags_by_split["train"])
+    clean = music_datasets.slice_songs(songs["train"], 16000, 1.0)
+    for row in range(0, len(slices), 3):
+        label = slices[row]["label"]
+        difference = np.abs(np.asarray(slices[row]["input_values"]) - np.asarray(clean[row]["input_values"])).max()
+        assert (difference > 1e-3) == (label == 1), (row, label, difference)
