@@ -64,6 +64,10 @@ def _load_slices(args, model):
             f"--eval_split {args.eval_split!r} is not in the {args.dataset} dataset (splits: {list(songs)})."
         )
     label_names = songs[args.eval_split].features["label"].names
+    if isinstance(args.bias_class, str):
+        if args.bias_class not in label_names:
+            raise ValueError(f"--bias_class {args.bias_class!r} is not a class of the dataset: {label_names}.")
+        args.bias_class = label_names.index(args.bias_class)
 
     def sliced(split):  # the slicing of the model's song rule (its evaluation and pipeline)
         return music_datasets.slice_songs(
@@ -178,6 +182,8 @@ def fill_from_run_arguments(args) -> None:
     for name in ("data_dir", "split", "synthetic_options", "bias_class"):
         if getattr(args, name) is None and data_args.get(name) is not None:
             setattr(args, name, data_args[name])
+    if isinstance(args.bias_class, str):  # run_classification takes a class name or id; ids are resolved here
+        args.bias_class = int(args.bias_class) if args.bias_class.isdigit() else args.bias_class
 
 
 def main(argv=None) -> int:

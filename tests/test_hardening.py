@@ -420,7 +420,7 @@ def test_readme_interpret_command_works_on_the_quick_demo_output(tmp_path):
         assert completed.returncode == 0, completed.stderr[-3000:]
     figures = tmp_path / "figures"
     completed = subprocess.run(
-        [sys.executable, "interpret.py", "--model_dir", str(demo_dir / "lca"), "--output_dir", str(figures)],
+        [sys.executable, "interpret.py", "--model_dir", str(demo_dir / "lca" / "seed0"), "--output_dir", str(figures)],
         cwd=REPO,
         capture_output=True,
         text=True,
