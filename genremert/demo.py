@@ -27,20 +27,20 @@ import sys
 import time
 
 
-# The default-size CRNN_FGNL (≈ 0.58 M parameters) on 3 s slices (the paper's shortest), sized to fit the time stated in
-# docs/training.md on an idle 2-core CPU (both runs). Five albums per class: 1 test, 1 validation and 3 training albums, so the model sees
-# three accompaniment styles (fixed per album) per singer instead of one. 6 songs of 9 s per album
-# (3 slices each): 72 training songs (216 slices per epoch) and 24 songs in each test set. The plain model's training
-# loss flattens after 5–6 epochs at this size; 7 epochs, LCA switched on after a 2-epoch warm-up.
+# The default-size CRNN_FGNL (≈ 0.58 M parameters) on 3 s slices (the paper's shortest), sized so that 3 seeds × 2
+# runs fit about 10 minutes on an idle 2-core CPU (measured: docs/training.md). Five albums per class: 1 test,
+# 1 validation and 3 training albums, so the model sees three accompaniment styles (fixed per album) per singer.
+# 4 songs of 9 s per album (3 slices each): 48 training songs (144 slices per epoch) and 16 songs in each test set;
+# 5 epochs, LCA switched on after a 2-epoch warm-up.
 FULL = {
     "synthetic": {
         "num_classes": 4,
         "albums_per_class": 5,
-        "songs_per_album": 6,
+        "songs_per_album": 4,
         "song_seconds": 9.0,
     },
     "slice_seconds": 3.0,
-    "epochs": 7,
+    "epochs": 5,
     "warmup": 2,
     "learning_rate": 1e-3,
     "batch_size": 16,

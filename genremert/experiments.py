@@ -34,7 +34,14 @@ BUILTIN_VARIANTS = {
     "lca": {"counterfactual": "learned"},
     "lca_no_two_step": {"counterfactual": "learned", "cf_warmup_epochs": 0},
 }
-HEADLINE_METRICS = ("test_frame_f1", "test_song_f1", "test_song_accuracy", "shortcut_song_f1_gap")
+HEADLINE_METRICS = (
+    "test_frame_f1",
+    "test_song_f1",
+    "test_song_accuracy",
+    "test_noisy_song_f1",
+    "shortcut_song_f1_gap",
+    "test_noisy_song_biased_rate",
+)
 MARKER = "experiment.json"  # written last in a run's folder: the run is complete
 # Metrics where lower is better ("best" of the seeds is then the minimum).
 LOWER_IS_BETTER = ("loss", "gap", "biased_rate", "runtime", "per_second")

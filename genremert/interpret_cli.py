@@ -1,6 +1,7 @@
 """Command line of `interpret.py`: every plot that applies to a trained model, plus `interpretation.json`."""
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -55,6 +56,13 @@ def _load_slices(args, model):
         songs = music_datasets.load_synthetic(**kwargs)
         if args.bias_class is None:  # the probe follows the benchmark's own biased class
             args.bias_class = music_datasets.synthetic_metadata(songs)["bias_class"]
+    elif args.dataset == "custom":  # your own data: the training run's loader arguments and its saved split
+        from .training import load_songs
+        from .training_args import DataTrainingArguments
+
+        names = {field.name for field in dataclasses.fields(DataTrainingArguments)}
+        data_args = DataTrainingArguments(**{k: v for k, v in args.run_data_args.items() if k in names})
+        songs = load_songs(data_args, data_args.split_seed, args.model_dir)
     elif args.dataset == "gtzan":
         songs = music_datasets.load_gtzan(args.data_dir, **({"split": args.split} if args.split else {}))
     else:
@@ -176,6 +184,7 @@ def fill_from_run_arguments(args) -> None:
             raise ValueError(f"--dataset is required: {path} (the training run's arguments) does not exist.")
         return
     data_args = json.loads(path.read_text(encoding="utf-8")).get("data_args", {})
+    args.run_data_args = data_args
     if args.dataset is not None and args.dataset != data_args.get("dataset"):
         return  # another dataset than the training run's: nothing to take from it
     args.dataset = data_args.get("dataset")
@@ -192,7 +201,7 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--dataset",
         default=None,
-        choices=("synthetic", "gtzan", "artist20"),
+        choices=("synthetic", "gtzan", "artist20", "custom"),
         help="The dataset to interpret on. Default: the training run's, from --model_dir/run_args.json (with its "
         "--data_dir, --split, --synthetic_options and --bias_class, unless given here).",
     )

@@ -342,8 +342,23 @@ def gtzan_split_ids(
     raise ValueError(f"GTZAN: unknown split {split!r}; expected one of {', '.join(GTZAN_SPLITS)}")
 
 
+def resolve_data_dir(data_dir, dataset: str, revision: Optional[str] = None) -> Path:
+    """The folder of a dataset: `data_dir` itself, the extraction of an archive given as `data_dir` (GTZAN's
+    `genres.tar.gz`, artist20's `artist20-mp3s-32k.tgz`; extracted once, safely, beside it), or for GTZAN without
+    `data_dir` the archive fetched from the Hub (`marsyas/gtzan`)."""
+    from .archives import extract_archive, extracted_folder, fetch_gtzan, is_archive
+
+    if data_dir is None:
+        if dataset != "gtzan":
+            raise ValueError(f"{dataset}: data_dir is required (the folder holding the audio, or its archive).")
+        return fetch_gtzan(revision)
+    if is_archive(data_dir):
+        return extract_archive(data_dir, extracted_folder(data_dir))
+    return Path(data_dir)
+
+
 def load_gtzan(
-    data_dir: Union[str, os.PathLike],
+    data_dir: Optional[Union[str, os.PathLike]] = None,
     split: str = "fault_filtered",
     seed: int = 0,
     *,
@@ -353,8 +368,9 @@ def load_gtzan(
     lists_dir: Optional[Union[str, os.PathLike]] = None,
     num_workers: Optional[int] = None,
     allow_missing_files: bool = False,
+    gtzan_revision: Optional[str] = None,
 ) -> DatasetDict:
-    """GTZAN songs from a local folder: ``train`` / ``validation`` / ``test`` with ``audio`` (path),
+    """GTZAN songs from a local folder, its `genres.tar.gz`, or (`data_dir=None`) the Hub: ``train`` / ``validation`` / ``test`` with ``audio`` (path),
     ``label`` (``ClassLabel`` of the ten genres) and ``song_id`` (``blues.00012``).
 
     split: ``"fault_filtered"`` (Kereliuk & Sturm, 443 / 197 / 290), ``"lca_songs"`` (the LCA
@@ -370,6 +386,7 @@ def load_gtzan(
     _check_on_bad_file(on_bad_file)
     if split not in GTZAN_SPLITS:
         raise ValueError(f"GTZAN: unknown split {split!r}; expected one of {', '.join(GTZAN_SPLITS)}")
+    data_dir = resolve_data_dir(data_dir, "gtzan", gtzan_revision)
     files = find_gtzan_files(data_dir)
     genre_root = _gtzan_genre_root(Path(data_dir))
     ids = gtzan_split_ids(split, list(files), seed=seed, random_fractions=random_fractions, lists_dir=lists_dir)
@@ -521,6 +538,7 @@ def load_artist20(
     _check_on_bad_file(on_bad_file)
     if split not in ARTIST20_SPLITS:
         raise ValueError(f"artist20: unknown split {split!r}; expected one of {', '.join(ARTIST20_SPLITS)}")
+    data_dir = resolve_data_dir(data_dir, "artist20")
     tree = find_artist20_files(data_dir)
     assignment = artist20_album_split({artist: list(albums) for artist, albums in tree.items()}, split, seed)
     artists = list(tree)

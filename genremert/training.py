@@ -65,8 +65,27 @@ LABEL_KEYS = ("num_labels", "id2label", "label2id")
 # ----------------------------------------------------------------------------------------------------------------------
 
 
-def load_songs(data_args: DataTrainingArguments, seed: int) -> datasets.DatasetDict:
+def load_songs(data_args: DataTrainingArguments, seed: int, output_dir: str | None = None) -> datasets.DatasetDict:
     """The song-level DatasetDict of the chosen dataset (`train`, `validation`, `test` [, `test_noisy`])."""
+    if data_args.dataset == "custom":
+        from .your_data import load_dataset_songs
+
+        return load_dataset_songs(
+            data_args.dataset_name,
+            data_args.dataset_config_name,
+            audio_column=data_args.audio_column_name,
+            label_column=data_args.label_column_name,
+            song_column=data_args.song_column_name,
+            group_column=data_args.group_column_name,
+            train_split=data_args.train_split_name,
+            validation_split=data_args.validation_split_name,
+            test_split=data_args.test_split_name,
+            split_fractions=tuple(float(part) for part in data_args.split_fractions.split(",")),
+            split_seed=seed,
+            split_file=os.path.join(output_dir, "split.json") if output_dir else None,
+            audio_dir=os.path.join(data_args.data_dir, "embedded_audio") if data_args.data_dir else None,
+            revision=data_args.dataset_revision,
+        )
     split = data_args.split or DEFAULT_SPLITS[data_args.dataset]
     if data_args.dataset == "synthetic":
         options = {}
@@ -93,7 +112,11 @@ def load_songs(data_args: DataTrainingArguments, seed: int) -> datasets.DatasetD
         raise ValueError(
             f"music_datasets has no {loader_name}(): this version cannot load --dataset {data_args.dataset}."
         )
-    extra = {"allow_missing_files": True} if data_args.allow_missing_files and data_args.dataset == "gtzan" else {}
+    extra = {}
+    if data_args.dataset == "gtzan":
+        extra["gtzan_revision"] = data_args.gtzan_revision
+        if data_args.allow_missing_files:
+            extra["allow_missing_files"] = True
     return loader(data_args.data_dir, split=split, seed=seed, stems_dir=data_args.stems_dir, **extra)
 
 
@@ -472,7 +495,7 @@ def run(model_args, data_args, training_args: LCATrainingArguments) -> dict:
     set_seed(training_args.seed)
 
     with training_args.main_process_first(desc="load and slice the songs"):
-        songs = load_songs(data_args, data_args.split_seed)
+        songs = load_songs(data_args, data_args.split_seed, training_args.output_dir)
         label_names = label_names_of(songs)
         limits = {
             "train": data_args.max_train_samples,

@@ -16,8 +16,8 @@ from . import MODEL_CLASSES as MODEL_TYPES
 from .lca_trainer import LCATrainingArguments
 
 
-DATASETS = ("gtzan", "artist20", "synthetic")
-DEFAULT_SPLITS = {"gtzan": "fault_filtered", "artist20": "album", "synthetic": "album"}
+DATASETS = ("gtzan", "artist20", "synthetic", "custom")
+DEFAULT_SPLITS = {"gtzan": "fault_filtered", "artist20": "album", "synthetic": "album", "custom": None}
 
 
 @dataclass
@@ -137,6 +137,40 @@ class DataTrainingArguments:
             '\'{"num_classes": 5, "song_seconds": 20}\'.'
         },
     )
+    dataset_name: str | None = field(
+        default=None,
+        metadata={
+            "help": "Your own data: a Hub dataset id or a local folder (an audio folder with label sub-folders or a "
+            "metadata.csv; parquet/arrow/json/csv files; a save_to_disk folder). Sets --dataset custom."
+        },
+    )
+    dataset_config_name: str | None = field(default=None, metadata={"help": "The dataset's configuration name."})
+    dataset_revision: str | None = field(default=None, metadata={"help": "Hub revision of --dataset_name."})
+    audio_column_name: str = field(default="audio", metadata={"help": "Column of the audio (paths or bytes)."})
+    label_column_name: str = field(
+        default="label", metadata={"help": "Column of the labels (a ClassLabel, or strings: sorted names)."}
+    )
+    song_column_name: str | None = field(
+        default=None,
+        metadata={"help": "Column naming each row's recording: rows that are pieces of one song are scored together."},
+    )
+    group_column_name: str | None = field(
+        default=None, metadata={"help": "Column of the group (album, artist) that must not straddle two splits."}
+    )
+    train_split_name: str = field(default="train", metadata={"help": "The dataset's training split."})
+    validation_split_name: str = field(default="validation", metadata={"help": "The dataset's validation split."})
+    test_split_name: str = field(default="test", metadata={"help": "The dataset's test split."})
+    split_fractions: str = field(
+        default="0.8,0.1,0.1",
+        metadata={
+            "help": "A dataset with only a train split is split by group, stratified by label, with these fractions "
+            "and --split_seed; the split is written to <output_dir>/split.json and reused."
+        },
+    )
+    gtzan_revision: str | None = field(
+        default=None,
+        metadata={"help": "--dataset gtzan without --data_dir: the revision (commit) of marsyas/gtzan to download."},
+    )
     split_seed: int = field(
         default=0,
         metadata={
@@ -172,11 +206,30 @@ class DataTrainingArguments:
     def __post_init__(self):
         if self.dataset not in DATASETS:
             raise ValueError(f"--dataset must be one of {list(DATASETS)}, got {self.dataset!r}.")
+        if self.dataset_name is not None and self.dataset == "synthetic":
+            self.dataset = "custom"  # --dataset_name: any datasets dataset or audio folder
+        if self.dataset == "custom" and self.dataset_name is None:
+            raise ValueError("--dataset custom needs --dataset_name (a Hub dataset id or a local folder).")
         if self.dataset in ("gtzan", "artist20"):
-            if self.data_dir is None:
-                raise ValueError(f"--data_dir is required for --dataset {self.dataset} (the folder holding the audio).")
-            if not os.path.isdir(self.data_dir):
-                raise ValueError(f"--data_dir {self.data_dir!r} does not exist or is not a folder.")
+            from .archives import is_archive
+
+            if self.data_dir is None and self.dataset == "artist20":
+                raise ValueError(
+                    "--data_dir is required for --dataset artist20 (the folder holding the audio, or "
+                    "artist20-mp3s-32k.tgz)."
+                )
+            if self.data_dir is not None and not (os.path.isdir(self.data_dir) or is_archive(self.data_dir)):
+                raise ValueError(
+                    f"--data_dir {self.data_dir!r} is neither a folder nor a .tar.gz/.tgz/.zip archive of the dataset."
+                )
+        try:
+            fractions = tuple(float(part) for part in str(self.split_fractions).split(","))
+        except ValueError:
+            fractions = ()
+        if len(fractions) != 3 or any(f < 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-6:
+            raise ValueError(
+                f"--split_fractions must be three numbers train,validation,test summing to 1, got {self.split_fractions!r}."
+            )
         if self.slice_seconds is not None and self.slice_seconds <= 0:
             raise ValueError(f"--slice_seconds must be > 0, got {self.slice_seconds}.")
         if self.slice_overlap_seconds < 0 or (

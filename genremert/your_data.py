@@ -1,0 +1,355 @@
+"""Your own data: any 🤗 `datasets` dataset (a Hub id or a local folder) as the song DatasetDict the project trains on.
+
+`load_dataset_songs(name, ...)` accepts what `run_audio_classification.py` users have:
+
+- an audio folder, with one sub-folder per label or a `metadata.csv` (`file_name` plus label / song / group columns);
+- parquet, arrow, json or csv files (a folder of them, or a Hub dataset stored that way), the audio column holding
+  embedded bytes or paths;
+- a folder written by `Dataset.save_to_disk` / `DatasetDict.save_to_disk`;
+- a Hub dataset id (`datasets.load_dataset`, with `config_name` and `revision`).
+
+Audio is never decoded through `datasets` (torchcodec): the audio column is read undecoded (`Audio(decode=False)`),
+embedded bytes are written once to content-addressed files in `audio_dir`, and every file is checked up front by the
+project's own soundfile / soxr path (`audio_files.check_audio_file`), bad rows reported together by split, row index
+and reason. Labels become a `ClassLabel` (strings: sorted names). Rows that are pieces of one recording share a
+`song_column`; a `group_column` (album, artist) never straddles two splits. A dataset with only a train split gets a
+seeded split stratified by label and grouped, written to `split_file` so that the run can be repeated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections import defaultdict
+from pathlib import Path
+from typing import Dict, Optional, Sequence, Tuple, Union
+
+import numpy as np
+from datasets import Audio, ClassLabel, Dataset, DatasetDict, Features, Value
+
+from .audio_files import AUDIO_SUFFIXES, BadAudioFile, BadAudioFilesError, validate_audio_files
+
+
+SPLIT_NAMES = ("train", "validation", "test")
+DATA_FILE_SUFFIXES = {".parquet": "parquet", ".arrow": "arrow", ".json": "json", ".jsonl": "json", ".csv": "csv"}
+
+
+SPLIT_FOLDERS = {
+    "train": "train",
+    "validation": "validation",
+    "valid": "validation",
+    "dev": "validation",
+    "test": "test",
+}
+
+
+def _read_audio_folder(root: Path) -> DatasetDict:
+    """An audio folder read without `datasets`' audiofolder builder (which encodes audio through torchcodec): a
+    `metadata.csv` / `metadata.jsonl` (a `file_name` column plus any others), else one sub-folder per label. Top-level
+    `train/`, `validation/` (`valid/`, `dev/`), `test/` folders are splits. Hidden files (`.x`, `._x`) are ignored."""
+    import csv
+
+    tops = {p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")}
+    split_dirs = (
+        {name: root / name for name in tops if name in SPLIT_FOLDERS} if tops and tops <= set(SPLIT_FOLDERS) else {}
+    )
+    result = {}
+    for split_name, folder in (split_dirs or {"train": root}).items():
+        split = SPLIT_FOLDERS.get(split_name, split_name)
+        metadata = next((folder / n for n in ("metadata.csv", "metadata.jsonl") if (folder / n).is_file()), None)
+        if metadata is not None:
+            if metadata.suffix == ".csv":
+                with open(metadata, newline="", encoding="utf-8") as handle:
+                    records = list(csv.DictReader(handle))
+            else:
+                records = [
+                    json.loads(line) for line in metadata.read_text(encoding="utf-8").splitlines() if line.strip()
+                ]
+            if not records or "file_name" not in records[0]:
+                raise ValueError(f"{metadata}: expected a `file_name` column naming each audio file.")
+            columns = {key: [] for key in records[0] if key != "file_name"}
+            columns["audio"] = []
+            for row, record in enumerate(records):
+                columns["audio"].append(str(folder / record["file_name"]))
+                for key in columns:
+                    if key != "audio":
+                        columns[key].append(record.get(key))
+        else:
+            files = sorted(
+                p
+                for p in folder.rglob("*")
+                if p.is_file()
+                and p.suffix.lower() in AUDIO_SUFFIXES
+                and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+            )
+            if not files:
+                raise ValueError(f"{folder}: no audio file ({', '.join(AUDIO_SUFFIXES)}) and no metadata.csv.")
+            columns = {"audio": [str(p) for p in files], "label": [p.parent.name for p in files]}
+        result[split] = Dataset.from_dict(columns)
+    return DatasetDict(result)
+
+
+def _open_dataset(name: str, config_name: Optional[str], revision: Optional[str], cache_dir: Optional[str]):
+    """The raw DatasetDict of a local folder (save_to_disk, data files, audio folder) or a Hub id."""
+    import datasets
+
+    path = Path(name)
+    if path.is_dir():
+        if (path / "dataset_dict.json").is_file() or (path / "dataset_info.json").is_file():
+            loaded = datasets.load_from_disk(str(path))
+            return loaded if isinstance(loaded, DatasetDict) else DatasetDict({"train": loaded})
+        files = [p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")]
+        kinds = {DATA_FILE_SUFFIXES[p.suffix.lower()] for p in files if p.suffix.lower() in DATA_FILE_SUFFIXES}
+        kinds.discard("csv") if (path / "metadata.csv").is_file() else None
+        has_audio = any(p.suffix.lower() in AUDIO_SUFFIXES for p in files)
+        if has_audio and not kinds:
+            return _read_audio_folder(path)
+        if len(kinds) == 1:
+            kind = kinds.pop()
+            by_split = defaultdict(list)
+            for p in sorted(files):
+                if p.suffix.lower() in DATA_FILE_SUFFIXES:
+                    split = next((SPLIT_FOLDERS[s] for s in SPLIT_FOLDERS if s in p.stem.lower()), "train")
+                    by_split[split].append(str(p))
+            return datasets.load_dataset(kind, data_files=dict(by_split), cache_dir=cache_dir)
+        raise ValueError(
+            f"--dataset_name {name}: a folder, but not one this project can read: expected audio files (with label "
+            f"sub-folders or a metadata.csv), parquet/arrow/json/csv files of one kind (found {sorted(kinds) or 'none'}), "
+            "or a save_to_disk folder."
+        )
+    if path.exists():
+        raise ValueError(f"--dataset_name {name}: a file; give the folder that holds it (or a Hub dataset id).")
+    try:
+        loaded = datasets.load_dataset(name, config_name, revision=revision, cache_dir=cache_dir)
+    except (ImportError, datasets.exceptions.DatasetGenerationError) as error:
+        # A Hub audio folder: datasets would encode it through torchcodec. Fetch the files and read them here.
+        if "torchcodec" not in repr(error) and "torchcodec" not in repr(error.__cause__):
+            raise
+        from huggingface_hub import snapshot_download
+
+        local = snapshot_download(name, repo_type="dataset", revision=revision, cache_dir=cache_dir)
+        return _open_dataset(local, config_name, None, cache_dir)
+    return loaded if isinstance(loaded, DatasetDict) else DatasetDict({"train": loaded})
+
+
+def _materialise(cell, audio_dir: Path, base_dir: Optional[Path] = None) -> Tuple[Optional[str], Optional[str]]:
+    """`(path, None)` of a row's audio (embedded bytes are written once, named by their hash; a relative path is taken
+    relative to the dataset's folder when it does not exist from here), or `(None, reason)`."""
+    if isinstance(cell, str):
+        if not cell:
+            return None, "empty audio path"
+        if base_dir is not None and not os.path.isabs(cell) and not os.path.exists(cell):
+            cell = str(base_dir / cell)
+        return cell, None
+    if not isinstance(cell, dict):
+        return None, f"audio cell of type {type(cell).__name__}, expected a path or {{'bytes', 'path'}}"
+    data, source = cell.get("bytes"), cell.get("path")
+    if data:
+        digest = hashlib.sha1(data).hexdigest()
+        suffix = Path(source or "").suffix.lower() or ".bin"
+        target = audio_dir / digest[:2] / f"{digest}{suffix}"
+        if not target.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            temporary = target.with_suffix(target.suffix + f".tmp{os.getpid()}")
+            temporary.write_bytes(data)
+            os.replace(temporary, target)
+        return str(target), None
+    if source:
+        return _materialise(source, audio_dir, base_dir)
+    return None, "the audio cell holds neither bytes nor a path"
+
+
+def _label_feature(splits: Dict[str, Dataset], column: str) -> ClassLabel:
+    features = [split.features[column] for split in splits.values() if column in split.features]
+    if features and isinstance(features[0], ClassLabel):
+        return features[0]
+    names = sorted({str(value) for split in splits.values() for value in split[column]})
+    return ClassLabel(names=names)
+
+
+def group_split(
+    labels: Sequence[int],
+    groups: Sequence[str],
+    fractions: Tuple[float, float, float] = (0.8, 0.1, 0.1),
+    seed: int = 0,
+) -> list:
+    """A split name per row: whole groups to train / validation / test, stratified by label (each label's groups are
+    shuffled with `seed` and dealt out by `fractions`, at least one group to each split when the label has three)."""
+    if len(fractions) != 3 or any(f < 0 for f in fractions) or not math_isclose(sum(fractions), 1.0):
+        raise ValueError(f"split fractions must be three non-negative numbers summing to 1, got {fractions}.")
+    group_label = {}
+    for label, group in zip(labels, groups):
+        group_label.setdefault(group, label)
+    rng = np.random.default_rng(seed)
+    assignment = {}
+    for label in sorted(set(group_label.values())):
+        members = sorted(group for group, owner in group_label.items() if owner == label)
+        members = [members[i] for i in rng.permutation(len(members))]
+        n = len(members)
+        n_test = max(1, int(round(fractions[2] * n))) if n >= 3 and fractions[2] > 0 else 0
+        n_validation = max(1, int(round(fractions[1] * n))) if n >= 3 and fractions[1] > 0 else 0
+        for rank, group in enumerate(members):
+            assignment[group] = "test" if rank < n_test else "validation" if rank < n_test + n_validation else "train"
+    return [assignment[group] for group in groups]
+
+
+def math_isclose(a: float, b: float) -> bool:
+    return abs(a - b) <= 1e-6
+
+
+def load_dataset_songs(
+    name: str,
+    config_name: Optional[str] = None,
+    *,
+    audio_column: str = "audio",
+    label_column: str = "label",
+    song_column: Optional[str] = None,
+    group_column: Optional[str] = None,
+    train_split: str = "train",
+    validation_split: str = "validation",
+    test_split: str = "test",
+    split_fractions: Tuple[float, float, float] = (0.8, 0.1, 0.1),
+    split_seed: int = 0,
+    split_file: Optional[Union[str, os.PathLike]] = None,
+    audio_dir: Optional[Union[str, os.PathLike]] = None,
+    revision: Optional[str] = None,
+    cache_dir: Optional[str] = None,
+    on_bad_file: str = "raise",
+    num_workers: Optional[int] = None,
+) -> DatasetDict:
+    """Any `datasets` dataset as songs: `train`, `validation`, `test` with `audio` (a file path), `label`
+    (`ClassLabel`), `song_id` (the song column, else one song per row) and `album` (the group column, if any).
+
+    Splits come from the dataset (`train_split` etc.); with only a train split, whole groups (songs when there is no
+    group column) are split by `split_fractions` with `split_seed`, stratified by label, and the assignment is written
+    to `split_file` (JSON, reread when it exists: the same run gets the same split). Every file is checked first; bad
+    rows are reported by split, row index and reason (`on_bad_file="raise"`, the default, or `"skip"`).
+    """
+    raw = _open_dataset(name, config_name, revision, cache_dir)
+    wanted = {"train": train_split, "validation": validation_split, "test": test_split}
+    for split in raw.values():
+        missing = [c for c in (audio_column, label_column, song_column, group_column) if c and c not in split.features]
+        if missing:
+            raise ValueError(
+                f"--dataset_name {name}: no column(s) {missing} (columns: {list(split.features)}); set "
+                "--audio_column_name / --label_column_name / --song_column_name / --group_column_name."
+            )
+    if wanted["train"] not in raw:
+        raise ValueError(f"--dataset_name {name}: no split {wanted['train']!r} (splits: {list(raw)}).")
+    # An `Audio` column is read undecoded (paths / bytes); a string or {bytes, path} column is read as it is.
+    raw = DatasetDict(
+        {
+            split: data.cast_column(audio_column, Audio(decode=False))
+            if isinstance(data.features[audio_column], Audio)
+            else data
+            for split, data in raw.items()
+        }
+    )
+    if audio_dir is None:
+        audio_dir = Path(cache_dir or os.path.expanduser("~/.cache/genremert")) / "embedded_audio"
+    audio_dir = Path(audio_dir)
+    label_feature = _label_feature(dict(raw), label_column)
+
+    source_is_class_label = isinstance(raw[wanted["train"]].features[label_column], ClassLabel)
+    rows: Dict[str, list] = {}
+    bad: list = []
+    present = {our: raw[theirs] for our, theirs in wanted.items() if theirs in raw}
+    for our_split, data in present.items():
+        table = data.with_format(None)
+        labels = table[label_column]
+        entries = []
+        for index, cell in enumerate(table[audio_column]):
+            path, reason = _materialise(cell, audio_dir, Path(name) if Path(name).is_dir() else None)
+            label = labels[index]
+            if label is None:
+                bad.append(BadAudioFile(f"{our_split}[{index}]", f"no label in column {label_column!r}"))
+                continue
+            label = int(label) if source_is_class_label else label_feature.str2int(str(label))
+            song = str(table[song_column][index]) if song_column else None
+            group = str(table[group_column][index]) if group_column else None
+            entries.append({"index": index, "path": path, "label": label, "song_id": song, "album": group})
+            if reason:
+                bad.append(BadAudioFile(f"{our_split}[{index}]", reason))
+        rows[our_split] = entries
+
+    # One song per row without a song column: named by the file's stem when stems are unique (`blues.00012`, as the
+    # dedicated loaders), else by split and row.
+    stems = [Path(e["path"]).stem for entries in rows.values() for e in entries if e["path"]]
+    unique_stems = len(set(stems)) == len(stems)
+    for split, entries in rows.items():
+        for entry in entries:
+            if entry["song_id"] is None:
+                entry["song_id"] = (
+                    Path(entry["path"]).stem if unique_stems and entry["path"] else f"{split}/{entry['index']:06d}"
+                )
+            if entry["album"] is None:
+                entry["album"] = entry["song_id"]
+    checked = validate_audio_files([e["path"] for entries in rows.values() for e in entries if e["path"]], num_workers)
+    reasons = {b.path: b.reason for b in checked}
+    for split, entries in rows.items():
+        for entry in entries:
+            if entry["path"] in reasons:
+                bad.append(BadAudioFile(f"{split}[{entry['index']}] {entry['path']}", reasons[entry["path"]]))
+    if bad:
+        if on_bad_file == "raise":
+            raise BadAudioFilesError(f"--dataset_name {name}", bad)
+        import warnings
+
+        warnings.warn(
+            f"--dataset_name {name}: {len(bad)} bad row(s) skipped: " + "; ".join(f"{b.path}: {b.reason}" for b in bad),
+            stacklevel=2,
+        )
+    bad_rows = {b.path.split(" ")[0] for b in bad}
+    rows = {s: [e for e in entries if f"{s}[{e['index']}]" not in bad_rows] for s, entries in rows.items()}
+
+    if set(rows) == {"train"}:
+        rows = _split_single(rows["train"], split_fractions, split_seed, split_file)
+    for split in SPLIT_NAMES:
+        if not rows.get(split):
+            raise ValueError(
+                f"--dataset_name {name}: the {split} split holds no song ({ {s: len(r) for s, r in rows.items()} }); "
+                "give the split names (--validation_split_name, --test_split_name) or use a dataset with more groups."
+            )
+    leaking = set.intersection(*({e["album"] for e in rows[s]} for s in SPLIT_NAMES)) if group_column else set()
+    if leaking:
+        raise ValueError(f"--dataset_name {name}: groups {sorted(leaking)[:5]} are in more than one split.")
+    features = Features(
+        {"audio": Value("string"), "label": label_feature, "song_id": Value("string"), "album": Value("string")}
+    )
+    return DatasetDict(
+        {
+            split: Dataset.from_dict(
+                {key: [e[key if key != "audio" else "path"] for e in _songs_of(rows[split])] for key in features},
+                features=features,
+            )
+            for split in SPLIT_NAMES
+        }
+    )
+
+
+def _songs_of(entries: list) -> list:
+    """Rows sorted by song id then row: the order of the song datasets of the dedicated loaders."""
+    return sorted(entries, key=lambda e: (e["song_id"], e["index"]))
+
+
+def _split_single(entries: list, fractions, seed: int, split_file) -> Dict[str, list]:
+    """Split one train split by group (see `group_split`), reusing `split_file` when it exists."""
+    assignment = None
+    if split_file is not None and Path(split_file).is_file():
+        saved = json.loads(Path(split_file).read_text(encoding="utf-8"))
+        assignment = saved.get("groups")
+    if assignment is None:
+        groups = [e["album"] for e in entries]
+        splits = group_split([e["label"] for e in entries], groups, fractions, seed)
+        assignment = dict(zip(groups, splits))
+        if split_file is not None:
+            Path(split_file).parent.mkdir(parents=True, exist_ok=True)
+            payload = {"seed": seed, "fractions": list(fractions), "groups": assignment}
+            Path(split_file).write_text(json.dumps(payload, indent=1, sort_keys=True), encoding="utf-8")
+    result = {split: [] for split in SPLIT_NAMES}
+    for entry in entries:
+        if entry["album"] not in assignment:
+            raise ValueError(f"the split file {split_file} does not name the group {entry['album']!r}: a new dataset?")
+        result[assignment[entry["album"]]].append(entry)
+    return result
