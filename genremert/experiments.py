@@ -126,9 +126,7 @@ def run_all(
     every process of the launch takes part in each run)."""
     if runner is None:
         from .training import main as runner
-    from accelerate.state import PartialState
-
-    state = PartialState()
+    main_process = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) == 0  # under `accelerate launch`
     os.makedirs(output_dir, exist_ok=True)
     for name, flags in variants.items():
         for seed in seeds:
@@ -144,18 +142,26 @@ def run_all(
                 argv = argv + resume_flags(run_dir)
             log(f"[{name} seed {seed}] run_classification.py {shlex.join(argv)}")
             runner(argv)
-            state.wait_for_everyone()
-            if state.is_main_process:
+            _wait_for_everyone()
+            if main_process:
                 run = run_argv(base_args, flags, seed, run_dir)
                 marker = {"variant": name, "seed": seed, "flags": flags, "run_argv": run, "argv": argv}
                 with open(os.path.join(run_dir, MARKER + ".tmp"), "w", encoding="utf-8") as handle:
                     json.dump(marker, handle, indent=2)
                 os.replace(os.path.join(run_dir, MARKER + ".tmp"), os.path.join(run_dir, MARKER))
-            state.wait_for_everyone()
+            _wait_for_everyone()
     summary = summarize(output_dir, list(variants), seeds, baseline)
-    if state.is_main_process:
+    if main_process:
         write_summary(output_dir, summary)
     return summary
+
+
+def _wait_for_everyone() -> None:
+    """A barrier across the processes of a distributed launch (the runs initialise torch.distributed)."""
+    import torch.distributed as distributed
+
+    if distributed.is_available() and distributed.is_initialized():
+        distributed.barrier()
 
 
 # ----------------------------------------------------------------------------------------------------------------------

@@ -170,3 +170,29 @@ def test_a_real_sweep_resumes_an_interrupted_run(tmp_path):
     for key in ("test_song_f1", "test_frame_f1", "test_loss"):
         assert resumed[key] == finished[key], key
     assert np.isfinite(resumed["train_loss"])
+
+
+def test_a_sweep_under_accelerate_launch_with_two_processes(tmp_path):
+    """`accelerate launch run_experiments.py`: every run is one two-process (gloo) training, the summary is written
+    once, and a second launch skips the finished runs."""
+    import shutil as shell
+    import subprocess
+
+    from test_run_classification import run_script, tiny_flags
+
+    if shell.which("accelerate") is None:
+        pytest.skip("the accelerate launcher is not installed")
+    out = tmp_path / "sweep"
+    flags = tiny_flags(tmp_path / "cache", tmp_path / "unused")
+    position = flags.index("--output_dir")
+    del flags[position : position + 2]
+    launch = ["accelerate", "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1"]
+    launch += ["--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29541"]
+    command = [*launch, "run_experiments.py", "--variants", "plain,lca", "--seeds", "0", "--output_dir", str(out), "--"]
+    run_script([*command, *flags], env_extra={"ACCELERATE_USE_CPU": "true"}, timeout=400)
+    summary = json.loads((out / "summary.json").read_text())
+    for variant in ("plain", "lca"):
+        assert summary["variants"][variant]["runs"]["0"]["world_size"] == 2
+    again = run_script([*command, *flags], env_extra={"ACCELERATE_USE_CPU": "true"}, timeout=400)
+    assert again.stderr.count("complete: skipped") + again.stdout.count("complete: skipped") >= 2
+    del subprocess
