@@ -157,7 +157,7 @@ class CRNNFGNLNonLocal(nn.Module):
         rolls = []
         for shift in range(self.num_rolls):
             affinity = torch.bmm(theta, torch.roll(phi, shifts=shift, dims=2).transpose(1, 2))  # (batch, N4, Nk)
-            affinity = affinity.softmax(dim=self.softmax_dim)  # over the keys (default) or the queries
+            affinity = affinity.float().softmax(dim=self.softmax_dim).to(affinity.dtype)  # keys (default) or queries
             rolls.append(torch.bmm(affinity, g))  # (batch, N4, C')
         return torch.stack(rolls, dim=-1)  # (batch, N4, C', K)
 
@@ -176,7 +176,7 @@ class CRNNFGNLMoSE(nn.Module):
         # rolls: (batch, N4, C', K)
         pooled = rolls.mean(dim=(1, 2)).unsqueeze(1)  # (batch, 1, K)
         scores = self.score_conv(self.activation(self.hidden_conv(pooled)))[:, 0]  # (batch, K)
-        return scores.softmax(dim=-1)  # (batch, K)
+        return scores.float().softmax(dim=-1).to(scores.dtype)  # (batch, K); in float32 under bf16/fp16
 
 
 class CRNNFGNLOutput(nn.Module):
@@ -243,7 +243,7 @@ class CRNNFGNLTimeAttention(nn.Module):
         scores = self.score(self.activation(self.hidden(sequence)))[..., 0]  # (batch, T4)
         if frame_mask is not None:
             scores = scores.masked_fill(~frame_mask, torch.finfo(scores.dtype).min)
-        return scores.softmax(dim=-1)  # (batch, T4)
+        return scores.float().softmax(dim=-1).to(scores.dtype)  # (batch, T4); in float32 under bf16/fp16
 
 
 class CRNNFGNLPreTrainedModel(LCAModelMixin, PreTrainedModel):

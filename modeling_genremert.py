@@ -52,7 +52,7 @@ class GenreMERTTimeAttention(nn.Module):
         scores = self.score_conv(self.activation(self.hidden_conv(scores)))[:, 0]  # (batch, frames)
         if frame_mask is not None:
             scores = scores.masked_fill(~frame_mask, torch.finfo(scores.dtype).min)
-        return scores.softmax(dim=-1)  # (batch, frames)
+        return scores.float().softmax(dim=-1).to(scores.dtype)  # (batch, frames); in float32 under bf16/fp16
 
 
 class GenreMERTClassificationHead(nn.Module):
