@@ -116,7 +116,8 @@ class CRNNFGNLGaussianBlur(nn.Module):
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         # hidden_states: (batch, C', mel, frames)
-        return F.conv2d(hidden_states, self.kernel, padding=self.padding, groups=self.channels)
+        kernel = self.kernel.to(hidden_states.dtype)  # a non-persistent buffer keeps float32 under dtype=bfloat16
+        return F.conv2d(hidden_states, kernel, padding=self.padding, groups=self.channels)
 
 
 class CRNNFGNLNonLocal(nn.Module):

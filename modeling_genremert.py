@@ -138,13 +138,33 @@ class GenreMERTForAudioClassification(GenreMERTPreTrainedModel):
 
     # -- forward -----------------------------------------------------------------------------------------------------
 
+    def backbone_hidden_states(
+        self, input_values: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The backbone's hidden states that the layer aggregation reads, `(batch, layers, frames, hidden)`
+        (`config.aggregation_layers`, in order). What a backbone feature cache stores for a frozen backbone."""
+        check_waveform(input_values, attention_mask, self.minimum_input_length, self.config.sampling_rate)
+        input_values = input_values.to(self.dtype)  # e.g. float32 audio into a bfloat16 model
+        if attention_mask is not None:
+            attention_mask = attention_mask.long()
+        backbone_outputs = self.backbone(
+            input_values, attention_mask=attention_mask, output_hidden_states=True, return_dict=True
+        )
+        all_hidden_states = list(backbone_outputs.hidden_states)  # embeddings + every layer, (batch, frames, hidden)
+        if self.config.backbone_config.do_stable_layer_norm:
+            # Pre-LN encoders (MERT-v1-330M): transformers 5.x records the last layer before the encoder's final
+            # LayerNorm; MERT (and transformers 4.x) gave it after, which is what `last_hidden_state` holds.
+            all_hidden_states[-1] = backbone_outputs.last_hidden_state
+        return torch.stack([all_hidden_states[layer] for layer in self.config.aggregation_layers], dim=1)
+
     def forward(
         self,
-        input_values: torch.Tensor,
+        input_values: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         return_dict: bool | None = None,
         return_counterfactual: bool | None = None,
+        backbone_hidden_states: torch.Tensor | None = None,
         **kwargs,
     ) -> tuple | LCAClassifierOutput:
         r"""
@@ -158,25 +178,31 @@ class GenreMERTForAudioClassification(GenreMERTPreTrainedModel):
         return_counterfactual (`bool`, *optional*):
             Compute the counterfactual branch (`counterfactual_logits`, `counterfactual_attention`). Default: in train
             mode only. `True` also computes it in eval mode (dropout off), `False` never; no effect without a branch.
+        backbone_hidden_states (`torch.FloatTensor` of shape `(batch_size, layers, frames, hidden)`, *optional*):
+            What `model.backbone_hidden_states(input_values)` returns (e.g. from a feature cache of the frozen
+            backbone), instead of `input_values`; unpadded slices only.
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
-        check_waveform(input_values, attention_mask, self.minimum_input_length, self.config.sampling_rate)
-        input_values = input_values.to(self.dtype)  # e.g. float32 audio into a bfloat16 model
+        if (input_values is None) == (backbone_hidden_states is None):
+            raise ValueError("Pass exactly one of `input_values` and `backbone_hidden_states`.")
+        if backbone_hidden_states is None:
+            hidden_states = self.backbone_hidden_states(input_values, attention_mask)
+        else:
+            expected = (len(self.config.aggregation_layers), self.config.hidden_size)
+            if (
+                backbone_hidden_states.dim() != 4
+                or (backbone_hidden_states.shape[1], backbone_hidden_states.shape[3]) != expected
+            ):
+                raise ValueError(
+                    f"`backbone_hidden_states` must have shape (batch, {expected[0]}, frames, {expected[1]}), got "
+                    f"{tuple(backbone_hidden_states.shape)}."
+                )
+            if attention_mask is not None:
+                raise ValueError("`backbone_hidden_states` are of unpadded slices: no `attention_mask` with them.")
+            hidden_states = backbone_hidden_states.to(self.dtype)
+        hidden_states = self.layer_aggregation(hidden_states)  # (batch, frames, hidden)
         if attention_mask is not None:
             attention_mask = attention_mask.long()
-
-        backbone_outputs = self.backbone(
-            input_values, attention_mask=attention_mask, output_hidden_states=True, return_dict=True
-        )
-        all_hidden_states = list(backbone_outputs.hidden_states)  # embeddings + every layer, (batch, frames, hidden)
-        if self.config.backbone_config.do_stable_layer_norm:
-            # Pre-LN encoders (MERT-v1-330M): transformers 5.x records the last layer before the encoder's final
-            # LayerNorm; MERT (and transformers 4.x) gave it after, which is what `last_hidden_state` holds.
-            all_hidden_states[-1] = backbone_outputs.last_hidden_state
-        hidden_states = torch.stack(
-            [all_hidden_states[layer] for layer in self.config.aggregation_layers], dim=1
-        )  # (batch, layers, frames, hidden)
-        hidden_states = self.layer_aggregation(hidden_states)  # (batch, frames, hidden)
 
         frame_mask = None
         if attention_mask is not None:

@@ -263,7 +263,11 @@ class SongLevelAudioClassificationPipeline(AudioClassificationPipeline):
                 `"drop"`: the tail shorter than a hop is left out. A recording shorter than one slice is zero-padded
                 to one slice.
             slice_batch_size (`int`, *optional*, defaults to 8):
-                How many slices go through the model at once.
+                How many slices go through the model at once: the memory a recording needs is bounded by this, not
+                by its length (the waveform is cut into slices batch by batch).
+            autocast_dtype (`str`, *optional*):
+                `"bfloat16"` (CPU or GPU) or `"float16"` (GPU): run the model under `torch.autocast` of that dtype. To
+                run the weights themselves in reduced precision, load with `pipeline(..., dtype=torch.bfloat16)`.
             return_slices (`bool`, *optional*, defaults to `False`):
                 Return a dict `{"scores": song answer, "aggregation": str, "slices": [{"start", "end" (seconds),
                 "scores"}, ...]}` instead of the song answer alone.
@@ -307,13 +311,14 @@ class SongLevelAudioClassificationPipeline(AudioClassificationPipeline):
         slice_remainder=None,
         slice_batch_size=None,
         return_slices=None,
+        autocast_dtype=None,
         **kwargs,
     ):
         if kwargs:
             raise TypeError(
                 f"Unknown argument(s) {sorted(kwargs)} for SongLevelAudioClassificationPipeline; expected top_k, "
                 "function_to_apply, aggregation, vote_threshold, slice_overlap_seconds, slice_remainder, "
-                "slice_batch_size, return_slices, batch_size, num_workers."
+                "slice_batch_size, return_slices, autocast_dtype, batch_size, num_workers."
             )
         preprocess_params, forward_params, postprocess_params = {}, {}, {}
 
@@ -355,6 +360,10 @@ class SongLevelAudioClassificationPipeline(AudioClassificationPipeline):
             if slice_remainder not in SLICE_REMAINDERS:
                 raise ValueError(f"`slice_remainder` must be one of {list(SLICE_REMAINDERS)}, got {slice_remainder!r}.")
             preprocess_params["slice_remainder"] = slice_remainder
+        if autocast_dtype is not None:
+            if autocast_dtype not in ("bfloat16", "float16"):
+                raise ValueError(f"`autocast_dtype` must be 'bfloat16' or 'float16', got {autocast_dtype!r}.")
+            forward_params["autocast_dtype"] = autocast_dtype
         if slice_batch_size is not None:
             if isinstance(slice_batch_size, bool) or not isinstance(slice_batch_size, int) or slice_batch_size < 1:
                 raise ValueError(f"`slice_batch_size` must be a positive integer, got {slice_batch_size!r}.")
@@ -463,7 +472,7 @@ class SongLevelAudioClassificationPipeline(AudioClassificationPipeline):
         # to the device, and only the slices need to go there.
         return {"waveform": waveform, "slice_starts": starts, "slice_samples": slice_samples}
 
-    def _forward(self, model_inputs, slice_batch_size=8):
+    def _forward(self, model_inputs, slice_batch_size=8, autocast_dtype=None):
         waveform = model_inputs["waveform"]  # (samples,) numpy float32
         starts = model_inputs["slice_starts"]  # list of slice start samples
         slice_samples = model_inputs["slice_samples"]
@@ -476,7 +485,11 @@ class SongLevelAudioClassificationPipeline(AudioClassificationPipeline):
             if self.dtype is not None:
                 batch["input_values"] = batch["input_values"].to(self.dtype)
             batch = self._ensure_tensor_on_device(dict(batch), self.device)
-            logits.append(self.model(**batch).logits.float())  # (batch, num_labels)
+            if autocast_dtype is None:
+                logits.append(self.model(**batch).logits.float())  # (batch, num_labels)
+            else:  # mixed precision on a float32 model (the log-mel and the softmaxes stay in float32)
+                with torch.autocast(self.device.type, dtype=getattr(torch, autocast_dtype)):
+                    logits.append(self.model(**batch).logits.float())
         return {
             "logits": torch.cat(logits),  # (slices, num_labels)
             "slice_starts": torch.tensor(starts),  # (slices,)

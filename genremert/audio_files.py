@@ -346,11 +346,25 @@ class _SliceDecoder:
         return self._recent[song_index]
 
     def __call__(self, batch: Dict[str, list]) -> Dict[str, list]:
-        values = []
+        values, keys = [], []
         for song_index, start in zip(batch["song_index"], batch["start"]):
             # A copy (a memory-mapped cache entry is read-only); a song shorter than one slice is zero-padded.
             values.append(cut_slices(self._song(int(song_index)), [start], self.slice_samples)[0])
-        return {"input_values": values, "label": list(batch["label"]), "song_id": list(batch["song_id"])}
+            keys.append(self._slice_key(int(song_index), int(start)))
+        return {
+            "input_values": values,
+            "label": list(batch["label"]),
+            "song_id": list(batch["song_id"]),
+            "slice_key": keys,
+        }
+
+    def _slice_key(self, song_index: int, start: int) -> str:
+        """What identifies a slice's audio: the file (path, size, modification time), the slice and any noise."""
+        path = self.paths[song_index]
+        stat = os.stat(path)
+        noise = repr(self.noise) if self.noise is not None and self.noisy[song_index] else ""
+        key = f"{os.path.abspath(path)}|{stat.st_size}|{stat.st_mtime_ns}|{start}|{self.slice_samples}|{self.sampling_rate}|{noise}"
+        return hashlib.sha1(key.encode()).hexdigest()
 
 
 def _audio_path(cell, row: int) -> str:

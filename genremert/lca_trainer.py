@@ -203,6 +203,17 @@ class LCATrainingArguments(TrainingArguments):
         default=True,
         metadata={"help": "Also run the counterfactual branch at evaluation: its metrics (Table 4) and eval terms."},
     )
+    backbone_cache_dir: str | None = field(
+        default=None,
+        metadata={
+            "help": "Frozen backbone (GenreMERT): store each slice's backbone hidden states here on the first pass and "
+            "read them in later epochs and runs instead of running the backbone (genremert/backbone_cache.py)."
+        },
+    )
+    backbone_cache_dtype: str = field(
+        default="float16",
+        metadata={"help": "Precision of the cached hidden states: float16 (half the disk) or float32 (exact runs)."},
+    )
     overwrite_output_dir: bool = field(
         default=False,
         metadata={
@@ -276,6 +287,8 @@ class SliceCollator:
                 raise ValueError(f"slice of unknown song_id {song_id!r}: it is not in the song index of this run.")
             song_indices.append(self.song_index_of[song_id])
         batch["song_index"] = torch.tensor(song_indices, dtype=torch.long)
+        if all("slice_key" in row for row in rows):  # for a backbone feature cache
+            batch["slice_keys"] = [row["slice_key"] for row in rows]
         return batch
 
 
@@ -377,7 +390,8 @@ class LCATrainer(Trainer):
         `num_items_in_batch` is not used: every term is a batch mean and the Trainer divides by the
         gradient-accumulation steps (`loss_is_scaled_for_ga = False`).
         """
-        model_inputs = {k: v for k, v in inputs.items() if k not in ("labels", "song_index")}
+        model_inputs = {k: v for k, v in inputs.items() if k not in ("labels", "song_index", "slice_keys")}
+        self._use_backbone_cache(model, inputs, model_inputs)
         labels = inputs.get("labels")
         if labels is None:
             raise ValueError(f"LCATrainer needs `labels` in every batch; the batch has {sorted(inputs)}.")
@@ -434,6 +448,27 @@ class LCATrainer(Trainer):
                 kept["counterfactual_logits"] = counterfactual_logits
             return loss, kept
         return loss
+
+    def _use_backbone_cache(self, model, inputs: dict, model_inputs: dict) -> None:
+        """With `--backbone_cache_dir`: the batch's backbone hidden states from the cache (computed and stored when
+        missing) replace its waveforms. Batches with padding (an attention mask with zeros) run the backbone."""
+        if self.args.backbone_cache_dir is None or "slice_keys" not in inputs:
+            return
+        mask = model_inputs.get("attention_mask")
+        if mask is not None and not bool(mask.bool().all()):
+            return
+        unwrapped = self.accelerator.unwrap_model(model)
+        if getattr(self, "_backbone_cache", None) is None:
+            from .backbone_cache import BackboneFeatureCache
+
+            self._backbone_cache = BackboneFeatureCache(
+                self.args.backbone_cache_dir, unwrapped, self.args.backbone_cache_dtype
+            )
+        model_inputs.pop("attention_mask", None)
+        waveforms = model_inputs.pop("input_values")
+        model_inputs["backbone_hidden_states"] = self._backbone_cache.hidden_states(
+            unwrapped, waveforms, inputs["slice_keys"]
+        )
 
     def _batch_songs(self, inputs: dict) -> str:
         """The songs of a batch, the loudest first, for the error of a non-finite loss (a song with samples of
