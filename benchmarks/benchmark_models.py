@@ -48,6 +48,30 @@ def lca_style_loss(output, labels: torch.Tensor) -> torch.Tensor:
     return loss + effect + F.cross_entropy(output.counterfactual_logits, labels) - entropy - attention_l1
 
 
+class ReferenceShapedGenreMERT(torch.nn.Module):
+    """The reference genreMERT's computation written directly (NOTES §1b), as a speed baseline: MERT with every
+    hidden state → stack → Conv2d(13→1, 1×1) → time attention (mean over features → Conv2d 1→16 → tanh → Conv2d 16→1
+    → softmax over time) → Linear 768→32 → Linear 32→labels. Not the reference's code: its shapes and operations."""
+
+    def __init__(self, backbone: torch.nn.Module, num_labels: int):
+        super().__init__()
+        hidden = backbone.config.hidden_size
+        self.backbone = backbone
+        self.aggregator = torch.nn.Conv2d(backbone.config.num_hidden_layers + 1, 1, kernel_size=1)
+        self.attention_hidden = torch.nn.Conv2d(1, 16, kernel_size=1)
+        self.attention_score = torch.nn.Conv2d(16, 1, kernel_size=1)
+        self.hidden_layer = torch.nn.Linear(hidden, 32)
+        self.output_layer = torch.nn.Linear(32, num_labels)
+
+    def forward(self, input_values):
+        states = torch.stack(self.backbone(input_values, output_hidden_states=True).hidden_states, dim=1)
+        states = self.aggregator(states)[:, 0]  # (batch, frames, hidden)
+        scores = states.mean(-1)[:, None, None, :]  # (batch, 1, 1, frames)
+        scores = self.attention_score(torch.tanh(self.attention_hidden(scores)))[:, 0, 0]  # (batch, frames)
+        pooled = torch.bmm(scores.softmax(-1)[:, None], states)[:, 0]
+        return self.output_layer(self.hidden_layer(pooled))
+
+
 def count(model) -> tuple[int, int]:
     return model.num_parameters(), model.num_parameters(only_trainable=True)
 
@@ -120,6 +144,35 @@ def benchmark(name, model_class, config_class, config_kwargs, args, device) -> N
     print(
         f"eval latency per {args.slice_seconds:g} s slice (batch {args.batch_size}): "
         f"{batch_latency / args.batch_size * 1000:.1f} ms"
+    )
+
+    # Reduced precision: the same clips in float32, with the weights in bfloat16 (`dtype=torch.bfloat16`), and under
+    # bfloat16 autocast; agreement with float32 (top-1, largest probability difference) on those clips.
+    reduced = model_class(config_class(counterfactual="none", **config_kwargs)).to(device)
+    reduced.load_state_dict(plain.state_dict())
+    reduced = reduced.to(torch.bfloat16).eval()
+    float32_time = eval_latency(plain, batch, args.repeats, device) / args.batch_size
+    bfloat16_time = eval_latency(reduced, batch, args.repeats, device) / args.batch_size
+    with torch.autocast(device.type, dtype=torch.bfloat16):
+        autocast_time = eval_latency(plain, batch, args.repeats, device) / args.batch_size
+    with torch.inference_mode():
+        full = plain(batch).logits.float().softmax(-1)
+        half = reduced(batch).logits.float().softmax(-1)
+    agreement = (full.argmax(-1) == half.argmax(-1)).float().mean().item()
+    reference_note = ""
+    if name == "GenreMERT":
+        reference = ReferenceShapedGenreMERT(plain.backbone, plain.config.num_labels).to(device).eval()
+        with torch.inference_mode():
+            reference_time = eval_latency(reference, batch, args.repeats, device) / args.batch_size
+        reference_note = (
+            f"; reference-shaped model {reference_time * 1000:.0f} ms: ours float32 {float32_time / reference_time:.2f}×, "
+            f"ours bfloat16 {bfloat16_time / reference_time:.2f}× of it"
+        )
+    print(
+        f"eval per clip (batch {args.batch_size}): float32 {float32_time * 1000:.0f} ms, bfloat16 weights "
+        f"{bfloat16_time * 1000:.0f} ms ({bfloat16_time / float32_time:.2f}×), bfloat16 autocast "
+        f"{autocast_time * 1000:.0f} ms ({autocast_time / float32_time:.2f}×); bfloat16 vs float32: top-1 agreement "
+        f"{agreement:.2f}, max probability difference {(full - half).abs().max().item():.4f}{reference_note}"
     )
 
     times = train_step_times({"plain": plain, "learned": lca}, batch, labels, args.repeats, device)

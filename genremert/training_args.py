@@ -332,6 +332,9 @@ LCA_FLAGS = (
     "effect_type",
     "evaluate_counterfactual",
     "overwrite_output_dir",
+    "backbone_cache_dir",
+    "backbone_cache_dtype",
+    "eval_autocast",
 )
 
 

@@ -119,3 +119,15 @@ def test_long_recordings_go_through_the_model_in_bounded_batches(tmp_path):
         classifier(np.zeros(seconds * 16000, dtype=np.float32) + 0.01, slice_batch_size=4)
         assert max(shape[0] for shape in hooked) == 4 and sum(shape[0] for shape in hooked) == seconds
         assert all(shape[1] == 16000 for shape in hooked)  # slices, never the whole recording
+
+
+def test_evaluation_under_bfloat16_autocast(tmp_path):
+    """`--eval_autocast bfloat16`: evaluation and prediction run under autocast and agree with float32."""
+    flags = tiny_flags(tmp_path / "synthetic", tmp_path / "fp32", "--report_to", "none")
+    full = training.main(flags)
+    flags = tiny_flags(tmp_path / "synthetic", tmp_path / "bf16", "--report_to", "none", "--eval_autocast", "bfloat16")
+    reduced = training.main(flags)
+    for key in ("test_frame_accuracy", "test_song_accuracy", "eval_frame_f1"):
+        assert np.isfinite(reduced[key]) and abs(reduced[key] - full[key]) <= 0.2, key
+    with pytest.raises(ValueError, match="eval_autocast"):
+        training.main(tiny_flags(tmp_path / "synthetic", tmp_path / "x", "--eval_autocast", "int8"))
