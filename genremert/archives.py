@@ -80,23 +80,20 @@ def extract_archive(archive, target) -> Path:
     try:
         with opened:
             if kind == "zip":
-                for info in members:
-                    destination = partial / info.filename
-                    if info.is_dir():
-                        destination.mkdir(parents=True, exist_ok=True)
-                        continue
-                    destination.parent.mkdir(parents=True, exist_ok=True)
-                    with opened.open(info) as source, open(destination, "wb") as sink:
-                        shutil.copyfileobj(source, sink)
+                entries = [(info.filename, info.is_dir(), lambda info=info: opened.open(info)) for info in members]
             else:
-                for member in members:
-                    destination = partial / member.name
-                    if member.isdir():
-                        destination.mkdir(parents=True, exist_ok=True)
-                        continue
-                    destination.parent.mkdir(parents=True, exist_ok=True)
-                    with opened.extractfile(member) as source, open(destination, "wb") as sink:
-                        shutil.copyfileobj(source, sink)
+                entries = [
+                    (member.name, member.isdir(), lambda member=member: opened.extractfile(member))
+                    for member in members
+                ]
+            for name, is_dir, open_member in entries:
+                destination = partial / name
+                if is_dir:
+                    destination.mkdir(parents=True, exist_ok=True)
+                    continue
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                with open_member() as source, open(destination, "wb") as sink:
+                    shutil.copyfileobj(source, sink)
         (partial / COMPLETE_MARKER).write_text(str(archive), encoding="utf-8")
         os.replace(partial, target)
     finally:

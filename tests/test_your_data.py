@@ -306,3 +306,22 @@ def test_a_csv_of_paths_and_labels(tmp_path):
     songs = load_dataset_songs(str(tmp_path / "data"), audio_column="path", label_column="genre")
     assert [len(songs[s]) for s in ("train", "validation", "test")] == [6, 3, 3]
     assert all(Path(p).is_file() for p in songs["test"]["audio"])
+
+
+def test_zip_archives_extract_and_refuse_paths_outside(tmp_path):
+    import zipfile
+
+    good = tmp_path / "good.zip"
+    with zipfile.ZipFile(good, "w") as handle:
+        handle.writestr("genres/blues/blues.00001.txt", "x")
+        handle.writestr("genres/empty/", "")
+    target = archives.extract_archive(good, tmp_path / "good")
+    assert (target / "genres" / "blues" / "blues.00001.txt").read_text() == "x" and (
+        target / "genres" / "empty"
+    ).is_dir()
+    bad = tmp_path / "bad.zip"
+    with zipfile.ZipFile(bad, "w") as handle:
+        handle.writestr("../escape.txt", "x")
+    with pytest.raises(archives.UnsafeArchiveError, match="outside the folder"):
+        archives.extract_archive(bad, tmp_path / "bad")
+    assert not (tmp_path / "escape.txt").exists()
