@@ -1,0 +1,79 @@
+"""robustness.py: the PGD attack lowers the accuracy of a model that is not robust and never exceeds its SNR budget
+on any slice; corruption curves go the expected way on a crafted case; the plot is written."""
+
+import numpy as np
+import pytest
+import torch
+from tiny_configs import tiny_crnn_fgnl_config
+
+from genremert import CRNNFGNLForAudioClassification
+from genremert.robustness import corrupt, evaluate_under, pgd_attack, plot_curves, robustness_curves, snr_db
+
+
+RATE = 16000
+
+
+def tone_slices(count_per_class=6, seed=0):
+    rng = np.random.default_rng(seed)
+    rows = []
+    for label, frequency in enumerate((300.0, 1200.0, 4000.0)):
+        for index in range(count_per_class):
+            t = np.arange(RATE) / RATE
+            wave = 0.3 * np.sin(2 * np.pi * (frequency + rng.uniform(-20, 20)) * t) + 0.02 * rng.standard_normal(RATE)
+            rows.append({"input_values": wave.astype(np.float32), "label": label, "song_id": f"{label}-{index // 2}"})
+    return rows
+
+
+@pytest.fixture(scope="module")
+def tone_model():
+    """A tiny CRNN_FGNL trained to tell three tones apart: accurate, and not robust."""
+    torch.manual_seed(0)
+    model = CRNNFGNLForAudioClassification(tiny_crnn_fgnl_config(conv_dropout=0.0, classifier_dropout=0.0))
+    rows = tone_slices(seed=1)
+    inputs = torch.from_numpy(np.stack([row["input_values"] for row in rows]))
+    labels = torch.tensor([row["label"] for row in rows])
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    model.train()
+    for _ in range(40):
+        optimizer.zero_grad()
+        model(inputs, labels=labels).loss.backward()
+        optimizer.step()
+    return model.eval()
+
+
+def test_the_attack_lowers_accuracy_and_never_exceeds_its_budget(tone_model):
+    slices = tone_slices(seed=2)
+    clean = evaluate_under(tone_model, slices)
+    assert clean["frame_accuracy"] >= 0.9
+    waveforms = torch.from_numpy(np.stack([row["input_values"] for row in slices]))
+    labels = torch.tensor([row["label"] for row in slices])
+    for budget in (30.0, 10.0):
+        attacked, reached = pgd_attack(tone_model, waveforms, labels, budget, steps=10, restarts=2)
+        assert torch.all(reached >= budget - 1e-3), (budget, reached.min())  # every slice within its budget
+        torch.testing.assert_close(reached, snr_db(waveforms, attacked - waveforms))
+    scores = evaluate_under(tone_model, slices, lambda w, y, n: pgd_attack(tone_model, w, y, 10.0, steps=10))
+    assert scores["frame_accuracy"] < clean["frame_accuracy"] - 0.3
+    assert scores["snr_reached_min"] >= 10.0 - 1e-3
+    assert set(scores) >= {"frame_f1", "song_accuracy", "song_f1"}
+
+
+def test_corruption_curves_go_the_expected_way_and_are_deterministic(tone_model, tmp_path):
+    slices = tone_slices(seed=3)
+    results = robustness_curves(
+        {"tones": tone_model}, slices, snrs=(40.0, 0.0, -20.0), cutoffs=(6000.0, 200.0), attack=False, progress=False
+    )
+    white = [results["tones"]["white_noise"][level]["frame_accuracy"] for level in ("40.0", "0.0", "-20.0")]
+    assert white[0] >= white[1] >= white[2] and white[0] - white[2] >= 0.3
+    lowpass = results["tones"]["lowpass"]
+    assert lowpass["6000.0"]["frame_accuracy"] >= lowpass["200.0"]["frame_accuracy"]  # 200 Hz removes every tone
+    again = robustness_curves({"tones": tone_model}, slices, snrs=(0.0,), cutoffs=(), attack=False, progress=False,
+                              corruptions=("white_noise",))  # fmt: skip
+    assert again["tones"]["white_noise"]["0.0"] == results["tones"]["white_noise"]["0.0"]
+    waveforms = torch.from_numpy(np.stack([row["input_values"] for row in slices[:2]]))
+    noisy = corrupt(waveforms, "band_noise", 10.0, RATE)
+    torch.testing.assert_close(snr_db(waveforms, noisy - waveforms), torch.full((2,), 10.0), atol=0.05, rtol=0)
+    path = plot_curves(
+        {"a": {"pgd": {"30": {"frame_accuracy": 0.9}, "10": {"frame_accuracy": 0.2}}, **results["tones"]}},
+        tmp_path / "curves.png",
+    )
+    assert path.read_bytes().startswith(b"\x89PNG")
