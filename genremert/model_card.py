@@ -227,6 +227,12 @@ def build_model_card(
         )
     lines += ["## Training configuration", "", "| setting | value |", "|---|---|"]
     lines.append(f"| counterfactual branch during training | `{trained_counterfactual}` |")
+    source = getattr(config, "finetuned_from", None)
+    if source:
+        lines.append(
+            f"| fine-tuned from | `{source['model']}` (`--finetune {source['finetune']}`; its labels: "
+            f"{', '.join(source['labels'])}) |"
+        )
     for key in ("classifier_dropout", "counterfactual_dropout", "representation_size", "slice_seconds"):
         if hasattr(config, key):
             lines.append(f"| `{key}` | {_format_value(getattr(config, key))} |")

@@ -206,11 +206,29 @@ def load_or_build_model(model_args: ModelArguments, label_names: list[str], slic
                 f"--model_name_or_path {model_args.model_name_or_path} holds a {config.model_type!r} model, but "
                 f"--model_type is {model_args.model_type!r}."
             )
-        check_label_names(config, label_names, f"--model_name_or_path {model_args.model_name_or_path}")
+        transfer = model_args.finetune in ("head", "all")
+        id2label = {int(k): v for k, v in (config.id2label or {}).items()}
+        new_labels = [id2label[i] for i in sorted(id2label)] != list(label_names)
+        if transfer:
+            source_labels = [id2label[i] for i in sorted(id2label)]
+            config.num_labels = len(label_names)
+            config.id2label = dict(enumerate(label_names))
+            config.label2id = {name: i for i, name in enumerate(label_names)}
+            config.finetuned_from = {
+                "model": model_args.model_name_or_path,
+                "finetune": model_args.finetune,
+                "labels": source_labels,
+            }
+        else:
+            check_label_names(config, label_names, f"--model_name_or_path {model_args.model_name_or_path}")
         config.counterfactual = model_args.counterfactual
         if slice_seconds is not None:
             config.slice_seconds = float(slice_seconds)
-        model = model_class.from_pretrained(model_args.model_name_or_path, config=config, **hub_kwargs)
+        model = model_class.from_pretrained(
+            model_args.model_name_or_path, config=config, ignore_mismatched_sizes=transfer, **hub_kwargs
+        )
+        if transfer:
+            prepare_transfer(model, model_args.finetune, new_head=new_labels)
     else:
         config = build_config(model_args, label_names, slice_seconds)
         model = model_class(config)
@@ -228,6 +246,31 @@ def load_or_build_model(model_args: ModelArguments, label_names: list[str], slic
             "folder with MERT's weights) to reproduce the paper."
         )
     return model
+
+
+def prepare_transfer(model, mode: str, new_head: bool) -> None:
+    """Transfer learning from a model of another label set: a new classifier (re-initialised whenever the labels
+    differ, even when their number is the same); with `mode="head"` every other parameter is frozen and BatchNorm
+    layers stay in eval mode, with `"all"` everything trains (a frozen backbone stays frozen)."""
+    classifier = model.head.classifier
+    if new_head:
+        with torch.no_grad():
+            if getattr(model.config, "initialization", "pytorch") == "keras":
+                torch.nn.init.xavier_uniform_(classifier.weight)
+                torch.nn.init.zeros_(classifier.bias)
+            else:
+                classifier.reset_parameters()  # PyTorch's default, the models' own rule
+    if mode == "head":
+        model.requires_grad_(False)
+        classifier.requires_grad_(True)
+        for module in model.modules():
+            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                # A frozen feature extractor: its BatchNorm layers stay in eval mode (running statistics used, not
+                # updated), whatever mode the Trainer puts the model in; only the classifier changes.
+                module.train = lambda mode=True, module=module: torch.nn.Module.train(module, False)
+                module.eval()
+    trainable = [name for name, parameter in model.named_parameters() if parameter.requires_grad]
+    logger.info(f"--finetune {mode}: {len(trainable)} trainable parameter tensors ({', '.join(trainable[:4])}, ...).")
 
 
 def last_complete_checkpoint(output_dir: str) -> str | None:

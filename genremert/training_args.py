@@ -35,6 +35,15 @@ class ModelArguments:
         default=None,
         metadata={"help": "Start from a saved genremert model folder (or Hub id) instead of a new model."},
     )
+    finetune: str | None = field(
+        default=None,
+        metadata={
+            "help": "Transfer from --model_name_or_path: 'head' (a new classifier for this dataset's labels, "
+            "everything else frozen), 'all' (a new classifier, everything trainable; a frozen backbone stays frozen) "
+            "or 'none' (the default: continue training; the checkpoint's labels must be the dataset's).",
+            "choices": ["none", "head", "all"],
+        },
+    )
     backbone_name_or_path: str | None = field(
         default=None,
         metadata={
@@ -61,6 +70,10 @@ class ModelArguments:
     token: str | None = field(default=None, metadata={"help": "Hub token for private weights."})
 
     def __post_init__(self):
+        if self.finetune not in (None, "none", "head", "all"):
+            raise ValueError(f"--finetune must be one of ['none', 'head', 'all'], got {self.finetune!r}.")
+        if self.finetune in ("head", "all") and self.model_name_or_path is None:
+            raise ValueError(f"--finetune {self.finetune} needs --model_name_or_path (the model to transfer from).")
         if self.model_type not in MODEL_TYPES:
             raise ValueError(f"--model_type must be one of {list(MODEL_TYPES)}, got {self.model_type!r}.")
         if self.counterfactual not in COUNTERFACTUAL_MODES:

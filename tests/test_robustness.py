@@ -1,10 +1,16 @@
 """robustness.py: the PGD attack lowers the accuracy of a model that is not robust and never exceeds its SNR budget
 on any slice; corruption curves go the expected way on a crafted case; the plot is written."""
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 from tiny_configs import tiny_crnn_fgnl_config
+
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from genremert import CRNNFGNLForAudioClassification
 from genremert.robustness import corrupt, evaluate_under, pgd_attack, plot_curves, robustness_curves, snr_db
@@ -77,3 +83,69 @@ def test_corruption_curves_go_the_expected_way_and_are_deterministic(tone_model,
         tmp_path / "curves.png",
     )
     assert path.read_bytes().startswith(b"\x89PNG")
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Transfer between label sets (--finetune)
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def source_model(tmp_path_factory):
+    """A tiny CRNN_FGNL trained on 3 synthetic singers."""
+    from test_run_classification import tiny_flags
+
+    from genremert import training
+
+    folder = tmp_path_factory.mktemp("transfer")
+    training.main(tiny_flags(folder / "synthetic", folder / "source", "--report_to", "none"))
+    return folder
+
+
+@pytest.mark.parametrize("mode", ["head", "all"])
+def test_finetuning_on_a_new_label_set(source_model, mode):
+    import json
+
+    from safetensors.torch import load_file
+    from test_run_classification import SYNTHETIC, tiny_flags
+    from transformers import pipeline
+
+    from genremert import training
+
+    target = source_model / f"target_{mode}"
+    flags = tiny_flags(source_model / "synthetic4", target, "--report_to", "none")
+    flags[flags.index("--synthetic_options") + 1] = json.dumps({**SYNTHETIC, "num_classes": 4})
+    position = flags.index("--config_overrides")  # the architecture comes from the source model
+    del flags[position : position + 2]
+    flags += ["--model_name_or_path", str(source_model / "source"), "--finetune", mode]
+    results = training.main(flags)
+    assert 0.0 <= results["test_song_accuracy"] <= 1.0
+    before = load_file(source_model / "source" / "model.safetensors")
+    after = load_file(target / "model.safetensors")
+    assert after["head.classifier.weight"].shape == (4, 8) and before["head.classifier.weight"].shape == (3, 8)
+    changed = {key for key in before if key in after and key != "head.classifier.weight" and key != "head.classifier.bias"
+               and not torch.equal(before[key], after[key])}  # fmt: skip
+    if mode == "head":
+        assert changed == set(), sorted(changed)[:5]  # every parameter but the classifier, unchanged
+    else:
+        assert len(changed) > 10  # the whole network trained
+    config = json.loads((target / "config.json").read_text())
+    assert config["finetuned_from"]["finetune"] == mode and config["finetuned_from"]["labels"][0] == "singer_0"
+    assert len(config["id2label"]) == 4
+    classifier = pipeline("audio-classification", model=str(target), trust_remote_code=True)
+    assert len(classifier(np.zeros(RATE, dtype=np.float32) + 0.01, top_k=None)) == 4
+    from transformers import AutoConfig
+
+    from genremert.model_card import build_model_card
+
+    card = build_model_card(
+        AutoConfig.from_pretrained(target, trust_remote_code=True), "me/x", results, {}, "none", 1, []
+    )
+    assert f"`--finetune {mode}`" in card and "fine-tuned from" in card
+
+
+def test_finetune_needs_a_model_to_transfer_from():
+    from genremert.training_args import ModelArguments
+
+    with pytest.raises(ValueError, match="--finetune head needs --model_name_or_path"):
+        ModelArguments(finetune="head")
