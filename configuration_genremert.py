@@ -13,7 +13,7 @@ This file may import only torch/transformers-level packages: it is copied next t
 
 import math
 
-from transformers import HubertConfig, PretrainedConfig
+from transformers import AutoConfig, HubertConfig, PretrainedConfig
 
 
 try:  # inside a remote-code folder (transformers copies siblings imported this way)
@@ -23,6 +23,21 @@ except ImportError:  # flat checkout
 
 
 COUNTERFACTUAL_MODES = ("none", "learned", "random")
+# Audio encoders GenreMERT's head can sit on (any that `AutoModel` builds from the config), by what they read: the raw
+# waveform (`input_values (batch, samples)`) or spectrogram features from their own feature extractor.
+BACKBONE_INPUTS = {
+    "hubert": "waveform",  # MERT-v1 is a HuBERT-shaped encoder (the default)
+    "wav2vec2": "waveform",
+    "wav2vec2-conformer": "waveform",
+    "wavlm": "waveform",
+    "data2vec-audio": "waveform",
+    "unispeech": "waveform",
+    "unispeech-sat": "waveform",
+    "sew": "waveform",
+    "sew-d": "waveform",
+    "audio-spectrogram-transformer": "features",
+    "whisper": "features",
+}
 # The CAL ablation's random attention: renormalised to the main attention's sum (ours), or CAL's raw uniform [0, 2).
 RANDOM_ATTENTION_SCALES = ("renormalised", "raw")
 FGNL_SOFTMAX_AXES = ("key", "query")
@@ -112,8 +127,10 @@ class GenreMERTConfig(PretrainedConfig):
     classifier. The defaults reproduce the reference genreMERT (94.40 M parameters with 10 labels).
 
     Args:
-        backbone_config (`dict` or `HubertConfig`, *optional*):
-            The MERT backbone as a `HubertConfig`. Defaults to the MERT-v1-95M shape.
+        backbone_config (`dict` or a transformers config, *optional*):
+            The backbone: any audio encoder of `BACKBONE_INPUTS` that `AutoModel` builds (HuBERT/MERT, wav2vec2, WavLM,
+            the Audio Spectrogram Transformer, Whisper's encoder, ...), as a config or a dict with its `model_type`.
+            Defaults to the MERT-v1-95M shape (a `HubertConfig`).
         aggregation_layers (`list[int]`, *optional*):
             Which hidden states feed the layer aggregation (0 = the embeddings, i = layer i). Defaults
             to all of them (13 for MERT-v1-95M).
@@ -153,7 +170,7 @@ class GenreMERTConfig(PretrainedConfig):
 
     model_type = "genremert"
     _auto_class = "AutoConfig"  # save_pretrained writes auto_map and copies the code files
-    sub_configs = {"backbone_config": HubertConfig}
+    sub_configs = {"backbone_config": AutoConfig}
 
     def __init__(
         self,
@@ -177,11 +194,22 @@ class GenreMERTConfig(PretrainedConfig):
         if backbone_config is None:
             backbone_config = HubertConfig(**MERT_V1_95M_BACKBONE)
         elif isinstance(backbone_config, dict):
-            backbone_config = {k: v for k, v in backbone_config.items() if k != "model_type"}
-            backbone_config = HubertConfig(**backbone_config)
-        elif not isinstance(backbone_config, HubertConfig):
+            backbone_config = dict(backbone_config)
+            model_type = backbone_config.pop("model_type", "hubert")  # MERT is a HuBERT-shaped encoder
+            try:
+                backbone_config = AutoConfig.for_model(model_type, **backbone_config)
+            except ValueError as error:
+                raise ValueError(
+                    f"`backbone_config.model_type` {model_type!r} is not a model type transformers knows ({error})."
+                ) from None
+        elif not isinstance(backbone_config, PretrainedConfig):
             raise ValueError(
-                f"`backbone_config` must be a dict or a HubertConfig, got {type(backbone_config).__name__}."
+                f"`backbone_config` must be a dict or a transformers config, got {type(backbone_config).__name__}."
+            )
+        if backbone_config.model_type not in BACKBONE_INPUTS:
+            raise ValueError(
+                f"`backbone_config.model_type` must be an audio encoder of {sorted(BACKBONE_INPUTS)}, got "
+                f"{backbone_config.model_type!r}."
             )
         self.backbone_config = backbone_config
 

@@ -12,15 +12,15 @@ file. This file is remote code (copied next to the weights by `save_pretrained`,
 
 import torch
 from torch import nn
-from transformers import HubertModel, PreTrainedModel
+from transformers import AutoModel, PreTrainedModel
 from transformers import initialization as init
 
 
 try:  # inside a remote-code folder (transformers copies siblings imported this way)
-    from .configuration_genremert import GenreMERTConfig
+    from .configuration_genremert import BACKBONE_INPUTS, GenreMERTConfig
     from .modeling_lca_genremert import LCAClassifierOutput, LCACounterfactualBranch, LCAModelMixin, check_waveform
 except ImportError:  # flat checkout: `import modeling_genremert`
-    from configuration_genremert import GenreMERTConfig
+    from configuration_genremert import BACKBONE_INPUTS, GenreMERTConfig
     from modeling_lca_genremert import LCAClassifierOutput, LCACounterfactualBranch, LCAModelMixin, check_waveform
 
 
@@ -96,7 +96,10 @@ class GenreMERTForAudioClassification(GenreMERTPreTrainedModel):
 
     def __init__(self, config: GenreMERTConfig):
         super().__init__(config)
-        self.backbone = HubertModel(config.backbone_config)
+        backbone = AutoModel.from_config(config.backbone_config)  # a stock HubertModel for MERT
+        if getattr(config.backbone_config, "is_encoder_decoder", False):
+            backbone = backbone.get_encoder()  # Whisper: its encoder
+        self.backbone = backbone
         self.layer_aggregation = GenreMERTLayerAggregation(config)
         self.time_attention = GenreMERTTimeAttention(config)
         self.dropout = nn.Dropout(config.classifier_dropout)
@@ -127,9 +130,18 @@ class GenreMERTForAudioClassification(GenreMERTPreTrainedModel):
         return self
 
     @property
+    def reads_waveform(self) -> bool:
+        """True when the backbone reads the raw waveform (HuBERT/MERT, wav2vec2, WavLM, ...), False when it reads the
+        spectrogram features of its own feature extractor (AST, Whisper)."""
+        return BACKBONE_INPUTS[self.config.backbone_config.model_type] == "waveform"
+
+    @property
     def minimum_input_length(self) -> int:
-        """Fewest samples that give one backbone frame (400 for MERT, 16.7 ms at 24 kHz)."""
+        """Fewest samples that give one backbone frame (400 for MERT, 16.7 ms at 24 kHz); spectrogram backbones pad
+        their features to a fixed length, so any 25 ms is enough."""
         backbone_config = self.config.backbone_config
+        if not self.reads_waveform:
+            return int(0.025 * self.config.sampling_rate)
         length = 1
         layers = zip(backbone_config.conv_kernel, backbone_config.conv_stride, strict=True)
         for kernel, stride in reversed(list(layers)):
@@ -142,16 +154,26 @@ class GenreMERTForAudioClassification(GenreMERTPreTrainedModel):
         self, input_values: torch.Tensor, attention_mask: torch.Tensor | None = None
     ) -> torch.Tensor:
         """The backbone's hidden states that the layer aggregation reads, `(batch, layers, frames, hidden)`
-        (`config.aggregation_layers`, in order). What a backbone feature cache stores for a frozen backbone."""
-        check_waveform(input_values, attention_mask, self.minimum_input_length, self.config.sampling_rate)
-        input_values = input_values.to(self.dtype)  # e.g. float32 audio into a bfloat16 model
-        if attention_mask is not None:
-            attention_mask = attention_mask.long()
-        backbone_outputs = self.backbone(
-            input_values, attention_mask=attention_mask, output_hidden_states=True, return_dict=True
-        )
+        (`config.aggregation_layers`, in order). What a backbone feature cache stores for a frozen backbone.
+        `input_values` is the waveform `(batch, samples)`, or for a spectrogram backbone the features of its feature
+        extractor (AST: `(batch, frames, mel)`; Whisper: `input_features (batch, mel, frames)`)."""
+        if self.reads_waveform:
+            check_waveform(input_values, attention_mask, self.minimum_input_length, self.config.sampling_rate)
+            if attention_mask is not None:
+                attention_mask = attention_mask.long()
+            backbone_inputs = {"input_values": input_values.to(self.dtype), "attention_mask": attention_mask}
+        else:
+            if not isinstance(input_values, torch.Tensor) or input_values.dim() != 3:
+                raise ValueError(
+                    f"the {self.config.backbone_config.model_type} backbone reads the 3-D features of its feature "
+                    f"extractor (build_feature_extractor(config)), got {type(input_values).__name__} of shape "
+                    f"{tuple(getattr(input_values, 'shape', ()))}."
+                )
+            key = "input_features" if self.config.backbone_config.model_type == "whisper" else "input_values"
+            backbone_inputs = {key: input_values.to(self.dtype)}
+        backbone_outputs = self.backbone(**backbone_inputs, output_hidden_states=True, return_dict=True)
         all_hidden_states = list(backbone_outputs.hidden_states)  # embeddings + every layer, (batch, frames, hidden)
-        if self.config.backbone_config.do_stable_layer_norm:
+        if getattr(self.config.backbone_config, "do_stable_layer_norm", False):
             # Pre-LN encoders (MERT-v1-330M): transformers 5.x records the last layer before the encoder's final
             # LayerNorm; MERT (and transformers 4.x) gave it after, which is what `last_hidden_state` holds.
             all_hidden_states[-1] = backbone_outputs.last_hidden_state
@@ -165,6 +187,7 @@ class GenreMERTForAudioClassification(GenreMERTPreTrainedModel):
         return_dict: bool | None = None,
         return_counterfactual: bool | None = None,
         backbone_hidden_states: torch.Tensor | None = None,
+        input_features: torch.Tensor | None = None,
         **kwargs,
     ) -> tuple | LCAClassifierOutput:
         r"""
@@ -183,6 +206,10 @@ class GenreMERTForAudioClassification(GenreMERTPreTrainedModel):
             backbone), instead of `input_values`; unpadded slices only.
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
+        if input_features is not None:  # Whisper's feature extractor names its output so
+            if input_values is not None:
+                raise ValueError("Pass one of `input_values` and `input_features`.")
+            input_values = input_features
         if (input_values is None) == (backbone_hidden_states is None):
             raise ValueError("Pass exactly one of `input_values` and `backbone_hidden_states`.")
         if backbone_hidden_states is None:
@@ -203,6 +230,8 @@ class GenreMERTForAudioClassification(GenreMERTPreTrainedModel):
         hidden_states = self.layer_aggregation(hidden_states)  # (batch, frames, hidden)
         if attention_mask is not None:
             attention_mask = attention_mask.long()
+        if not self.reads_waveform:
+            attention_mask = None  # spectrogram features: no frame mask
 
         frame_mask = None
         if attention_mask is not None:

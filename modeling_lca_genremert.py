@@ -22,9 +22,9 @@ from transformers.utils import ModelOutput
 
 
 try:  # inside a remote-code folder (transformers copies siblings imported this way)
-    from .configuration_genremert import COUNTERFACTUAL_MODES
+    from .configuration_genremert import BACKBONE_INPUTS, COUNTERFACTUAL_MODES
 except ImportError:  # flat checkout
-    from configuration_genremert import COUNTERFACTUAL_MODES
+    from configuration_genremert import BACKBONE_INPUTS, COUNTERFACTUAL_MODES
 
 try:  # imported so that `save_pretrained` copies the pipeline named in `config.custom_pipelines`
     from .pipeline_genremert import SongLevelAudioClassificationPipeline  # noqa: F401
@@ -244,11 +244,14 @@ class LCAModelMixin:
         return result
 
 
-def build_feature_extractor(config) -> Wav2Vec2FeatureExtractor:
+def build_feature_extractor(config):
     """The feature extractor saved with every model folder.
 
-    GenreMERT: 24 kHz, zero-mean unit-variance normalisation per slice (what MERT expects). CRNN_FGNL: 16 kHz, raw
-    waveform (the log-mel front end is inside the model). Both return the attention mask for padded batches.
+    GenreMERT on a waveform backbone (MERT/HuBERT, wav2vec2, WavLM, ...): `Wav2Vec2FeatureExtractor` at
+    `config.sampling_rate`, zero-mean unit-variance normalisation per slice (what MERT expects). GenreMERT on a
+    spectrogram backbone (AST, Whisper): that backbone's own feature extractor at `config.sampling_rate`, sized to its
+    config. CRNN_FGNL: 16 kHz raw waveform (the log-mel front end is inside the model). Waveform extractors return the
+    attention mask for padded batches.
     """
     model_type = getattr(config, "model_type", None)
     if model_type not in NORMALIZED_INPUT_MODELS:
@@ -256,12 +259,25 @@ def build_feature_extractor(config) -> Wav2Vec2FeatureExtractor:
             f"`build_feature_extractor` needs the config of a genremert model (model_type one of "
             f"{sorted(NORMALIZED_INPUT_MODELS)}), got {type(config).__name__} with model_type {model_type!r}."
         )
-    do_normalize = NORMALIZED_INPUT_MODELS[model_type]
+    backbone = getattr(config, "backbone_config", None)
+    if backbone is not None and BACKBONE_INPUTS.get(backbone.model_type) == "features":
+        import transformers
+        from transformers.models.auto.feature_extraction_auto import FEATURE_EXTRACTOR_MAPPING_NAMES
+
+        extractor_class = getattr(transformers, FEATURE_EXTRACTOR_MAPPING_NAMES[backbone.model_type])
+        if backbone.model_type == "whisper":  # its encoder reads exactly 2 × max_source_positions frames
+            chunk_seconds = 2 * backbone.max_source_positions * 160 / config.sampling_rate
+            return extractor_class(
+                feature_size=backbone.num_mel_bins, sampling_rate=config.sampling_rate, chunk_length=chunk_seconds
+            )
+        return extractor_class(
+            sampling_rate=config.sampling_rate, num_mel_bins=backbone.num_mel_bins, max_length=backbone.max_length
+        )
     return Wav2Vec2FeatureExtractor(
         feature_size=1,
         sampling_rate=config.sampling_rate,
         padding_value=0.0,
-        do_normalize=do_normalize,
+        do_normalize=NORMALIZED_INPUT_MODELS[model_type],
         return_attention_mask=True,
     )
 

@@ -482,8 +482,8 @@ class SongLevelAudioClassificationPipeline(AudioClassificationPipeline):
             slices = cut_slices(waveform, batch_starts, slice_samples)  # (batch, samples)
             # Rows of a 2-D array are separate examples: each slice is normalised on its own, as in training.
             batch = self.feature_extractor(slices, sampling_rate=self.sampling_rate, return_tensors="pt")
-            if self.dtype is not None:
-                batch["input_values"] = batch["input_values"].to(self.dtype)
+            if self.dtype is not None:  # waveforms or a spectrogram backbone's features
+                batch = {k: v.to(self.dtype) if v.is_floating_point() else v for k, v in batch.items()}
             batch = self._ensure_tensor_on_device(dict(batch), self.device)
             if autocast_dtype is None:
                 logits.append(self.model(**batch).logits.float())  # (batch, num_labels)

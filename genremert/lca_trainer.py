@@ -278,16 +278,12 @@ class SliceCollator:
         lengths = {len(waveform) for waveform in waveforms}
         if len(lengths) != 1:
             raise ValueError(f"slices of one batch must have the same length, got lengths {sorted(lengths)}.")
-        batch = self.feature_extractor(
-            waveforms,
-            sampling_rate=self.feature_extractor.sampling_rate,
-            return_tensors="pt",
-            return_attention_mask=True,
+        features = self.feature_extractor(
+            waveforms, sampling_rate=self.feature_extractor.sampling_rate, return_tensors="pt"
         )
-        batch = {
-            "input_values": batch["input_values"].float(),
-            "attention_mask": batch["attention_mask"],
-        }
+        # A waveform extractor gives `input_values` (+ `attention_mask`); a spectrogram backbone's gives its features
+        # (`input_values` for AST, `input_features` for Whisper).
+        batch = {key: value.float() if value.is_floating_point() else value for key, value in features.items()}
         batch["labels"] = torch.tensor([int(row["label"]) for row in rows], dtype=torch.long)
         song_indices = []
         for row in rows:
