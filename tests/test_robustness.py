@@ -149,3 +149,18 @@ def test_finetune_needs_a_model_to_transfer_from():
 
     with pytest.raises(ValueError, match="--finetune head needs --model_name_or_path"):
         ModelArguments(finetune="head")
+
+
+def test_the_command_line_writes_json_and_a_plot_for_several_models(source_model, tmp_path):
+    import json
+
+    from genremert.robustness import main
+
+    run = str(source_model / "source")
+    code = main(["--model_dir", run, "--model_dir", run, "--name", "a", "--name", "b", "--output_dir", str(tmp_path),
+                 "--snr_db", "30", "10", "--cutoff_hz", "1000", "--steps", "2", "--max_slices", "6"])  # fmt: skip
+    assert code == 0
+    results = json.loads((tmp_path / "robustness.json").read_text())
+    assert set(results) == {"a", "b"} and results["a"] == results["b"]  # deterministic given the seed
+    assert results["a"]["pgd"]["10.0"]["snr_reached_min"] >= 10.0 - 1e-3
+    assert (tmp_path / "robustness.png").read_bytes().startswith(b"\x89PNG")
