@@ -61,6 +61,27 @@ class StepTimer(TrainerCallback):
         self.durations.append(time.perf_counter() - self._start)
 
 
+def benchmark_arguments(output_dir: str, args, **overrides) -> LCATrainingArguments:
+    """Training arguments of a timed run: no saving, evaluation, logging or progress bars; LCA from the first step."""
+    return LCATrainingArguments(
+        output_dir=output_dir,
+        per_device_train_batch_size=args.batch_size,
+        cf_warmup_epochs=0,
+        save_strategy="no",
+        eval_strategy="no",
+        logging_strategy="no",
+        report_to=[],
+        disable_tqdm=True,
+        remove_unused_columns=False,
+        label_names=["labels", "song_index"],
+        dataloader_num_workers=0,
+        dataloader_pin_memory=False,
+        use_cpu=args.device == "cpu",
+        seed=0,
+        **overrides,
+    )
+
+
 def build(model_type: str, counterfactual: str, args):
     if model_type == "crnn_fgnl":
         config = CRNNFGNLConfig(
@@ -97,24 +118,8 @@ def throughput(model_type: str, counterfactual: str, args) -> float:
     song_index_of = {f"s{i}": i for i in range(num_rows // 4 + 1)}
     timer = StepTimer()
     with tempfile.TemporaryDirectory() as output_dir:
-        training_args = LCATrainingArguments(
-            output_dir=output_dir,
-            max_steps=args.steps + args.warmup_steps,
-            per_device_train_batch_size=args.batch_size,
-            learning_rate=1e-4,
-            cf_warmup_epochs=0,
-            save_strategy="no",
-            eval_strategy="no",
-            logging_strategy="no",
-            report_to=[],
-            disable_tqdm=True,
-            remove_unused_columns=False,
-            label_names=["labels", "song_index"],
-            dataloader_num_workers=0,
-            dataloader_pin_memory=False,
-            bf16=args.bf16,
-            use_cpu=args.device == "cpu",
-            seed=0,
+        training_args = benchmark_arguments(
+            output_dir, args, max_steps=args.steps + args.warmup_steps, learning_rate=1e-4, bf16=args.bf16
         )
         trainer = LCATrainer(
             model=model,
@@ -160,23 +165,12 @@ def cached_epoch_times(args, cache_dir: str | None) -> list:
     ]
     timer = EpochTimer()
     with tempfile.TemporaryDirectory() as output_dir:
-        training_args = LCATrainingArguments(
-            output_dir=output_dir,
+        training_args = benchmark_arguments(
+            output_dir,
+            args,
             num_train_epochs=args.cache_epochs,
-            per_device_train_batch_size=args.batch_size,
-            cf_warmup_epochs=0,
-            save_strategy="no",
-            eval_strategy="no",
-            logging_strategy="no",
-            report_to=[],
-            disable_tqdm=True,
-            remove_unused_columns=False,
-            label_names=["labels", "song_index"],
-            dataloader_pin_memory=False,
-            use_cpu=args.device == "cpu",
             backbone_cache_dir=cache_dir,
             backbone_cache_dtype="float16",
-            seed=0,
         )
         trainer = LCATrainer(
             model=model,

@@ -8,7 +8,6 @@ paired difference variant − baseline. Prints a markdown table and writes robus
 
 import argparse
 import json
-import math
 import os
 import sys
 from pathlib import Path
@@ -16,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from genremert.experiments import paired_comparison  # noqa: E402
+from genremert.experiments import describe, paired_comparison, t_half_width  # noqa: E402
 from genremert.interpret_cli import _load_slices, fill_from_run_arguments, load_model  # noqa: E402
 from genremert.robustness import robustness_curves  # noqa: E402
 
@@ -43,8 +42,6 @@ def main() -> None:
             result = robustness_curves({variant: model}, slices, args.snr_db, (), args.steps, progress=False,
                                        corruptions=("white_noise", "band_noise"))  # fmt: skip
             curves[(variant, seed)] = result[variant]
-    from scipy import stats
-
     table = {}
     lines = ["| perturbation | SNR (dB) | " + " | ".join(f"`{v}` {args.metric}" for v in variants)
              + f" | `{variants[-1]}` − `{variants[0]}` [95 % CI] |", "|---|---|" + "---|" * (len(variants) + 1)]  # fmt: skip
@@ -53,11 +50,7 @@ def main() -> None:
             cells, values = [], {}
             for variant in variants:
                 values[variant] = [curves[(variant, s)][kind][snr][args.metric] for s in seeds]
-                n = len(values[variant])
-                mean = sum(values[variant]) / n
-                spread = (sum((v - mean) ** 2 for v in values[variant]) / (n - 1)) ** 0.5 if n > 1 else 0.0
-                half = float(stats.t.ppf(0.975, n - 1)) * spread / math.sqrt(n) if n > 1 else 0.0
-                cells.append(f"{mean:.3f} ± {half:.3f}")
+                cells.append(f"{describe(values[variant])['mean']:.3f} ± {t_half_width(values[variant]):.3f}")
             comparison = paired_comparison(values[variants[-1]], values[variants[0]])
             interval = (
                 "–" if comparison["ci_low"] is None else f"[{comparison['ci_low']:+.3f}, {comparison['ci_high']:+.3f}]"

@@ -36,6 +36,7 @@ from pathlib import Path
 import torch
 
 from .mert_weights import map_mert_state_dict
+from .music_datasets import GTZAN_GENRES as GTZAN_LABELS  # the reference data module's label order
 
 
 # The head of the reference model: reference key → our key.
@@ -62,8 +63,6 @@ MERT_PREFIX = "mert."
 BACKBONE_PREFIX = "backbone."
 # State of torchmetrics objects the reference LightningModule holds (not model weights): dropped if present.
 IGNORED_PREFIXES = ("train_acc.", "valid_acc.")
-# Label order of the reference GTZAN data module.
-GTZAN_LABELS = ("blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock")
 # Where Lightning versions define `AttributeDict` (the type of `hyper_parameters`).
 _ATTRIBUTE_DICT_PATHS = (
     "lightning.fabric.utilities.data.AttributeDict",

@@ -188,6 +188,18 @@ def describe(values: list[float], lower_is_better: bool = False) -> dict:
     }
 
 
+def t_half_width(values, confidence: float = 0.95) -> float:
+    """Half-width of the Student-t confidence interval of the mean of `values` (0 for fewer than two)."""
+    from scipy import stats
+
+    values = np.asarray(values, dtype=np.float64)
+    if len(values) < 2:
+        return 0.0
+    return (
+        float(stats.t.ppf(0.5 + confidence / 2, len(values) - 1)) * float(values.std(ddof=1)) / math.sqrt(len(values))
+    )
+
+
 def paired_comparison(variant: list[float], baseline: list[float], confidence: float = 0.95) -> dict:
     """Mean paired difference variant − baseline, its Student-t confidence interval and the two-sided paired t-test
     p-value (`scipy.stats.ttest_rel`). Identical differences give a zero-width interval and p = 0 (or 1 when they are
@@ -200,11 +212,10 @@ def paired_comparison(variant: list[float], baseline: list[float], confidence: f
     result = {"difference": mean, "ci_low": None, "ci_high": None, "p_value": None, "n": n}
     if n < 2:
         return result
-    spread = float(differences.std(ddof=1))
-    if spread == 0.0:
+    if float(differences.std(ddof=1)) == 0.0:
         result.update(ci_low=mean, ci_high=mean, p_value=1.0 if mean == 0.0 else 0.0)
         return result
-    half_width = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * spread / math.sqrt(n)
+    half_width = t_half_width(differences, confidence)
     result.update(
         ci_low=mean - half_width,
         ci_high=mean + half_width,
@@ -331,7 +342,6 @@ def plot_summary(summary: dict, path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from scipy import stats
 
     metrics = [m for m in HEADLINE_METRICS if any(m in v["metrics"] for v in summary["variants"].values())]
     figure, axes = plt.subplots(1, max(1, len(metrics)), figsize=(4 * max(1, len(metrics)), 4), squeeze=False)
@@ -342,8 +352,7 @@ def plot_summary(summary: dict, path) -> Path:
             if data is None:
                 continue
             n = len(data["values"])
-            half = float(stats.t.ppf(0.975, n - 1)) * data["std"] / math.sqrt(n) if n > 1 else 0.0
-            axis.errorbar(position, data["mean"], yerr=half, fmt="o", capsize=5)
+            axis.errorbar(position, data["mean"], yerr=t_half_width(data["values"]), fmt="o", capsize=5)
             axis.scatter([position] * n, data["values"], s=10, alpha=0.5, color="grey")
         axis.set_xticks(range(len(names)), names, rotation=30)
         axis.set_title(metric)

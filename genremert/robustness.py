@@ -22,9 +22,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from audio_genremert import aggregate_songs
-
-from .lca_metrics import classification_scores
+from .lca_metrics import classification_scores, song_scores
 
 
 CORRUPTIONS = ("white_noise", "band_noise", "lowpass")
@@ -157,12 +155,8 @@ def evaluate_under(model, slices, transform=None, batch_size: int = 16, progress
     num_labels = model.config.num_labels
     result = {f"frame_{k}": v for k, v in classification_scores(probabilities.argmax(1), labels, num_labels).items()}
     song_index = np.unique(songs, return_inverse=True)[1]
-    voted = aggregate_songs(probabilities, song_index)
-    song_labels = np.zeros(len(voted.song_index), dtype=np.int64)
-    song_labels[song_index] = labels
-    result.update(
-        {f"song_{k}": v for k, v in classification_scores(voted.predictions, song_labels, num_labels).items()}
-    )
+    song = song_scores(probabilities, labels, song_index, num_labels)  # the majority vote of the evaluation
+    result.update({f"song_{k}": v for k, v in song.items() if k != "num_songs"})
     if reached:
         snrs = torch.cat(reached)
         result["snr_reached_min"], result["snr_reached_mean"] = float(snrs.min()), float(snrs.mean())

@@ -3,8 +3,17 @@ one folder at once."""
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import socket
+
+import transformers
+
+from .lca_trainer import NonFiniteLossError
+
+
+logger = logging.getLogger("genremert.training")
 
 
 LOCK_NAME = ".genremert-run.lock"
@@ -187,3 +196,68 @@ def check_checkpoint_matches_model(folder: str, model) -> None:
             f"--resume_from_checkpoint {folder} holds a model of another architecture than the one these flags build "
             f"({'; '.join(details)}). Resume with the flags of that run (its run_args.json), or start a new run."
         )
+
+
+def last_complete_checkpoint(output_dir: str) -> str | None:
+    """The newest `checkpoint-*` of `output_dir` that can be resumed from (`run_folder.checkpoint_problem`: every file
+    needed is there and parses, recorded checksums match). A damaged or half-written one is skipped with a warning
+    naming the bad file, and the next older one is tried; None when there is no checkpoint at all. Raises
+    `ValueError` listing every checkpoint's problem when checkpoints exist but none is good."""
+    if not os.path.isdir(output_dir):
+        return None
+    folders = [
+        name
+        for name in os.listdir(output_dir)
+        if name.startswith("checkpoint-") and name[11:].isdigit() and os.path.isdir(os.path.join(output_dir, name))
+    ]
+    problems = []
+    for name in sorted(folders, key=lambda name: int(name[11:]), reverse=True):
+        folder = os.path.join(output_dir, name)
+        problem = checkpoint_problem(folder)
+        if problem is None:
+            return folder
+        problems.append(problem)
+        logger.warning(f"{folder} cannot be resumed from: {problem}; trying an older checkpoint.")
+    if problems:
+        raise ValueError(
+            f"no checkpoint in {output_dir} can be resumed from:\n  " + "\n  ".join(problems) + "\nStart a new run "
+            "(--overwrite_output_dir true) or restore a checkpoint."
+        )
+    return None
+
+
+class ChecksumCallback(transformers.TrainerCallback):
+    """Records the checksums of every checkpoint right after the Trainer saved it (the main process only)."""
+
+    def on_save(self, args, state, control, model=None, **kwargs):
+        folder = os.path.join(args.output_dir, f"checkpoint-{state.global_step}")
+        bad = non_finite_tensors(model) if model is not None else []
+        if bad:  # the loss guard watches the loss only: a diverged BatchNorm statistic shows here
+            raise NonFiniteLossError(
+                f"step {state.global_step}: the model's state holds NaN/inf in {', '.join(bad[:5])}"
+                f"{' …' if len(bad) > 5 else ''}; {folder} is not resumable. Lower the learning rate or check the data."
+            )
+        if state.is_world_process_zero and os.path.isdir(folder):
+            write_checksums(folder)
+        return control
+
+
+def whole_run_train_loss(trainer, checkpoint: str, session_loss: float) -> float:
+    """After a resume, the Trainer's `train_loss` averages only the steps of this session; this is the mean over every
+    step of the run: the logged losses up to the checkpoint (each the mean of its logging interval) plus this
+    session's steps. When the logs do not reach the checkpoint's step, the session's value is kept, with a warning."""
+    with open(os.path.join(checkpoint, "trainer_state.json"), encoding="utf-8") as handle:
+        initial_step = int(json.load(handle)["global_step"])
+    total, previous = 0.0, 0
+    for entry in sorted(trainer.state.log_history, key=lambda entry: entry.get("step", 0)):
+        if "loss" in entry and entry.get("step", 0) <= initial_step:
+            total += float(entry["loss"]) * (entry["step"] - previous)
+            previous = entry["step"]
+    global_step = trainer.state.global_step
+    if previous != initial_step or global_step <= 0:
+        logger.warning(
+            f"train_loss averages only the {global_step - initial_step} steps after the resume: the logs of the run "
+            f"stop at step {previous}, before the checkpoint's step {initial_step}."
+        )
+        return session_loss
+    return (total + session_loss * (global_step - initial_step)) / global_step

@@ -12,7 +12,6 @@ import os
 import sys
 
 import datasets
-import numpy as np
 import torch
 import transformers
 from transformers import AutoConfig, set_seed
@@ -26,7 +25,6 @@ from .lca_metrics import (
     compute_split_metrics,
     softmax,
     split_predictions,
-    vote_songs,
     write_split_reports,
 )
 from .lca_trainer import (
@@ -36,14 +34,17 @@ from .lca_trainer import (
     SliceCollator,
 )
 from .mert_weights import load_mert_weights
-from .run_folder import (
+from .run_folder import (  # noqa: F401 - last_complete_checkpoint and ChecksumCallback are part of this API
+    ChecksumCallback,
     OutputDirLock,
     check_checkpoint_matches_model,
     check_output_dir,
     checkpoint_problem,
+    last_complete_checkpoint,
     non_finite_tensors,
-    write_checksums,
+    whole_run_train_loss,
 )
+from .shortcut import resolve_bias, shortcut_metrics, shortcut_rates
 from .training_args import (  # noqa: F401 - re-exported for the scripts and tests
     DATASETS,
     DEFAULT_SPLITS,
@@ -273,50 +274,6 @@ def prepare_transfer(model, mode: str, new_head: bool) -> None:
     logger.info(f"--finetune {mode}: {len(trainable)} trainable parameter tensors ({', '.join(trainable[:4])}, ...).")
 
 
-def last_complete_checkpoint(output_dir: str) -> str | None:
-    """The newest `checkpoint-*` of `output_dir` that can be resumed from (`run_folder.checkpoint_problem`: every file
-    needed is there and parses, recorded checksums match). A damaged or half-written one is skipped with a warning
-    naming the bad file, and the next older one is tried; None when there is no checkpoint at all. Raises
-    `ValueError` listing every checkpoint's problem when checkpoints exist but none is good."""
-    if not os.path.isdir(output_dir):
-        return None
-    folders = [
-        name
-        for name in os.listdir(output_dir)
-        if name.startswith("checkpoint-") and name[11:].isdigit() and os.path.isdir(os.path.join(output_dir, name))
-    ]
-    problems = []
-    for name in sorted(folders, key=lambda name: int(name[11:]), reverse=True):
-        folder = os.path.join(output_dir, name)
-        problem = checkpoint_problem(folder)
-        if problem is None:
-            return folder
-        problems.append(problem)
-        logger.warning(f"{folder} cannot be resumed from: {problem}; trying an older checkpoint.")
-    if problems:
-        raise ValueError(
-            f"no checkpoint in {output_dir} can be resumed from:\n  " + "\n  ".join(problems) + "\nStart a new run "
-            "(--overwrite_output_dir true) or restore a checkpoint."
-        )
-    return None
-
-
-class ChecksumCallback(transformers.TrainerCallback):
-    """Records the checksums of every checkpoint right after the Trainer saved it (the main process only)."""
-
-    def on_save(self, args, state, control, model=None, **kwargs):
-        folder = os.path.join(args.output_dir, f"checkpoint-{state.global_step}")
-        bad = non_finite_tensors(model) if model is not None else []
-        if bad:  # the loss guard watches the loss only: a diverged BatchNorm statistic shows here
-            raise NonFiniteLossError(
-                f"step {state.global_step}: the model's state holds NaN/inf in {', '.join(bad[:5])}"
-                f"{' …' if len(bad) > 5 else ''}; {folder} is not resumable. Lower the learning rate or check the data."
-            )
-        if state.is_world_process_zero and os.path.isdir(folder):
-            write_checksums(folder)
-        return control
-
-
 def resolve_checkpoint(training_args: LCATrainingArguments, label_names: list[str]) -> str | None:
     """`--resume_from_checkpoint`: a folder, or `last`/`true` for the newest complete `checkpoint-*` in
     `--output_dir`. The checkpoint's labels are checked against the dataset before anything is trained."""
@@ -425,65 +382,6 @@ def evaluate_split(
             aggregation,
         )
     return metrics, vote_threshold
-
-
-def shortcut_rates(logits, labels, song_index, bias_class: int, aggregation: str = "vote") -> dict:
-    """How strongly a split's predictions lean to the biased class, by one decision rule for every row (the song
-    answer of `aggregation` without a threshold, and the slices' arg-max): the rate at which songs / slices of the
-    other classes are given the biased class, and the biased class's own recall."""
-    probabilities = softmax(logits)
-    labels = np.asarray(labels).astype(np.int64)
-    frame_predictions = probabilities.argmax(axis=1)
-    songs = vote_songs(probabilities, labels, song_index, aggregation=aggregation)
-    rates = {}
-    for level, truth, predicted in (("song", songs.labels, songs.predictions), ("frame", labels, frame_predictions)):
-        others, own = truth != bias_class, truth == bias_class
-        rates[f"{level}_biased_rate"] = (
-            float((predicted[others] == bias_class).mean()) if others.any() else float("nan")
-        )
-        rates[f"{level}_bias_recall"] = float((predicted[own] == bias_class).mean()) if own.any() else float("nan")
-    return rates
-
-
-def shortcut_metrics(results: dict) -> dict:
-    """The shortcut's size from the clean (`test`) and noisy (`test_noisy`) scores: the F1 gaps (clean − noisy; positive
-    when the noise pulls songs to the biased class) and the growth of the biased-class rate with the noise."""
-    metrics = {}
-    for level in ("song", "frame"):
-        if f"test_{level}_f1" in results and f"test_noisy_{level}_f1" in results:
-            metrics[f"shortcut_{level}_f1_gap"] = results[f"test_{level}_f1"] - results[f"test_noisy_{level}_f1"]
-        if f"test_{level}_biased_rate" in results and f"test_noisy_{level}_biased_rate" in results:
-            metrics[f"shortcut_{level}_biased_rate_gap"] = (
-                results[f"test_noisy_{level}_biased_rate"] - results[f"test_{level}_biased_rate"]
-            )
-    return metrics
-
-
-def resolve_bias(data_args, songs: datasets.DatasetDict, label_names: list[str]):
-    """`(bias class id or None, BandNoise or None, noisy flags per split or None)` of the shortcut protocol. The
-    synthetic benchmark carries its own noise; on any other dataset `--bias_class` adds band noise to that class's
-    training and validation songs, and a `test_noisy` split (the test songs, all with the noise) is added."""
-    if data_args.dataset == "synthetic":
-        metadata = music_datasets.synthetic_metadata(songs["train"])
-        return metadata.get("bias_class"), None, None
-    if data_args.bias_class is None:
-        return None, None, None
-    name = str(data_args.bias_class)
-    if name in label_names:
-        bias = label_names.index(name)
-    elif name.isdigit() and int(name) < len(label_names):
-        bias = int(name)
-    else:
-        raise ValueError(f"--bias_class {name!r} is neither a class name nor a class id of the dataset: {label_names}.")
-    songs["test_noisy"] = songs["test"]
-    noise = music_datasets.BandNoise(data_args.parsed_bias_band(), -float(data_args.bias_snr_db), data_args.split_seed)
-    flags = {
-        "train": [label == bias for label in songs["train"]["label"]],
-        "validation": [label == bias for label in songs["validation"]["label"]],
-        "test": [False] * len(songs["test"]),
-        "test_noisy": [True] * len(songs["test"]),
-    }
-    return bias, noise, flags
 
 
 def save_run_arguments(output_dir: str, model_args, data_args, training_args) -> str:
@@ -668,27 +566,6 @@ def run(model_args, data_args, training_args: LCATrainingArguments) -> dict:
             log_to_integrations(trainer, shortcut)
             results.update(shortcut)
     return results
-
-
-def whole_run_train_loss(trainer, checkpoint: str, session_loss: float) -> float:
-    """After a resume, the Trainer's `train_loss` averages only the steps of this session; this is the mean over every
-    step of the run: the logged losses up to the checkpoint (each the mean of its logging interval) plus this
-    session's steps. When the logs do not reach the checkpoint's step, the session's value is kept, with a warning."""
-    with open(os.path.join(checkpoint, "trainer_state.json"), encoding="utf-8") as handle:
-        initial_step = int(json.load(handle)["global_step"])
-    total, previous = 0.0, 0
-    for entry in sorted(trainer.state.log_history, key=lambda entry: entry.get("step", 0)):
-        if "loss" in entry and entry.get("step", 0) <= initial_step:
-            total += float(entry["loss"]) * (entry["step"] - previous)
-            previous = entry["step"]
-    global_step = trainer.state.global_step
-    if previous != initial_step or global_step <= 0:
-        logger.warning(
-            f"train_loss averages only the {global_step - initial_step} steps after the resume: the logs of the run "
-            f"stop at step {previous}, before the checkpoint's step {initial_step}."
-        )
-        return session_loss
-    return (total + session_loss * (global_step - initial_step)) / global_step
 
 
 def log_to_integrations(trainer, metrics: dict) -> None:

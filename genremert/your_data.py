@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from collections import defaultdict
 from pathlib import Path
@@ -29,9 +30,9 @@ import numpy as np
 from datasets import Audio, ClassLabel, Dataset, DatasetDict, Features, Value
 
 from .audio_files import AUDIO_SUFFIXES, BadAudioFile, BadAudioFilesError, validate_audio_files
+from .music_datasets import SPLITS
 
 
-SPLIT_NAMES = ("train", "validation", "test")
 DATA_FILE_SUFFIXES = {".parquet": "parquet", ".arrow": "arrow", ".json": "json", ".jsonl": "json", ".csv": "csv"}
 
 
@@ -101,7 +102,8 @@ def _open_dataset(name: str, config_name: Optional[str], revision: Optional[str]
             return loaded if isinstance(loaded, DatasetDict) else DatasetDict({"train": loaded})
         files = [p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")]
         kinds = {DATA_FILE_SUFFIXES[p.suffix.lower()] for p in files if p.suffix.lower() in DATA_FILE_SUFFIXES}
-        kinds.discard("csv") if (path / "metadata.csv").is_file() else None
+        if (path / "metadata.csv").is_file():
+            kinds.discard("csv")  # an audio folder's metadata, not a table of the dataset
         has_audio = any(p.suffix.lower() in AUDIO_SUFFIXES for p in files)
         if has_audio and not kinds:
             return _read_audio_folder(path)
@@ -176,7 +178,7 @@ def group_split(
 ) -> list:
     """A split name per row: whole groups to train / validation / test, stratified by label (each label's groups are
     shuffled with `seed` and dealt out by `fractions`, at least one group to each split when the label has three)."""
-    if len(fractions) != 3 or any(f < 0 for f in fractions) or not math_isclose(sum(fractions), 1.0):
+    if len(fractions) != 3 or any(f < 0 for f in fractions) or not math.isclose(sum(fractions), 1.0, abs_tol=1e-6):
         raise ValueError(f"split fractions must be three non-negative numbers summing to 1, got {fractions}.")
     group_label = {}
     for label, group in zip(labels, groups):
@@ -192,10 +194,6 @@ def group_split(
         for rank, group in enumerate(members):
             assignment[group] = "test" if rank < n_test else "validation" if rank < n_test + n_validation else "train"
     return [assignment[group] for group in groups]
-
-
-def math_isclose(a: float, b: float) -> bool:
-    return abs(a - b) <= 1e-6
 
 
 def load_dataset_songs(
@@ -305,13 +303,13 @@ def load_dataset_songs(
 
     if set(rows) == {"train"}:
         rows = _split_single(rows["train"], split_fractions, split_seed, split_file)
-    for split in SPLIT_NAMES:
+    for split in SPLITS:
         if not rows.get(split):
             raise ValueError(
                 f"--dataset_name {name}: the {split} split holds no song ({ {s: len(r) for s, r in rows.items()} }); "
                 "give the split names (--validation_split_name, --test_split_name) or use a dataset with more groups."
             )
-    leaking = set.intersection(*({e["album"] for e in rows[s]} for s in SPLIT_NAMES)) if group_column else set()
+    leaking = set.intersection(*({e["album"] for e in rows[s]} for s in SPLITS)) if group_column else set()
     if leaking:
         raise ValueError(f"--dataset_name {name}: groups {sorted(leaking)[:5]} are in more than one split.")
     features = Features(
@@ -323,7 +321,7 @@ def load_dataset_songs(
                 {key: [e[key if key != "audio" else "path"] for e in _songs_of(rows[split])] for key in features},
                 features=features,
             )
-            for split in SPLIT_NAMES
+            for split in SPLITS
         }
     )
 
@@ -347,7 +345,7 @@ def _split_single(entries: list, fractions, seed: int, split_file) -> Dict[str, 
             Path(split_file).parent.mkdir(parents=True, exist_ok=True)
             payload = {"seed": seed, "fractions": list(fractions), "groups": assignment}
             Path(split_file).write_text(json.dumps(payload, indent=1, sort_keys=True), encoding="utf-8")
-    result = {split: [] for split in SPLIT_NAMES}
+    result = {split: [] for split in SPLITS}
     for entry in entries:
         if entry["album"] not in assignment:
             raise ValueError(f"the split file {split_file} does not name the group {entry['album']!r}: a new dataset?")
