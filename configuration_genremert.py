@@ -1,6 +1,7 @@
-"""Configurations of the genremert models: GenreMERT (frozen MERT + time attention) and CRNN_FGNL.
+"""Configurations of the genremert models: GenreMERT (frozen MERT + time attention), CRNN_FGNL and the self-attention
+tagger.
 
-Both carry the same `counterfactual` field, which switches on the learnable counterfactual attention
+All carry the same `counterfactual` field, which switches on the learnable counterfactual attention
 (LCA) branch used only in training:
 
 - `"none"`: the plain model.
@@ -441,4 +442,154 @@ class CRNNFGNLConfig(PretrainedConfig):
         _check_num_labels(self.num_labels)
 
 
-__all__ = ["GenreMERTConfig", "CRNNFGNLConfig", "COUNTERFACTUAL_MODES"]
+class SelfAttentionTaggerConfig(PretrainedConfig):
+    r"""
+    Configuration of [`SelfAttentionTaggerForAudioClassification`], after Won, Chun & Serra, "Toward Interpretable Music
+    Tagging with Self-Attention" (2019): log-mel front end → residual conv blocks whose strides pool the frequency axis
+    away → a classification token and learned positions → a small Transformer encoder (BERT layers) over time → the
+    classification token's output → classifier. The defaults are the paper's (16 kHz, 512-point STFT, hop 256, 128
+    mel bands, seven blocks, 2 layers of 256 with 8 heads, 15 s inputs) and make a multi-label tagger
+    (`problem_type="multi_label_classification"`; pass `problem_type="single_label_classification"` for classes).
+
+    Args:
+        sampling_rate, n_fft, hop_length, num_mel_bins, f_min, f_max, top_db: the log-mel front end, as in
+            [`CRNNFGNLConfig`] (defaults 16000, 512, 256, 128, 0.0, 8000.0, 80.0).
+        conv_channels (`list[int]`, *optional*, defaults to `[128, 128, 256, 256, 256, 256, 256]`): channels of the
+            residual conv blocks.
+        conv_strides (`list[list[int]]`, *optional*): `[frequency, time]` stride of each block; defaults to the paper's
+            `[2, 2]` ×3 then `[2, 1]` ×4, which takes 128 mel bands to 1 and divides time by 8. Frequency left after the
+            blocks is max-pooled away.
+        hidden_size (`int`, *optional*, defaults to 256): width of the Transformer (the last conv block is projected to
+            it when the sizes differ).
+        num_hidden_layers (`int`, *optional*, defaults to 2): Transformer layers.
+        num_attention_heads (`int`, *optional*, defaults to 8): heads per layer.
+        intermediate_size (`int`, *optional*, defaults to 1024): feed-forward size.
+        hidden_act (`str`, *optional*, defaults to `"gelu"`): feed-forward activation (a transformers `ACT2FN` name).
+        hidden_dropout_prob (`float`, *optional*, defaults to 0.4): dropout after the attention and feed-forward.
+        attention_probs_dropout_prob (`float`, *optional*, defaults to 0.5): dropout on the attention weights.
+        max_position_embeddings (`int`, *optional*, defaults to 700): most time steps (+ the classification token) a
+            slice may give.
+        layer_norm_eps (`float`, *optional*, defaults to 1e-12), initializer_range (`float`, *optional*, defaults to
+            0.02): as in BERT.
+        classifier_dropout (`float`, *optional*, defaults to 0.5): dropout before the classifier.
+        counterfactual (`str`, *optional*, defaults to `"none"`): `"none"`, `"learned"` (LCA) or `"random"` (CAL). The
+            attention LCA counterfactualises is the classification token's attention in the last layer (what the
+            classifier reads is made of it); see docs/tagging.md.
+        random_attention (`str`, *optional*, defaults to `"renormalised"`): as in [`GenreMERTConfig`].
+        slice_seconds (`float`, *optional*, defaults to 15.0): training slice length (the paper's input).
+        song_aggregation (`str`, *optional*, defaults to `"mean"`): the mean of the slices' probabilities (tagging's
+            rule); vote_threshold, slice_overlap_seconds, slice_remainder as in [`GenreMERTConfig`].
+    """
+
+    model_type = "self_attention_tagger"
+    _auto_class = "AutoConfig"  # save_pretrained writes auto_map and copies the code files
+
+    def __init__(
+        self,
+        sampling_rate=16000,
+        n_fft=512,
+        hop_length=256,
+        num_mel_bins=128,
+        f_min=0.0,
+        f_max=8000.0,
+        top_db=80.0,
+        conv_channels=(128, 128, 256, 256, 256, 256, 256),
+        conv_strides=None,
+        hidden_size=256,
+        num_hidden_layers=2,
+        num_attention_heads=8,
+        intermediate_size=1024,
+        hidden_act="gelu",
+        hidden_dropout_prob=0.4,
+        attention_probs_dropout_prob=0.5,
+        max_position_embeddings=700,
+        layer_norm_eps=1e-12,
+        initializer_range=0.02,
+        classifier_dropout=0.5,
+        counterfactual="none",
+        random_attention="renormalised",
+        slice_seconds=15.0,
+        song_aggregation="mean",
+        vote_threshold=None,
+        slice_overlap_seconds=0.0,
+        slice_remainder="drop",
+        **kwargs,
+    ):
+        for field, value in (
+            ("sampling_rate", sampling_rate),
+            ("n_fft", n_fft),
+            ("hop_length", hop_length),
+            ("num_mel_bins", num_mel_bins),
+            ("hidden_size", hidden_size),
+            ("num_hidden_layers", num_hidden_layers),
+            ("num_attention_heads", num_attention_heads),
+            ("intermediate_size", intermediate_size),
+            ("max_position_embeddings", max_position_embeddings),
+            ("layer_norm_eps", layer_norm_eps),
+            ("top_db", top_db),
+        ):
+            _check_positive(field, value)
+        _check_positive("f_min", f_min, allow_zero=True)
+        _check_positive("initializer_range", initializer_range, allow_zero=True)
+        if f_max is not None and not f_min < f_max <= sampling_rate / 2:
+            raise ValueError(f"`f_max` must be in (f_min={f_min}, sampling_rate/2={sampling_rate / 2}], got {f_max!r}.")
+        conv_channels = [int(c) for c in conv_channels]
+        if not conv_channels or min(conv_channels) < 1:
+            raise ValueError(f"`conv_channels` must be a non-empty list of positive sizes, got {conv_channels}.")
+        if conv_strides is None:
+            conv_strides = [[2, 2] if i < 3 else [2, 1] for i in range(len(conv_channels))]
+        conv_strides = [[int(stride) for stride in pair] for pair in conv_strides]
+        if len(conv_strides) != len(conv_channels) or any(len(p) != 2 or min(p) < 1 for p in conv_strides):
+            raise ValueError(
+                f"`conv_strides` must give one [frequency, time] pair of positive strides per conv block "
+                f"({len(conv_channels)}), got {conv_strides}."
+            )
+        if hidden_size % num_attention_heads != 0:
+            raise ValueError(
+                f"`hidden_size` ({hidden_size}) must be divisible by `num_attention_heads` ({num_attention_heads})."
+            )
+        for field, value in (
+            ("hidden_dropout_prob", hidden_dropout_prob),
+            ("attention_probs_dropout_prob", attention_probs_dropout_prob),
+            ("classifier_dropout", classifier_dropout),
+        ):
+            _check_probability(field, value)
+        _check_choice("counterfactual", counterfactual, COUNTERFACTUAL_MODES)
+        _check_choice("random_attention", random_attention, RANDOM_ATTENTION_SCALES)
+        song_rule = song_rule_fields(
+            slice_seconds, song_aggregation, vote_threshold, slice_overlap_seconds, slice_remainder
+        )
+
+        self.sampling_rate = sampling_rate
+        self.n_fft = n_fft
+        self.hop_length = hop_length
+        self.num_mel_bins = num_mel_bins
+        self.f_min = float(f_min)
+        self.f_max = f_max
+        self.top_db = float(top_db)
+        self.conv_channels = conv_channels
+        self.conv_strides = conv_strides
+        self.hidden_size = hidden_size
+        self.num_hidden_layers = num_hidden_layers
+        self.num_attention_heads = num_attention_heads
+        self.intermediate_size = intermediate_size
+        self.hidden_act = hidden_act
+        self.hidden_dropout_prob = hidden_dropout_prob
+        self.attention_probs_dropout_prob = attention_probs_dropout_prob
+        self.max_position_embeddings = max_position_embeddings
+        self.layer_norm_eps = float(layer_norm_eps)
+        self.initializer_range = float(initializer_range)
+        self.classifier_dropout = classifier_dropout
+        self.counterfactual = counterfactual
+        self.random_attention = random_attention
+        for field, value in song_rule.items():
+            setattr(self, field, value)
+        kwargs.setdefault("custom_pipelines", DEFAULT_CUSTOM_PIPELINES)
+        kwargs.setdefault("problem_type", "multi_label_classification")
+        if kwargs.get("num_labels") is not None:
+            _check_num_labels(kwargs["num_labels"])
+        super().__init__(**kwargs)
+        _check_num_labels(self.num_labels)
+
+
+__all__ = ["GenreMERTConfig", "CRNNFGNLConfig", "SelfAttentionTaggerConfig", "COUNTERFACTUAL_MODES"]

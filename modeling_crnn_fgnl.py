@@ -10,70 +10,31 @@ This file is remote code (copied next to the weights by `save_pretrained`, execu
 imports only torch, numpy, transformers and its siblings, and has no side effects on import.
 """
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 from transformers import PreTrainedModel
 from transformers import initialization as init
-from transformers.audio_utils import mel_filter_bank
 
 
 try:  # inside a remote-code folder (transformers copies siblings imported this way)
     from .configuration_genremert import CRNNFGNLConfig
-    from .modeling_lca_genremert import LCAClassifierOutput, LCACounterfactualBranch, LCAModelMixin, check_waveform
+    from .modeling_lca_genremert import (
+        LCAClassifierOutput,
+        LCACounterfactualBranch,
+        LCAModelMixin,
+        LogMelSpectrogram,
+        check_waveform,
+    )
 except ImportError:  # flat checkout: `import modeling_crnn_fgnl`
     from configuration_genremert import CRNNFGNLConfig
-    from modeling_lca_genremert import LCAClassifierOutput, LCACounterfactualBranch, LCAModelMixin, check_waveform
-
-
-class CRNNFGNLLogMel(nn.Module):
-    """Log-mel front end on the model's device: STFT power (Hann window, centred, reflect padding) → slaney mel
-    filters (librosa's and nnAudio's `MelSpectrogram` defaults) → dB as in the official code (`amplitude_to_db`
-    applied to power: 20·log10, ref 1, amin 1e-5, `top_db` below each example's maximum).
-
-    The window and filters are fixed, non-persistent buffers: not trained and not in the state dict."""
-
-    def __init__(self, config: CRNNFGNLConfig):
-        super().__init__()
-        self.n_fft = config.n_fft
-        self.hop_length = config.hop_length
-        self.top_db = config.top_db
-        window, mel_filters = self.compute_buffers(config)
-        self.register_buffer("window", window, persistent=False)  # (n_fft,)
-        self.register_buffer("mel_filters", mel_filters, persistent=False)  # (n_fft // 2 + 1, num_mel_bins)
-
-    @staticmethod
-    def compute_buffers(config: CRNNFGNLConfig) -> tuple[torch.Tensor, torch.Tensor]:
-        window = torch.hann_window(config.n_fft, periodic=True, dtype=torch.float32, device="cpu")
-        mel_filters = mel_filter_bank(
-            num_frequency_bins=config.n_fft // 2 + 1,
-            num_mel_filters=config.num_mel_bins,
-            min_frequency=config.f_min,
-            max_frequency=config.f_max if config.f_max is not None else config.sampling_rate / 2,
-            sampling_rate=config.sampling_rate,
-            norm="slaney",
-            mel_scale="slaney",
-        )
-        return window, torch.from_numpy(mel_filters.astype(np.float32))
-
-    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
-        # waveform: (batch, samples)
-        # Always in float32 (also in a half-precision model): the dB conversion needs the range.
-        spectrum = torch.stft(
-            waveform.float(),
-            n_fft=self.n_fft,
-            hop_length=self.hop_length,
-            window=self.window.float(),
-            center=True,
-            pad_mode="reflect",
-            return_complex=True,
-        )  # (batch, n_fft // 2 + 1, frames)
-        power = spectrum.real.square() + spectrum.imag.square()
-        mel = torch.matmul(self.mel_filters.float().T, power)  # (batch, num_mel_bins, frames)
-        log_mel = 20.0 * torch.log10(mel.clamp_min(1e-5))
-        peak = log_mel.amax(dim=(1, 2), keepdim=True)
-        return torch.maximum(log_mel, peak - self.top_db)  # (batch, num_mel_bins, frames)
+    from modeling_lca_genremert import (
+        LCAClassifierOutput,
+        LCACounterfactualBranch,
+        LCAModelMixin,
+        LogMelSpectrogram,
+        check_waveform,
+    )
 
 
 class CRNNFGNLConvBlock(nn.Module):
@@ -273,7 +234,7 @@ class CRNNFGNLPreTrainedModel(LCAModelMixin, PreTrainedModel):
                         init.orthogonal_(parameter)
                     else:
                         init.zeros_(parameter)
-        if isinstance(module, CRNNFGNLLogMel):
+        if isinstance(module, LogMelSpectrogram):
             window, mel_filters = module.compute_buffers(self.config)
             init.copy_(module.window, window)
             init.copy_(module.mel_filters, mel_filters)
@@ -303,7 +264,7 @@ class CRNNFGNLForAudioClassification(CRNNFGNLPreTrainedModel):
                 f"`num_mel_bins` ({config.num_mel_bins}) must survive {self.num_pools} 2×2 poolings "
                 f"(at least {2**self.num_pools})."
             )
-        self.log_mel = CRNNFGNLLogMel(config)
+        self.log_mel = LogMelSpectrogram(config)
         self.input_norm = nn.BatchNorm1d(
             config.num_mel_bins, eps=config.batch_norm_eps, momentum=config.batch_norm_momentum
         )
@@ -349,7 +310,9 @@ class CRNNFGNLForAudioClassification(CRNNFGNLPreTrainedModel):
         attention_mask (`torch.LongTensor` of shape `(batch_size, samples)`, *optional*):
             1 for real samples, 0 for padding: the prediction reads the GRU state at the last valid frame.
         labels (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
-            Class ids; when given, `loss` is the cross-entropy of `logits`.
+            Class ids; when given, `loss` is the cross-entropy of `logits`. With
+            `config.problem_type = "multi_label_classification"`: float multi-hot targets `(batch_size, num_labels)`,
+            and `loss` is the binary cross-entropy of every tag.
         return_counterfactual (`bool`, *optional*):
             Compute the counterfactual branch (`counterfactual_logits`, `counterfactual_attention`). Default: in train
             mode only. `True` also computes it in eval mode (dropout off), `False` never; no effect without a branch.

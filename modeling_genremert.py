@@ -197,7 +197,9 @@ class GenreMERTForAudioClassification(GenreMERTPreTrainedModel):
         attention_mask (`torch.LongTensor` of shape `(batch_size, samples)`, *optional*):
             1 for real samples, 0 for padding. Padded frames get zero attention.
         labels (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
-            Class ids; when given, `loss` is the cross-entropy of `logits`.
+            Class ids; when given, `loss` is the cross-entropy of `logits`. With
+            `config.problem_type = "multi_label_classification"`: float multi-hot targets `(batch_size, num_labels)`,
+            and `loss` is the binary cross-entropy of every tag.
         return_counterfactual (`bool`, *optional*):
             Compute the counterfactual branch (`counterfactual_logits`, `counterfactual_attention`). Default: in train
             mode only. `True` also computes it in eval mode (dropout off), `False` never; no effect without a branch.

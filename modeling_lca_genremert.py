@@ -13,11 +13,13 @@ imports only torch, transformers and its siblings, and has no side effects on im
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 from transformers import Wav2Vec2FeatureExtractor
 from transformers import initialization as init
+from transformers.audio_utils import mel_filter_bank
 from transformers.utils import ModelOutput
 
 
@@ -33,7 +35,7 @@ except ImportError:
 
 
 # model_type → whether its feature extractor normalises each slice to zero mean and unit variance.
-NORMALIZED_INPUT_MODELS = {"genremert": True, "crnn_fgnl": False}
+NORMALIZED_INPUT_MODELS = {"genremert": True, "crnn_fgnl": False, "self_attention_tagger": False}
 
 
 @dataclass
@@ -43,18 +45,24 @@ class LCAClassifierOutput(ModelOutput):
 
     Args:
         loss (`torch.FloatTensor` of shape `(1,)`, *optional*, returned when `labels` is given):
-            Plain cross-entropy of `logits`. The LCA loss terms are computed by the trainer.
+            Plain cross-entropy of `logits` (multi-label: binary cross-entropy of every tag). The LCA loss terms are
+            computed by the trainer.
         logits (`torch.FloatTensor` of shape `(batch_size, num_labels)`):
             Scores of the main branch.
         counterfactual_logits (`torch.FloatTensor` of shape `(batch_size, num_labels)`, *optional*):
             Scores of the counterfactual branch; only in train mode with `config.counterfactual != "none"`.
         attention (`torch.FloatTensor`):
             The main attention. GenreMERT: time weights `(batch_size, frames)` summing to 1 over unmasked frames.
-            CRNN_FGNL: MoSE roll weights `(batch_size, num_rolls)` summing to 1.
+            CRNN_FGNL: MoSE roll weights `(batch_size, num_rolls)` summing to 1 (or time weights with
+            `counterfactual_attention="time"`). Self-attention tagger: the classification token's last-layer attention
+            `(batch_size, heads, tokens)`, summing to 1 over the tokens of each head.
         counterfactual_attention (`torch.FloatTensor`, *optional*):
             The counterfactual attention, same shape and condition as `counterfactual_logits`.
         representation (`torch.FloatTensor` of shape `(batch_size, representation_size)`):
-            The features the classifier reads (GenreMERT: the shared projection; CRNN_FGNL: the last GRU state).
+            The features the classifier reads (GenreMERT: the shared projection; CRNN_FGNL: the last GRU state;
+            the tagger: the classification token's output).
+        attentions (`tuple(torch.FloatTensor)`, *optional*, returned with `output_attentions=True` by the tagger):
+            Every layer's attention maps, for heat maps.
     """
 
     loss: torch.FloatTensor | None = None
@@ -63,6 +71,7 @@ class LCAClassifierOutput(ModelOutput):
     attention: torch.FloatTensor | None = None
     counterfactual_attention: torch.FloatTensor | None = None
     representation: torch.FloatTensor | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
 def check_waveform(input_values, attention_mask, minimum_samples: int, sampling_rate: int) -> None:
@@ -107,13 +116,96 @@ def check_waveform(input_values, attention_mask, minimum_samples: int, sampling_
             )
 
 
-def check_labels(labels: torch.Tensor, batch_size: int, num_labels: int) -> None:
+def is_multi_label(config) -> bool:
+    """Transformers' convention: `problem_type="multi_label_classification"` means independent tags (sigmoid, BCE)."""
+    return getattr(config, "problem_type", None) == "multi_label_classification"
+
+
+def check_labels(labels: torch.Tensor, batch_size: int, num_labels: int, multi_label: bool = False) -> None:
+    """Single-label: integer class ids `(batch,)`. Multi-label: multi-hot (or soft) targets `(batch, num_labels)` in
+    [0, 1]."""
+    if multi_label:
+        if labels.dim() != 2 or tuple(labels.shape) != (batch_size, num_labels):
+            raise ValueError(
+                f"multi-label `labels` must be multi-hot targets of shape ({batch_size}, {num_labels}) (one column per "
+                f"tag), got {tuple(labels.shape)}."
+            )
+        values = labels.float()
+        if labels.numel() and (not torch.isfinite(values).all() or values.min() < 0 or values.max() > 1):
+            raise ValueError(
+                f"multi-label `labels` must be in [0, 1] (1 = the tag applies), got values in [{values.min()}, "
+                f"{values.max()}]."
+            )
+        return
     if labels.dim() != 1 or labels.shape[0] != batch_size:
-        raise ValueError(f"`labels` must have shape ({batch_size},), got {tuple(labels.shape)}.")
+        hint = (
+            "; multi-hot targets need `config.problem_type = 'multi_label_classification'`"
+            if labels.dim() == 2 and labels.shape[1] == num_labels
+            else ""
+        )
+        raise ValueError(f"`labels` must have shape ({batch_size},), got {tuple(labels.shape)}{hint}.")
     if torch.is_floating_point(labels):
         raise ValueError(f"`labels` must hold integer class ids, got dtype {labels.dtype}.")
     if labels.numel() and (labels.min() < 0 or labels.max() >= num_labels):
         raise ValueError(f"`labels` must be in [0, {num_labels - 1}], got values in [{labels.min()}, {labels.max()}].")
+
+
+def classification_loss(logits: torch.Tensor, labels: torch.Tensor, multi_label: bool = False) -> torch.Tensor:
+    """Cross-entropy of softmax `logits` with class ids, or (multi-label) the binary cross-entropy of every tag's
+    sigmoid with float multi-hot targets, averaged over examples and tags (Transformers' `BCEWithLogitsLoss`)."""
+    if multi_label:
+        return F.binary_cross_entropy_with_logits(logits.float(), labels.to(logits.device).float())
+    return F.cross_entropy(logits.float(), labels.to(logits.device).long())
+
+
+class LogMelSpectrogram(nn.Module):
+    """Log-mel front end on the model's device (CRNN_FGNL and the self-attention tagger; the config gives
+    `sampling_rate`, `n_fft`, `hop_length`, `num_mel_bins`, `f_min`, `f_max`, `top_db`): STFT power (Hann window, centred, reflect padding) → slaney mel
+    filters (librosa's and nnAudio's `MelSpectrogram` defaults) → dB as in the official code (`amplitude_to_db`
+    applied to power: 20·log10, ref 1, amin 1e-5, `top_db` below each example's maximum).
+
+    The window and filters are fixed, non-persistent buffers: not trained and not in the state dict."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.n_fft = config.n_fft
+        self.hop_length = config.hop_length
+        self.top_db = config.top_db
+        window, mel_filters = self.compute_buffers(config)
+        self.register_buffer("window", window, persistent=False)  # (n_fft,)
+        self.register_buffer("mel_filters", mel_filters, persistent=False)  # (n_fft // 2 + 1, num_mel_bins)
+
+    @staticmethod
+    def compute_buffers(config) -> tuple[torch.Tensor, torch.Tensor]:
+        window = torch.hann_window(config.n_fft, periodic=True, dtype=torch.float32, device="cpu")
+        mel_filters = mel_filter_bank(
+            num_frequency_bins=config.n_fft // 2 + 1,
+            num_mel_filters=config.num_mel_bins,
+            min_frequency=config.f_min,
+            max_frequency=config.f_max if config.f_max is not None else config.sampling_rate / 2,
+            sampling_rate=config.sampling_rate,
+            norm="slaney",
+            mel_scale="slaney",
+        )
+        return window, torch.from_numpy(mel_filters.astype(np.float32))
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        # waveform: (batch, samples)
+        # Always in float32 (also in a half-precision model): the dB conversion needs the range.
+        spectrum = torch.stft(
+            waveform.float(),
+            n_fft=self.n_fft,
+            hop_length=self.hop_length,
+            window=self.window.float(),
+            center=True,
+            pad_mode="reflect",
+            return_complex=True,
+        )  # (batch, n_fft // 2 + 1, frames)
+        power = spectrum.real.square() + spectrum.imag.square()
+        mel = torch.matmul(self.mel_filters.float().T, power)  # (batch, num_mel_bins, frames)
+        log_mel = 20.0 * torch.log10(mel.clamp_min(1e-5))
+        peak = log_mel.amax(dim=(1, 2), keepdim=True)
+        return torch.maximum(log_mel, peak - self.top_db)  # (batch, num_mel_bins, frames)
 
 
 class LCACounterfactualBranch(nn.Module):
@@ -187,13 +279,15 @@ class LCAModelMixin:
         return self
 
     def _classifier_output(self, labels, return_dict: bool, **fields):
-        """The output of both models: `fields` as an `LCAClassifierOutput`, plus the plain cross-entropy of the main
-        logits when `labels` are given (the LCA terms are computed by the trainer)."""
+        """The output of every model: `fields` as an `LCAClassifierOutput`, plus the plain loss of the main logits when
+        `labels` are given: cross-entropy, or for `problem_type="multi_label_classification"` the binary
+        cross-entropy of the tags (the LCA terms are computed by the trainer)."""
         logits = fields["logits"]
         loss = None
         if labels is not None:
-            check_labels(labels, logits.shape[0], self.config.num_labels)
-            loss = F.cross_entropy(logits, labels.to(logits.device)) + self.regularization_loss(logits)
+            multi_label = is_multi_label(self.config)
+            check_labels(labels, logits.shape[0], self.config.num_labels, multi_label)
+            loss = classification_loss(logits, labels, multi_label) + self.regularization_loss(logits)
         output = LCAClassifierOutput(loss=loss, **fields)
         return output if return_dict else output.to_tuple()
 
@@ -250,7 +344,7 @@ def build_feature_extractor(config):
     GenreMERT on a waveform backbone (MERT/HuBERT, wav2vec2, WavLM, ...): `Wav2Vec2FeatureExtractor` at
     `config.sampling_rate`, zero-mean unit-variance normalisation per slice (what MERT expects). GenreMERT on a
     spectrogram backbone (AST, Whisper): that backbone's own feature extractor at `config.sampling_rate`, sized to its
-    config. CRNN_FGNL: 16 kHz raw waveform (the log-mel front end is inside the model). Waveform extractors return the
+    config. CRNN_FGNL and the tagger: 16 kHz raw waveform (the log-mel front end is inside the model). Waveform extractors return the
     attention mask for padded batches.
     """
     model_type = getattr(config, "model_type", None)
@@ -286,7 +380,10 @@ __all__ = [
     "LCAClassifierOutput",
     "LCACounterfactualBranch",
     "LCAModelMixin",
+    "LogMelSpectrogram",
     "build_feature_extractor",
     "check_labels",
     "check_waveform",
+    "classification_loss",
+    "is_multi_label",
 ]

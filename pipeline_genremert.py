@@ -247,12 +247,16 @@ class SongLevelAudioClassificationPipeline(AudioClassificationPipeline):
                 Float waveforms are expected in [-1, 1]; int16/int32 PCM is scaled to [-1, 1).
             top_k (`int`, *optional*, defaults to 5):
                 How many labels to return; `None` returns every label.
+            threshold (`float`, *optional*):
+                Return only the labels whose song score is at least this (after `top_k`): for a multi-label tagger
+                (`config.problem_type = "multi_label_classification"`), the tags that apply, each with its probability.
             function_to_apply (`str`, *optional*):
                 `"softmax"` (default for single-label classification), `"sigmoid"` or `"none"`, applied to every
                 slice's logits before aggregation.
             aggregation (`str`, *optional*, defaults to `config.song_aggregation`):
                 `"vote"`: the fraction of slices whose top label is each label (ties broken by the summed score), or
-                `"mean"` of the slice scores (`audio_genremert.aggregate_songs`).
+                `"mean"` of the slice scores (`audio_genremert.aggregate_songs`). A multi-label model always uses
+                `"mean"` (each tag's probability averaged over the slices, the rule of its evaluation).
             vote_threshold (`float`, *optional*, defaults to `config.vote_threshold`):
                 With `"vote"`: only slices whose top score is strictly greater than this vote (all of them when none
                 is). `run_classification.py` chooses it on validation data and saves it in the config.
@@ -304,6 +308,7 @@ class SongLevelAudioClassificationPipeline(AudioClassificationPipeline):
     def _sanitize_parameters(
         self,
         top_k=_UNSET,
+        threshold=None,
         function_to_apply=None,
         aggregation=None,
         vote_threshold=None,
@@ -317,7 +322,7 @@ class SongLevelAudioClassificationPipeline(AudioClassificationPipeline):
         if kwargs:
             raise TypeError(
                 f"Unknown argument(s) {sorted(kwargs)} for SongLevelAudioClassificationPipeline; expected top_k, "
-                "function_to_apply, aggregation, vote_threshold, slice_overlap_seconds, slice_remainder, "
+                "threshold, function_to_apply, aggregation, vote_threshold, slice_overlap_seconds, slice_remainder, "
                 "slice_batch_size, return_slices, autocast_dtype, batch_size, num_workers."
             )
         preprocess_params, forward_params, postprocess_params = {}, {}, {}
@@ -329,6 +334,10 @@ class SongLevelAudioClassificationPipeline(AudioClassificationPipeline):
             elif isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
                 raise ValueError(f"`top_k` must be a positive integer or None, got {top_k!r}.")
             postprocess_params["top_k"] = min(int(top_k), num_labels)
+        if threshold is not None:
+            if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not math.isfinite(threshold):
+                raise ValueError(f"`threshold` must be a number (a score, e.g. a tag probability), got {threshold!r}.")
+            postprocess_params["threshold"] = float(threshold)
         if function_to_apply is not None:
             if function_to_apply not in ("softmax", "sigmoid", "none"):
                 raise ValueError(
@@ -338,6 +347,11 @@ class SongLevelAudioClassificationPipeline(AudioClassificationPipeline):
         if aggregation is not None:
             if aggregation not in SONG_AGGREGATIONS:
                 raise ValueError(f"`aggregation` must be one of {list(SONG_AGGREGATIONS)}, got {aggregation!r}.")
+            if aggregation == "vote" and self.model.config.problem_type == "multi_label_classification":
+                raise ValueError(
+                    "`aggregation='vote'` needs one class per slice; this model tags (multi_label_classification): "
+                    "its song scores are the mean of the slices' tag probabilities."
+                )
             postprocess_params["aggregation"] = aggregation
         if vote_threshold is not None:
             if isinstance(vote_threshold, bool) or not isinstance(vote_threshold, (int, float)):
@@ -504,6 +518,7 @@ class SongLevelAudioClassificationPipeline(AudioClassificationPipeline):
         aggregation=None,
         vote_threshold=None,
         return_slices=False,
+        threshold=None,
     ):
         config = self.model.config
         if function_to_apply is None:
@@ -517,6 +532,8 @@ class SongLevelAudioClassificationPipeline(AudioClassificationPipeline):
             aggregation = getattr(config, "song_aggregation", "vote")
             if vote_threshold is None:
                 vote_threshold = getattr(config, "vote_threshold", None)
+        if config.problem_type == "multi_label_classification":
+            aggregation = "mean"  # independent tags: each tag's probability averaged over the slices
 
         logits = model_outputs["logits"]  # (slices, num_labels)
         if function_to_apply == "softmax":
@@ -535,7 +552,10 @@ class SongLevelAudioClassificationPipeline(AudioClassificationPipeline):
         )
 
         def ranked(scores: torch.Tensor, label_order: list[int]) -> list[dict]:
-            return [{"score": float(scores[i]), "label": config.id2label[i]} for i in label_order[:top_k]]
+            kept = label_order[:top_k]
+            if threshold is not None:
+                kept = [i for i in kept if float(scores[i]) >= threshold]
+            return [{"score": float(scores[i]), "label": config.id2label[i]} for i in kept]
 
         song = ranked(song_scores, order)
         if not return_slices:

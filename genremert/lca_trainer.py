@@ -7,6 +7,10 @@ of the softmax, L1 the mean absolute difference of the attentions. The effect `y
 reference code's `softmax(y) − softmax(ỹ)` fed to the cross-entropy *as logits* (`effect_type="softmax"`); CAL's own
 code uses the difference of logits `y − ỹ` (`effect_type="logits"`).
 
+Multi-label tagging (`config.problem_type = "multi_label_classification"`, float multi-hot labels): each CE is the
+binary cross-entropy averaged over examples and tags, each H the mean Bernoulli entropy of the tags' sigmoids, the
+effect `sigmoid(y) − sigmoid(ỹ)` per tag ("softmax") or `y − ỹ` ("logits"), L1 unchanged; docs/tagging.md says why.
+
 Modes (the model's `config.counterfactual`):
     - `"none"`: plain cross-entropy `CE(y)`, whatever the weights.
     - `"learned"` (LCA): every term of Eq. 1.
@@ -48,6 +52,8 @@ import torch.nn.functional as F
 from transformers import Trainer, TrainingArguments
 from transformers.utils import logging
 
+from modeling_lca_genremert import check_labels, classification_loss, is_multi_label
+
 
 logger = logging.get_logger(__name__)
 
@@ -83,16 +89,32 @@ LEARNED_ONLY_TERMS = ("ce_cf", "ent_cf", "att")
 # ----------------------------------------------------------------------------------------------------------------------
 
 
-def mean_entropy(logits: torch.Tensor) -> torch.Tensor:
-    """Batch mean of the entropy `−Σ_c p_c log p_c` of `softmax(logits)`; `(batch, classes)` → scalar (nats)."""
-    log_probabilities = F.log_softmax(logits.float(), dim=-1)  # (batch, classes)
+def mean_entropy(logits: torch.Tensor, multi_label: bool = False) -> torch.Tensor:
+    """Batch mean of the entropy `−Σ_c p_c log p_c` of `softmax(logits)`; `(batch, classes)` → scalar (nats).
+
+    Multi-label: the mean over examples *and tags* of the Bernoulli entropy `−p log p − (1 − p) log(1 − p)` of each
+    tag's `p = sigmoid(logit)` (in [0, ln 2]), written with softplus so that it is exact for large logits."""
+    logits = logits.float()
+    if multi_label:
+        probabilities = torch.sigmoid(logits)
+        # log p = −softplus(−x), log(1 − p) = −softplus(x)
+        entropy = probabilities * F.softplus(-logits) + (1.0 - probabilities) * F.softplus(logits)
+        return entropy.mean()
+    log_probabilities = F.log_softmax(logits, dim=-1)  # (batch, classes)
     return -(log_probabilities.exp() * log_probabilities).sum(dim=-1).mean()
 
 
-def counterfactual_effect(logits: torch.Tensor, counterfactual_logits: torch.Tensor, effect_type: str) -> torch.Tensor:
-    """`y_effect` `(batch, classes)`: `softmax(y) − softmax(ỹ)` ("softmax", reference) or `y − ỹ` ("logits", CAL)."""
+def counterfactual_effect(
+    logits: torch.Tensor, counterfactual_logits: torch.Tensor, effect_type: str, multi_label: bool = False
+) -> torch.Tensor:
+    """`y_effect` `(batch, classes)`: `softmax(y) − softmax(ỹ)` ("softmax", reference) or `y − ỹ` ("logits", CAL).
+
+    Multi-label, "softmax": `sigmoid(y) − sigmoid(ỹ)` per tag (the probability each tag gains from the main attention
+    over the counterfactual one; in [−1, 1], fed to the BCE as logits as the reference feeds its difference to the
+    CE); "logits": `y − ỹ` as for single-label."""
     if effect_type == "softmax":
-        return F.softmax(logits.float(), dim=-1) - F.softmax(counterfactual_logits.float(), dim=-1)
+        squash = torch.sigmoid if multi_label else (lambda x: F.softmax(x, dim=-1))
+        return squash(logits.float()) - squash(counterfactual_logits.float())
     if effect_type == "logits":
         return logits.float() - counterfactual_logits.float()
     raise ValueError(f"`effect_type` must be one of {list(EFFECT_TYPES)}, got {effect_type!r}.")
@@ -105,13 +127,17 @@ def lca_loss_terms(
     attention: torch.Tensor | None = None,
     counterfactual_attention: torch.Tensor | None = None,
     effect_type: str = "softmax",
+    multi_label: bool = False,
 ) -> dict[str, torch.Tensor]:
     """The unweighted terms of Eq. 1 as scalars: `ce_main` and `ent_main` always; `effect`, `ce_cf`, `ent_cf` with
-    `counterfactual_logits`; `att` with both attentions (mean |A − Ã| over every element)."""
-    labels = labels.to(logits.device).long()
+    `counterfactual_logits`; `att` with both attentions (mean |A − Ã| over every element).
+
+    `multi_label` (independent tags, float multi-hot `labels` `(batch, tags)`): every cross-entropy is the binary
+    cross-entropy averaged over examples and tags, the entropies are mean Bernoulli entropies (see `mean_entropy`), the
+    effect is per tag (see `counterfactual_effect`) and the attention distance is unchanged (docs/tagging.md)."""
     terms = {
-        "ce_main": F.cross_entropy(logits.float(), labels),
-        "ent_main": mean_entropy(logits),
+        "ce_main": classification_loss(logits, labels, multi_label),
+        "ent_main": mean_entropy(logits, multi_label),
     }
     if counterfactual_logits is not None:
         if counterfactual_logits.shape != logits.shape:
@@ -119,9 +145,10 @@ def lca_loss_terms(
                 f"`counterfactual_logits` must have the shape of `logits` {tuple(logits.shape)}, got "
                 f"{tuple(counterfactual_logits.shape)}."
             )
-        terms["effect"] = F.cross_entropy(counterfactual_effect(logits, counterfactual_logits, effect_type), labels)
-        terms["ce_cf"] = F.cross_entropy(counterfactual_logits.float(), labels)
-        terms["ent_cf"] = mean_entropy(counterfactual_logits)
+        effect = counterfactual_effect(logits, counterfactual_logits, effect_type, multi_label)
+        terms["effect"] = classification_loss(effect, labels, multi_label)
+        terms["ce_cf"] = classification_loss(counterfactual_logits, labels, multi_label)
+        terms["ent_cf"] = mean_entropy(counterfactual_logits, multi_label)
     if attention is not None and counterfactual_attention is not None:
         if counterfactual_attention.shape != attention.shape:
             raise ValueError(
@@ -266,12 +293,33 @@ class SliceCollator:
     Returns `input_values` `(batch, samples)` (GenreMERT: normalised per slice), `attention_mask`, `labels`
     `(batch,)` and `song_index` `(batch,)`: the integer id of each slice's song from `song_index_of`, which the
     Trainer gathers with the labels so that song-level votes are counted after every process's slices are in.
+
+    With `num_tags` (multi-label tagging), each row's `label` is the list of its tag ids (a `Sequence(ClassLabel)`
+    column) and `labels` are float multi-hot targets `(batch, num_tags)`.
     """
 
-    def __init__(self, feature_extractor, song_index_of: dict[str, int]):
+    def __init__(self, feature_extractor, song_index_of: dict[str, int], num_tags: int | None = None):
         self.feature_extractor = feature_extractor
         self.song_index_of = song_index_of
         self.song_id_of = {index: song_id for song_id, index in song_index_of.items()}
+        self.num_tags = num_tags
+
+    def _labels(self, rows: list[dict]) -> torch.Tensor:
+        if self.num_tags is None:
+            return torch.tensor([int(row["label"]) for row in rows], dtype=torch.long)
+        targets = torch.zeros(len(rows), self.num_tags)
+        for i, row in enumerate(rows):
+            tags = row["label"]
+            if not isinstance(tags, (list, tuple)):
+                raise ValueError(
+                    f"slice of {row.get('song_id')!r}: a multi-label `label` must be the list of its tag ids, got "
+                    f"{type(tags).__name__} {tags!r}."
+                )
+            for tag in tags:
+                if not 0 <= int(tag) < self.num_tags:
+                    raise ValueError(f"slice of {row.get('song_id')!r}: tag id {tag} is not in [0, {self.num_tags}).")
+                targets[i, int(tag)] = 1.0
+        return targets
 
     def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
         waveforms = [row["input_values"] for row in rows]
@@ -284,7 +332,7 @@ class SliceCollator:
         # A waveform extractor gives `input_values` (+ `attention_mask`); a spectrogram backbone's gives its features
         # (`input_values` for AST, `input_features` for Whisper).
         batch = {key: value.float() if value.is_floating_point() else value for key, value in features.items()}
-        batch["labels"] = torch.tensor([int(row["label"]) for row in rows], dtype=torch.long)
+        batch["labels"] = self._labels(rows)
         song_indices = []
         for row in rows:
             song_id = row["song_id"]
@@ -402,6 +450,9 @@ class LCATrainer(Trainer):
             raise ValueError(f"LCATrainer needs `labels` in every batch; the batch has {sorted(inputs)}.")
         training = model.training
         mode = self.counterfactual_mode
+        config = self.accelerator.unwrap_model(model).config
+        multi_label = is_multi_label(config)
+        check_labels(labels, labels.shape[0], config.num_labels, multi_label)
         warmup = self.in_counterfactual_warmup()
 
         if not training and mode != "none" and self.args.evaluate_counterfactual:
@@ -431,6 +482,7 @@ class LCATrainer(Trainer):
             attention=main_attention,
             counterfactual_attention=cf_terms_source[1],
             effect_type=self.args.effect_type,
+            multi_label=multi_label,
         )
         if warmup:
             # Only CE(y) carries gradient in the warm-up; the other terms are for the logs.

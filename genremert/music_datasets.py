@@ -122,13 +122,16 @@ ARTIST20_LAYOUT = """\
 @dataclass
 class _Song:
     song_id: str
-    label: int
+    label: Union[int, List[int]]  # a class id, or (tagging) the list of the song's tag ids
     path: str
-    album: Optional[str] = None
+    album: Optional[str] = None  # the group that never straddles two splits (album; MTAT: the song of a clip)
 
 
-def _song_features(class_names: Sequence[str], with_album: bool, extra: Optional[Dict] = None) -> Features:
-    features = {"audio": Value("string"), "label": ClassLabel(names=list(class_names)), "song_id": Value("string")}
+def _song_features(
+    class_names: Sequence[str], with_album: bool, extra: Optional[Dict] = None, multi_label: bool = False
+) -> Features:
+    label = ClassLabel(names=list(class_names))
+    features = {"audio": Value("string"), "label": [label] if multi_label else label, "song_id": Value("string")}
     if with_album:
         features["album"] = Value("string")
     features.update(extra or {})
@@ -145,6 +148,7 @@ def _build_songs(
     stems_dir: Optional[Union[str, os.PathLike]],
     missing: Sequence[BadAudioFile] = (),
     allow_missing_files: bool = False,
+    multi_label: bool = False,
 ) -> DatasetDict:
     """Swap in vocal stems if asked, validate every file, report them (with `missing`, the listed
     songs absent from disk) in one go, drop the unusable ones, build the DatasetDict.
@@ -180,7 +184,7 @@ def _build_songs(
             f"{len(bad)} unusable and {len(missing)} missing file(s)): too few usable songs for this split scheme. "
             "Check the folder, or use a split whose lists match the copy."
         )
-    features = _song_features(class_names, with_album)
+    features = _song_features(class_names, with_album, multi_label=multi_label)
     result = DatasetDict()
     for name in SPLITS:
         songs = sorted(splits[name], key=lambda s: s.song_id)
@@ -638,3 +642,5 @@ def synthetic_metadata(dataset: Union[Dataset, DatasetDict]) -> Dict:
         raise ValueError(
             "this dataset was not made by load_synthetic (no generator metadata in info.description)"
         ) from error
+
+

@@ -4,17 +4,23 @@ level (a song's probabilities = the mean of its slices', the rule of `audio_genr
 A tag with no positive or no negative example in a split has no ROC-AUC or average precision: it is excluded from the
 macro means and *named* in `excluded_tags` (other tagging code silently averages in a 0.5 or a NaN).
 
-A first piece of the tagging issue: the models, the loader and the trainer's multi-label LCA terms are not built yet.
+`compute_tagging_split_metrics` gives the scalar metrics of one split (what the Trainer logs), `TaggingMetrics` is the
+Trainer's `compute_metrics` for multi-label models, and `write_tagging_reports` writes the per-tag scores and the
+excluded tags of a split to `<split>_tag_report.json`.
 """
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Sequence
 
 import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from audio_genremert import aggregate_songs
+
+from .lca_metrics import split_predictions
 
 
 def tag_scores(probabilities: np.ndarray, targets: np.ndarray, tag_names: Sequence[str]) -> dict:
@@ -71,3 +77,61 @@ def tagging_metrics(
         "frame_excluded_tags": frame["excluded_tags"],
         "song_excluded_tags": song["excluded_tags"],
     }
+
+
+def sigmoid(logits: np.ndarray) -> np.ndarray:
+    """Numerically stable logistic function, elementwise."""
+    logits = np.asarray(logits, dtype=np.float64)
+    return np.exp(-np.logaddexp(0.0, -logits))
+
+
+def compute_tagging_split_metrics(
+    logits: np.ndarray,
+    targets: np.ndarray,
+    song_index: np.ndarray,
+    tag_names: Sequence[str],
+    counterfactual_logits: np.ndarray | None = None,
+) -> dict:
+    """The scalar metrics of one split of a multi-label model (keys without the split prefix): `frame_roc_auc`,
+    `frame_pr_auc`, `song_roc_auc`, `song_pr_auc` (macro over the scorable tags), `frame_num_excluded_tags`,
+    `song_num_excluded_tags`, `num_slices`, `num_songs`; with `counterfactual_logits`, the four AUCs of that branch
+    prefixed `counterfactual_`. The names of the excluded tags are in `write_tagging_reports`' file."""
+    scores = tagging_metrics(sigmoid(logits), targets, song_index, tag_names)
+    metrics = {key: scores[key] for key in ("frame_roc_auc", "frame_pr_auc", "song_roc_auc", "song_pr_auc")}
+    metrics["frame_num_excluded_tags"] = len(scores["frame_excluded_tags"])
+    metrics["song_num_excluded_tags"] = len(scores["song_excluded_tags"])
+    metrics["num_slices"] = int(len(song_index))
+    metrics["num_songs"] = int(len(np.unique(song_index)))
+    if counterfactual_logits is not None:
+        branch = tagging_metrics(sigmoid(counterfactual_logits), targets, song_index, tag_names)
+        for key in ("frame_roc_auc", "frame_pr_auc", "song_roc_auc", "song_pr_auc"):
+            metrics[f"counterfactual_{key}"] = branch[key]
+    return metrics
+
+
+class TaggingMetrics:
+    """`compute_metrics` for the Trainer on a multi-label model: frame and song ROC-AUC / PR-AUC of the main (and
+    counterfactual) branch, from the gathered logits, multi-hot labels and song indices."""
+
+    def __init__(self, tag_names: Sequence[str]):
+        self.tag_names = list(tag_names)
+
+    def __call__(self, eval_prediction) -> dict:
+        logits, counterfactual_logits, targets, song_index = split_predictions(
+            eval_prediction.predictions, eval_prediction.label_ids
+        )
+        return compute_tagging_split_metrics(logits, targets, song_index, self.tag_names, counterfactual_logits)
+
+
+def write_tagging_reports(
+    output_dir: str, split_name: str, logits: np.ndarray, targets: np.ndarray, song_index: np.ndarray, tag_names
+) -> dict:
+    """`<output_dir>/<split_name>_tag_report.json`: per-tag ROC-AUC / PR-AUC at frame and song level, the macro means
+    and the excluded tags by name. Returns what it wrote."""
+    scores = tagging_metrics(sigmoid(logits), targets, song_index, tag_names)
+    os.makedirs(output_dir, exist_ok=True)
+    path = os.path.join(output_dir, f"{split_name}_tag_report.json")
+    with open(path + ".tmp", "w", encoding="utf-8") as handle:
+        json.dump(scores, handle, indent=1, sort_keys=True)
+    os.replace(path + ".tmp", path)
+    return scores

@@ -17,6 +17,8 @@ import transformers
 from transformers import AutoConfig, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
+from modeling_lca_genremert import is_multi_label
+
 from . import MODEL_CLASSES as MODEL_TYPES
 from . import build_feature_extractor, music_datasets
 from .lca_metrics import (
@@ -45,6 +47,7 @@ from .run_folder import (  # noqa: F401 - last_complete_checkpoint and ChecksumC
     whole_run_train_loss,
 )
 from .shortcut import resolve_bias, shortcut_metrics, shortcut_rates
+from .tagging_metrics import TaggingMetrics, write_tagging_reports
 from .training_args import (  # noqa: F401 - re-exported for the scripts and tests
     DATASETS,
     DEFAULT_SPLITS,
@@ -129,10 +132,23 @@ def select_songs(songs: datasets.Dataset, max_songs: int | None, seed: int) -> d
 
 
 def label_names_of(songs: datasets.DatasetDict) -> list[str]:
+    """The class names (a `ClassLabel` column) or the tag names (a `List(ClassLabel)` column: multi-label)."""
     feature = songs["train"].features["label"]
+    if is_tagging(songs):
+        feature = feature.feature
     if not hasattr(feature, "names"):
-        raise ValueError(f"the dataset's `label` column must be a ClassLabel, got {feature}.")
+        raise ValueError(
+            f"the dataset's `label` column must be a ClassLabel (classes) or a list of ClassLabel (tags), got {feature}."
+        )
     return list(feature.names)
+
+
+def is_tagging(songs: datasets.DatasetDict) -> bool:
+    """True when every song carries a list of tags (multi-label tagging) instead of one class."""
+    feature = songs["train"].features["label"]
+    return isinstance(feature, (datasets.List, datasets.Sequence, list)) or isinstance(
+        getattr(feature, "feature", None), datasets.ClassLabel
+    )
 
 
 def check_label_names(config, label_names: list[str], source: str) -> None:
@@ -151,15 +167,21 @@ def check_label_names(config, label_names: list[str], source: str) -> None:
 # ----------------------------------------------------------------------------------------------------------------------
 
 
-def build_config(model_args: ModelArguments, label_names: list[str], slice_seconds: float | None):
-    """A new model's config: the model type's defaults, the dataset's labels, then `--config_overrides`."""
+def build_config(
+    model_args: ModelArguments, label_names: list[str], slice_seconds: float | None, multi_label: bool = False
+):
+    """A new model's config: the model type's defaults, the dataset's labels (and, for tags, the multi-label problem
+    type with the mean of the slices as the song rule), then `--config_overrides`."""
     config_class, _ = MODEL_TYPES[model_args.model_type]
     kwargs = {
         "num_labels": len(label_names),
         "id2label": dict(enumerate(label_names)),
         "label2id": {name: i for i, name in enumerate(label_names)},
         "counterfactual": model_args.counterfactual,
+        "problem_type": "multi_label_classification" if multi_label else "single_label_classification",
     }
+    if multi_label:
+        kwargs["song_aggregation"] = "mean"
     if slice_seconds is not None:
         kwargs["slice_seconds"] = slice_seconds
     allowed = set(inspect.signature(config_class.__init__).parameters) - {
@@ -168,7 +190,7 @@ def build_config(model_args: ModelArguments, label_names: list[str], slice_secon
     }
     for key, value in parse_config_overrides(model_args.config_overrides).items():
         top, _, nested = key.partition(".")
-        if top in LABEL_KEYS or top == "counterfactual":
+        if top in LABEL_KEYS or top in ("counterfactual", "problem_type"):
             raise ValueError(f"--config_overrides cannot set {top!r}: it comes from the dataset or --counterfactual.")
         if top not in allowed:
             raise ValueError(
@@ -184,6 +206,11 @@ def build_config(model_args: ModelArguments, label_names: list[str], slice_secon
             backbone[nested] = value
         else:
             kwargs[top] = value
+    if multi_label and kwargs.get("song_aggregation") != "mean":
+        raise ValueError(
+            f"--config_overrides song_aggregation={kwargs.get('song_aggregation')!r}: a tagging model scores a song by "
+            "the mean of its slices' probabilities; a majority vote has no meaning for independent tags."
+        )
     try:
         return config_class(**kwargs)
     except (ValueError, TypeError) as error:
@@ -192,7 +219,9 @@ def build_config(model_args: ModelArguments, label_names: list[str], slice_secon
         ) from error
 
 
-def load_or_build_model(model_args: ModelArguments, label_names: list[str], slice_seconds: float | None):
+def load_or_build_model(
+    model_args: ModelArguments, label_names: list[str], slice_seconds: float | None, multi_label: bool = False
+):
     """The model to train: loaded from `--model_name_or_path` (labels checked) or built new; MERT weights loaded."""
     _, model_class = MODEL_TYPES[model_args.model_type]
     hub_kwargs = {
@@ -225,13 +254,24 @@ def load_or_build_model(model_args: ModelArguments, label_names: list[str], slic
         config.counterfactual = model_args.counterfactual
         if slice_seconds is not None:
             config.slice_seconds = float(slice_seconds)
+        if (config.problem_type == "multi_label_classification") != multi_label:
+            if not transfer:
+                raise ValueError(
+                    f"--model_name_or_path {model_args.model_name_or_path} is a "
+                    f"{config.problem_type or 'single_label_classification'} model, but the dataset is "
+                    f"{'multi-label (tags)' if multi_label else 'single-label (classes)'}; use --finetune head/all to "
+                    "transfer it."
+                )
+            config.problem_type = "multi_label_classification" if multi_label else "single_label_classification"
+            if multi_label:
+                config.song_aggregation, config.vote_threshold = "mean", None
         model = model_class.from_pretrained(
             model_args.model_name_or_path, config=config, ignore_mismatched_sizes=transfer, **hub_kwargs
         )
         if transfer:
             prepare_transfer(model, model_args.finetune, new_head=new_labels)
     else:
-        config = build_config(model_args, label_names, slice_seconds)
+        config = build_config(model_args, label_names, slice_seconds, multi_label)
         model = model_class(config)
     if model_args.backbone_name_or_path is not None:
         load_mert_weights(
@@ -349,10 +389,24 @@ def evaluate_split(
     """Predicts one split (all processes), scores it once on the gathered slices, writes its reports.
 
     Songs are scored by `aggregation` (the model's `config.song_aggregation`, the rule of its pipeline). With
-    `choose_threshold` (and `"vote"`), the vote threshold is chosen on this split (validation) and returned.
+    `choose_threshold` (and `"vote"`), the vote threshold is chosen on this split (validation) and returned. A
+    multi-label model is scored by ROC-AUC / PR-AUC (frame, and song = mean of its slices), per tag in
+    `<split>_tag_report.json`, with the tags that cannot be scored named in a warning.
     """
     output = trainer.predict(slices, metric_key_prefix=split_name)
     logits, counterfactual_logits, labels, song_index = split_predictions(output.predictions, output.label_ids)
+    if is_multi_label(trainer.accelerator.unwrap_model(trainer.model).config):
+        metrics = dict(output.metrics)
+        if trainer.is_world_process_zero():
+            scores = write_tagging_reports(trainer.args.output_dir, split_name, logits, labels, song_index, label_names)
+            for level in ("frame", "song"):
+                if scores[f"{level}_excluded_tags"]:
+                    logger.warning(
+                        f"{split_name}: {len(scores[f'{level}_excluded_tags'])} tag(s) have no positive or no negative "
+                        f"{level} in this split and are left out of the {level}-level macro AUCs: "
+                        f"{', '.join(scores[f'{level}_excluded_tags'])}."
+                    )
+        return metrics, None
     num_labels = len(label_names)
     if aggregation != "vote":
         vote_threshold = None
@@ -438,6 +492,12 @@ def run(model_args, data_args, training_args: LCATrainingArguments) -> dict:
     with training_args.main_process_first(desc="load and slice the songs"):
         songs = load_songs(data_args, data_args.split_seed, training_args.output_dir)
         label_names = label_names_of(songs)
+        multi_label = is_tagging(songs)
+        if multi_label and data_args.bias_class is not None:
+            raise ValueError(
+                f"--bias_class {data_args.bias_class!r}: the shortcut protocol scores one class per song; the "
+                f"{data_args.dataset} songs carry tags (multi-label)."
+            )
         limits = {
             "train": data_args.max_train_samples,
             "validation": data_args.max_eval_samples,
@@ -446,7 +506,7 @@ def run(model_args, data_args, training_args: LCATrainingArguments) -> dict:
             limit = limits.get(split_name, data_args.max_predict_samples)
             songs[split_name] = select_songs(songs[split_name], limit, data_args.split_seed)
         checkpoint = resolve_checkpoint(training_args, label_names)
-        model = load_or_build_model(model_args, label_names, data_args.slice_seconds)
+        model = load_or_build_model(model_args, label_names, data_args.slice_seconds, multi_label)
         if checkpoint is not None:
             check_checkpoint_matches_model(checkpoint, model)
         # The song rule travels in the config: the pipeline slices and scores songs exactly as evaluated here.
@@ -484,8 +544,8 @@ def run(model_args, data_args, training_args: LCATrainingArguments) -> dict:
         train_dataset=slices["train"] if training_args.do_train else None,
         eval_dataset=slices["validation"] if needs_validation else None,
         processing_class=feature_extractor,
-        data_collator=SliceCollator(feature_extractor, song_index_of),
-        compute_metrics=LCAMetrics(num_labels=len(label_names)),
+        data_collator=SliceCollator(feature_extractor, song_index_of, len(label_names) if multi_label else None),
+        compute_metrics=TaggingMetrics(label_names) if multi_label else LCAMetrics(num_labels=len(label_names)),
     )
 
     run_info = {

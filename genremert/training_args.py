@@ -16,8 +16,16 @@ from . import MODEL_CLASSES as MODEL_TYPES
 from .lca_trainer import LCATrainingArguments
 
 
-DATASETS = ("gtzan", "artist20", "synthetic", "custom")
-DEFAULT_SPLITS = {"gtzan": "fault_filtered", "artist20": "album", "synthetic": "album", "custom": None}
+DATASETS = ("gtzan", "artist20", "magnatagatune", "synthetic", "custom")
+DEFAULT_SPLITS = {
+    "gtzan": "fault_filtered",
+    "artist20": "album",
+    "magnatagatune": "directory",
+    "synthetic": "album",
+    "custom": None,
+}
+# Datasets whose songs carry a list of tags (multi-label tagging: sigmoid outputs, BCE, ROC-AUC / PR-AUC).
+TAGGING_DATASETS = ("magnatagatune",)
 
 
 @dataclass
@@ -100,15 +108,15 @@ class DataTrainingArguments:
     data_dir: str | None = field(
         default=None,
         metadata={
-            "help": "Dataset folder (required for gtzan and artist20; for synthetic: where the generated "
-            "audio is cached)."
+            "help": "Dataset folder (required for gtzan, artist20 and magnatagatune; for synthetic: where the "
+            "generated audio is cached)."
         },
     )
     split: str | None = field(
         default=None,
         metadata={
             "help": "Train/validation/test split of the dataset (default: gtzan 'fault_filtered', artist20 "
-            "'album', synthetic 'album')."
+            "'album', magnatagatune 'directory', synthetic 'album')."
         },
     )
     allow_missing_files: bool = field(
@@ -223,13 +231,13 @@ class DataTrainingArguments:
             self.dataset = "custom"  # --dataset_name: any datasets dataset or audio folder
         if self.dataset == "custom" and self.dataset_name is None:
             raise ValueError("--dataset custom needs --dataset_name (a Hub dataset id or a local folder).")
-        if self.dataset in ("gtzan", "artist20"):
+        if self.dataset in ("gtzan", "artist20", "magnatagatune"):
             from .archives import is_archive
 
-            if self.data_dir is None and self.dataset == "artist20":
+            if self.data_dir is None and self.dataset != "gtzan":
                 raise ValueError(
-                    "--data_dir is required for --dataset artist20 (the folder holding the audio, or "
-                    "artist20-mp3s-32k.tgz)."
+                    f"--data_dir is required for --dataset {self.dataset} (the folder holding the audio"
+                    + (", or artist20-mp3s-32k.tgz)." if self.dataset == "artist20" else " and annotations_final.csv).")
                 )
             if self.data_dir is not None and not (os.path.isdir(self.data_dir) or is_archive(self.data_dir)):
                 raise ValueError(

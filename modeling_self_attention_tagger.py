@@ -1,0 +1,414 @@
+"""PyTorch self-attention music tagger (Won, Chun & Serra, 2019), with an optional learnable counterfactual attention
+branch (LCA).
+
+[`SelfAttentionTaggerForAudioClassification`]: 16 kHz waveform → log-mel front end (inside the model) → residual conv
+blocks whose strides pool the frequency axis away → one token per time step, a classification token in front, learned
+positions → BERT-style Transformer layers → the classification token's output → classifier (sigmoid tags by default).
+
+The attention LCA counterfactualises is the classification token's attention in the *last* layer: the classifier reads
+only that token, and its last-layer output is exactly a mix of the tokens' values weighted by that attention, so it
+decides which moments of the slice the tags are read from (as GenreMERT's time attention does). Only the
+classification token's row of the last layer is computed: this is the full layer for everything the classifier sees.
+With LCA, train mode also computes a second, learned attention of the same design ([`LCACounterfactualBranch`], shared
+with the other genremert models) and runs the classification token's output and the classifier on it.
+
+This file is remote code (copied next to the weights by `save_pretrained`, executed with `trust_remote_code=True`): it
+imports only torch, transformers and its siblings, and has no side effects on import.
+"""
+
+import math
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel
+from transformers import initialization as init
+from transformers.activations import ACT2FN
+
+
+try:  # inside a remote-code folder (transformers copies siblings imported this way)
+    from .configuration_genremert import SelfAttentionTaggerConfig
+    from .modeling_lca_genremert import (
+        LCAClassifierOutput,
+        LCACounterfactualBranch,
+        LCAModelMixin,
+        LogMelSpectrogram,
+        check_waveform,
+    )
+except ImportError:  # flat checkout: `import modeling_self_attention_tagger`
+    from configuration_genremert import SelfAttentionTaggerConfig
+    from modeling_lca_genremert import (
+        LCAClassifierOutput,
+        LCACounterfactualBranch,
+        LCAModelMixin,
+        LogMelSpectrogram,
+        check_waveform,
+    )
+
+
+class SelfAttentionTaggerResidualBlock(nn.Module):
+    """Won et al.'s `Res_2d`: conv 3×3 (stride) → BN → ReLU → conv 3×3 → BN, plus a strided conv 3×3 → BN shortcut when
+    the stride or the channels change; ReLU of the sum."""
+
+    def __init__(self, config: SelfAttentionTaggerConfig, layer_id: int):
+        super().__init__()
+        in_channels = 1 if layer_id == 0 else config.conv_channels[layer_id - 1]
+        out_channels = config.conv_channels[layer_id]
+        stride = tuple(config.conv_strides[layer_id])  # (frequency, time)
+        self.conv_1 = nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=stride, padding=1)
+        self.norm_1 = nn.BatchNorm2d(out_channels)
+        self.conv_2 = nn.Conv2d(out_channels, out_channels, kernel_size=3, padding=1)
+        self.norm_2 = nn.BatchNorm2d(out_channels)
+        self.activation = nn.ReLU()
+        self.shortcut = None
+        if stride != (1, 1) or in_channels != out_channels:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=stride, padding=1),
+                nn.BatchNorm2d(out_channels),
+            )
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        # hidden_states: (batch, channels, mel, frames)
+        output = self.norm_2(self.conv_2(self.activation(self.norm_1(self.conv_1(hidden_states)))))
+        shortcut = hidden_states if self.shortcut is None else self.shortcut(hidden_states)
+        return self.activation(output + shortcut)  # (batch, out_channels, mel / s_f, frames / s_t)
+
+
+class SelfAttentionTaggerSelfAttention(nn.Module):
+    """Multi-head scaled dot-product self-attention (BERT's), returning its weights for the heat maps."""
+
+    def __init__(self, config: SelfAttentionTaggerConfig):
+        super().__init__()
+        self.num_heads = config.num_attention_heads
+        self.head_size = config.hidden_size // config.num_attention_heads
+        self.query = nn.Linear(config.hidden_size, config.hidden_size)
+        self.key = nn.Linear(config.hidden_size, config.hidden_size)
+        self.value = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dropout = nn.Dropout(config.attention_probs_dropout_prob)
+
+    def _heads(self, states: torch.Tensor) -> torch.Tensor:
+        batch_size, length, _ = states.shape
+        return states.view(batch_size, length, self.num_heads, self.head_size).transpose(1, 2)  # (batch, heads, L, d)
+
+    def forward(self, hidden_states: torch.Tensor, key_mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        # hidden_states: (batch, tokens, hidden); key_mask: (batch, tokens) bool, True = a real token
+        query, key, value = (self._heads(layer(hidden_states)) for layer in (self.query, self.key, self.value))
+        scores = torch.matmul(query, key.transpose(-1, -2)) / math.sqrt(self.head_size)  # (batch, heads, T, T)
+        if key_mask is not None:
+            scores = scores.masked_fill(~key_mask[:, None, None, :], torch.finfo(scores.dtype).min)
+        weights = scores.float().softmax(dim=-1).to(scores.dtype)  # (batch, heads, T, T)
+        context = torch.matmul(self.dropout(weights), value)  # (batch, heads, T, d)
+        context = context.transpose(1, 2).flatten(2)  # (batch, T, hidden)
+        return context, weights
+
+
+class SelfAttentionTaggerClassAttention(nn.Module):
+    """The classification token's attention over every token (itself included) in the last layer: its query against
+    every key, softmax per head. This is the attention LCA counterfactualises; a learned counterfactual branch holds
+    a second module of this design."""
+
+    def __init__(self, config: SelfAttentionTaggerConfig):
+        super().__init__()
+        self.num_heads = config.num_attention_heads
+        self.head_size = config.hidden_size // config.num_attention_heads
+        self.query = nn.Linear(config.hidden_size, config.hidden_size)
+        self.key = nn.Linear(config.hidden_size, config.hidden_size)
+
+    def forward(self, hidden_states: torch.Tensor, key_mask: torch.Tensor | None = None) -> torch.Tensor:
+        # hidden_states: (batch, tokens, hidden), token 0 = the classification token; key_mask: (batch, tokens) bool
+        batch_size, length, _ = hidden_states.shape
+        query = self.query(hidden_states[:, :1]).view(batch_size, self.num_heads, 1, self.head_size)
+        key = self.key(hidden_states).view(batch_size, length, self.num_heads, self.head_size).transpose(1, 2)
+        scores = torch.matmul(query, key.transpose(-1, -2))[:, :, 0] / math.sqrt(self.head_size)  # (batch, heads, T)
+        if key_mask is not None:
+            scores = scores.masked_fill(~key_mask[:, None, :], torch.finfo(scores.dtype).min)
+        return scores.float().softmax(dim=-1).to(scores.dtype)  # (batch, heads, tokens)
+
+
+class SelfAttentionTaggerFeedForward(nn.Module):
+    """BERT's attention output (dense → dropout → residual LayerNorm) and feed-forward (dense → act → dense → dropout →
+    residual LayerNorm), shared by the full layers and the last layer's classification-token row."""
+
+    def __init__(self, config: SelfAttentionTaggerConfig):
+        super().__init__()
+        self.attention_output = nn.Linear(config.hidden_size, config.hidden_size)
+        self.attention_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.intermediate = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.activation = ACT2FN[config.hidden_act]
+        self.output = nn.Linear(config.intermediate_size, config.hidden_size)
+        self.output_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, context: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        # context, residual: (batch, tokens, hidden)
+        hidden_states = self.attention_norm(residual + self.dropout(self.attention_output(context)))
+        intermediate = self.activation(self.intermediate(hidden_states))
+        return self.output_norm(hidden_states + self.dropout(self.output(intermediate)))
+
+
+class SelfAttentionTaggerLayer(nn.Module):
+    """One BERT layer (post-LayerNorm) over every token."""
+
+    def __init__(self, config: SelfAttentionTaggerConfig):
+        super().__init__()
+        self.attention = SelfAttentionTaggerSelfAttention(config)
+        self.feed_forward = SelfAttentionTaggerFeedForward(config)
+
+    def forward(self, hidden_states: torch.Tensor, key_mask: torch.Tensor | None):
+        context, weights = self.attention(hidden_states, key_mask)
+        return self.feed_forward(context, hidden_states), weights  # (batch, T, hidden), (batch, heads, T, T)
+
+
+class SelfAttentionTaggerClassTokenLayer(nn.Module):
+    """The last BERT layer, computed for the classification token only (all the classifier reads): its attention
+    over the tokens ([`SelfAttentionTaggerClassAttention`]), the values, then the layer's output and feed-forward.
+    `class_token_output` takes the attention as an argument so that the counterfactual one goes through the same
+    values and weights."""
+
+    def __init__(self, config: SelfAttentionTaggerConfig):
+        super().__init__()
+        self.num_heads = config.num_attention_heads
+        self.head_size = config.hidden_size // config.num_attention_heads
+        self.class_attention = SelfAttentionTaggerClassAttention(config)
+        self.value = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dropout = nn.Dropout(config.attention_probs_dropout_prob)
+        self.feed_forward = SelfAttentionTaggerFeedForward(config)
+
+    def class_token_output(self, hidden_states: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
+        # hidden_states: (batch, tokens, hidden); attention: (batch, heads, tokens)
+        batch_size, length, _ = hidden_states.shape
+        value = self.value(hidden_states).view(batch_size, length, self.num_heads, self.head_size).transpose(1, 2)
+        context = torch.matmul(self.dropout(attention).unsqueeze(2).to(value.dtype), value)  # (batch, heads, 1, d)
+        context = context.transpose(1, 2).flatten(2)  # (batch, 1, hidden)
+        return self.feed_forward(context, hidden_states[:, :1])[:, 0]  # (batch, hidden)
+
+
+class SelfAttentionTaggerPreTrainedModel(LCAModelMixin, PreTrainedModel):
+    config: SelfAttentionTaggerConfig
+    config_class = SelfAttentionTaggerConfig
+    base_model_prefix = "self_attention_tagger"
+    main_input_name = "input_values"
+    input_modalities = "audio"
+    supports_gradient_checkpointing = False
+    accepts_loss_kwargs = False  # `loss` is a batch mean: the Trainer scales it for gradient accumulation
+    _auto_class = "AutoModelForAudioClassification"  # save_pretrained writes auto_map and copies the code files
+
+    def _init_model_weights(self, module) -> None:
+        """BERT's rules for the Transformer (normal(0, initializer_range) weights, zero biases, unit LayerNorms, normal
+        classification token and positions); the fixed log-mel buffers recomputed from the config."""
+        std = self.config.initializer_range
+        if isinstance(module, nn.Linear):
+            init.normal_(module.weight, mean=0.0, std=std)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.LayerNorm):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+        elif isinstance(module, SelfAttentionTaggerEmbeddings):
+            init.normal_(module.class_token, mean=0.0, std=std)
+            init.normal_(module.position_embeddings.weight, mean=0.0, std=std)
+        elif isinstance(module, LogMelSpectrogram):
+            window, mel_filters = module.compute_buffers(self.config)
+            init.copy_(module.window, window)
+            init.copy_(module.mel_filters, mel_filters)
+
+
+class SelfAttentionTaggerEmbeddings(nn.Module):
+    """Front-end features `(batch, frames, hidden)` → `[CLS] + frames`, plus learned positions, LayerNorm, dropout."""
+
+    def __init__(self, config: SelfAttentionTaggerConfig):
+        super().__init__()
+        self.class_token = nn.Parameter(torch.zeros(1, 1, config.hidden_size))
+        self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size)
+        self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        batch_size, num_frames, _ = frames.shape
+        maximum = self.position_embeddings.num_embeddings
+        if num_frames + 1 > maximum:
+            raise ValueError(
+                f"the slice gives {num_frames} time steps after the front end, more than the "
+                f"{maximum - 1} that `max_position_embeddings` ({maximum}, the classification token included) allows: "
+                "use shorter slices or a model with a larger `max_position_embeddings`."
+            )
+        tokens = torch.cat([self.class_token.expand(batch_size, -1, -1).to(frames.dtype), frames], dim=1)
+        positions = torch.arange(num_frames + 1, device=frames.device)
+        return self.dropout(
+            self.norm(tokens + self.position_embeddings(positions)[None])
+        )  # (batch, 1 + frames, hidden)
+
+
+class SelfAttentionTaggerForAudioClassification(SelfAttentionTaggerPreTrainedModel):
+    """
+    The self-attention tagger (Won, Chun & Serra 2019): raw waveform → log-mel → BatchNorm → residual conv blocks
+    (frequency pooled away) → `[CLS]` + one token per time step + positions → Transformer layers → `[CLS]` → dropout →
+    classifier. `config.problem_type` is `"multi_label_classification"` by default (sigmoid per tag, BCE).
+
+    With `config.counterfactual != "none"`, train mode also computes a counterfactual attention of the classification
+    token in the last layer (learned: a second [`SelfAttentionTaggerClassAttention`]; random: CAL's) and the
+    classifier's answer on it. `output_attentions=True` returns every layer's attention maps for the heat maps.
+    """
+
+    def __init__(self, config: SelfAttentionTaggerConfig):
+        super().__init__(config)
+        self.log_mel = LogMelSpectrogram(config)
+        self.input_norm = nn.BatchNorm2d(1)
+        self.conv_blocks = nn.ModuleList(
+            SelfAttentionTaggerResidualBlock(config, i) for i in range(len(config.conv_channels))
+        )
+        self.mel_after_front_end = config.num_mel_bins
+        for stride, _ in config.conv_strides:
+            self.mel_after_front_end = (self.mel_after_front_end - 1) // stride + 1  # 3×3 conv, padding 1
+        last_channels = config.conv_channels[-1]
+        self.projection = (
+            nn.Identity() if last_channels == config.hidden_size else nn.Linear(last_channels, config.hidden_size)
+        )
+        self.embeddings = SelfAttentionTaggerEmbeddings(config)
+        self.layers = nn.ModuleList(SelfAttentionTaggerLayer(config) for _ in range(config.num_hidden_layers - 1))
+        self.last_layer = SelfAttentionTaggerClassTokenLayer(config)
+        self.dropout = nn.Dropout(config.classifier_dropout)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        if config.counterfactual == "none":
+            self.counterfactual_branch = None
+        else:
+            attention = SelfAttentionTaggerClassAttention(config) if config.counterfactual == "learned" else None
+            self.counterfactual_branch = LCACounterfactualBranch(config, attention)
+
+        self.post_init()
+
+    @property
+    def minimum_input_length(self) -> int:
+        """Fewest samples the STFT's reflect padding accepts (every strided conv keeps at least one step)."""
+        return self.config.n_fft // 2 + 1
+
+    @property
+    def head(self):
+        """The part a transfer re-initialises (`head.classifier`), as in the other models."""
+        return self
+
+    def compute_log_mel(self, input_values: torch.Tensor) -> torch.Tensor:
+        """The dB log-mel `(batch, num_mel_bins, frames)` the model reads; pass it back as `input_features`."""
+        check_waveform(input_values, None, self.minimum_input_length, self.config.sampling_rate)
+        return self.log_mel(input_values)
+
+    def token_lengths(self, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Time steps after the front end that hold real audio, per example `(batch,)`."""
+        lengths = attention_mask.long().sum(-1) // self.config.hop_length + 1  # log-mel frames (centred STFT)
+        for _, stride in self.config.conv_strides:
+            lengths = (lengths - 1) // stride + 1
+        return lengths
+
+    def encode(self, log_mel: torch.Tensor, token_lengths: torch.Tensor | None = None):
+        """The tokens entering the last layer and their mask: `(batch, 1 + steps, hidden)`, `(batch, 1 + steps)` bool
+        or None, and the earlier layers' attention maps `[(batch, heads, T, T)]`."""
+        hidden_states = self.input_norm(log_mel.unsqueeze(1))  # (batch, 1, mel, frames)
+        for block in self.conv_blocks:
+            hidden_states = block(hidden_states)  # (batch, C, mel', frames')
+        frames = hidden_states.amax(dim=2).transpose(1, 2)  # frequency pooled away: (batch, steps, C)
+        tokens = self.embeddings(self.projection(frames))  # (batch, 1 + steps, hidden)
+        key_mask = None
+        if token_lengths is not None:
+            positions = torch.arange(tokens.shape[1], device=tokens.device)
+            key_mask = positions[None, :] <= token_lengths.clamp_min(1).to(tokens.device)[:, None]  # CLS + real steps
+        attention_maps = []
+        for layer in self.layers:
+            tokens, weights = layer(tokens, key_mask)
+            attention_maps.append(weights)
+        return tokens, key_mask, attention_maps
+
+    def forward(
+        self,
+        input_values: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        return_dict: bool | None = None,
+        input_features: torch.Tensor | None = None,
+        return_counterfactual: bool | None = None,
+        output_attentions: bool | None = None,
+        **kwargs,
+    ) -> tuple | LCAClassifierOutput:
+        r"""
+        input_values (`torch.FloatTensor` of shape `(batch_size, samples)`):
+            Raw mono waveform at `config.sampling_rate` (16 kHz), at least `model.minimum_input_length` samples.
+        attention_mask (`torch.LongTensor` of shape `(batch_size, samples)`, *optional*):
+            1 for real samples, 0 for padding: padded time steps are masked out of every attention.
+        labels (`torch.FloatTensor` of shape `(batch_size, num_labels)`, *optional*):
+            Multi-hot tag targets (the default `problem_type`): `loss` is the binary cross-entropy of every tag; with
+            `problem_type="single_label_classification"`, class ids `(batch_size,)` and the cross-entropy.
+        input_features (`torch.FloatTensor` of shape `(batch_size, num_mel_bins, frames)`, *optional*):
+            The dB log-mel from `model.compute_log_mel`, instead of `input_values`.
+        return_counterfactual (`bool`, *optional*):
+            Compute the counterfactual branch. Default: in train mode only; `True` also in eval mode, `False` never.
+        output_attentions (`bool`, *optional*):
+            Also return `attentions`: every layer's maps `(batch, heads, tokens, tokens)`, the last one the
+            classification token's row `(batch, heads, 1, tokens)` (token 0 is the classification token).
+        """
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        if (input_values is None) == (input_features is None):
+            raise ValueError("Pass exactly one of `input_values` (raw waveform) and `input_features` (log-mel).")
+        token_lengths = None
+        if input_values is not None:
+            check_waveform(input_values, attention_mask, self.minimum_input_length, self.config.sampling_rate)
+            log_mel = self.log_mel(input_values).to(self.dtype)  # (batch, mel, frames)
+            if attention_mask is not None:
+                token_lengths = self.token_lengths(attention_mask)
+        else:
+            if attention_mask is not None:
+                raise ValueError("`attention_mask` applies to `input_values`, not to `input_features`.")
+            log_mel = self._check_features(input_features).to(self.dtype)
+
+        tokens, key_mask, attention_maps = self.encode(log_mel, token_lengths)
+        attention = self.last_layer.class_attention(tokens, key_mask)  # (batch, heads, tokens)
+        representation = self.last_layer.class_token_output(tokens, attention)  # (batch, hidden)
+        logits = self.classifier(self.dropout(representation))  # (batch, num_labels)
+
+        counterfactual_logits = counterfactual_attention = None
+        if self._use_counterfactual_branch(return_counterfactual):
+            mask = None if key_mask is None else key_mask[:, None, :]  # broadcast over the heads
+            counterfactual_attention = self.counterfactual_branch(attention, tokens, key_mask, mask=mask)
+            counterfactual_representation = self.last_layer.class_token_output(tokens, counterfactual_attention)
+            counterfactual_logits = self.classifier(self.dropout(counterfactual_representation))
+
+        attentions = None
+        if output_attentions:
+            attentions = (*attention_maps, attention.unsqueeze(2))
+        return self._classifier_output(
+            labels,
+            return_dict,
+            logits=logits,
+            counterfactual_logits=counterfactual_logits,
+            attention=attention,
+            counterfactual_attention=counterfactual_attention,
+            representation=representation,
+            attentions=attentions,
+        )
+
+    @torch.no_grad()
+    def logits_with_attention(self, input_values: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
+        """The logits the model gives when `attention` `(batch, heads, tokens)` replaces the classification token's
+        last-layer attention (the one LCA counterfactualises), in eval mode."""
+        was_training = self.training
+        self.eval()
+        try:
+            check_waveform(input_values, None, self.minimum_input_length, self.config.sampling_rate)
+            tokens, _, _ = self.encode(self.log_mel(input_values).to(self.dtype))
+            return self.classifier(self.last_layer.class_token_output(tokens, attention.to(tokens.dtype)))
+        finally:
+            self.train(was_training)
+
+    def _check_features(self, input_features) -> torch.Tensor:
+        if not isinstance(input_features, torch.Tensor) or not torch.is_floating_point(input_features):
+            raise ValueError("`input_features` must be a floating-point torch.Tensor (the dB log-mel).")
+        if (
+            input_features.dim() != 3
+            or input_features.shape[1] != self.config.num_mel_bins
+            or not input_features.numel()
+        ):
+            raise ValueError(
+                f"`input_features` must have shape (batch, {self.config.num_mel_bins}, frames), got "
+                f"{tuple(input_features.shape)}."
+            )
+        return input_features
+
+
+__all__ = ["SelfAttentionTaggerPreTrainedModel", "SelfAttentionTaggerForAudioClassification"]
