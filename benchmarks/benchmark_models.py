@@ -1,10 +1,13 @@
-"""Benchmark of both genremert models on default-size configs (random weights): prints the figures of docs/models.md.
+"""Benchmark of the genremert models on default-size configs (random weights): prints the figures of docs/models.md.
 
-For GenreMERT (MERT-v1-95M shape, 10 labels) and CRNN_FGNL (20 labels):
+For GenreMERT (MERT-v1-95M shape, 10 labels), CRNN_FGNL (20 labels) and the self-attention tagger (50 tags,
+multi-label):
 
 - parameters with and without the counterfactual branch (all / trainable);
-- eval latency per 10 s slice (batch 1, `torch.inference_mode`), median of `--repeats` runs;
-- the train-step time ratio counterfactual / plain: forward + an LCA-style loss + backward + Adam step, with
+- eval latency per slice (10 s; the tagger's own 15 s; or `--slice-seconds`) at batch 1 (`torch.inference_mode`),
+  median of `--repeats` runs;
+- the train-step time ratio counterfactual / plain: forward + the LCA loss of Eq. 1 (the trainer's own terms, with
+  the reference weights; BCE and Bernoulli entropies for the tagger) + backward + Adam step, with
   `counterfactual="learned"` versus `"none"`, interleaved runs, medians. Target for GenreMERT: ≤ 1.10 (the frozen
   backbone runs once per step, the branch only adds a second time attention);
 - that eval logits are identical with and without the branch (same weights).
@@ -22,13 +25,17 @@ import sys
 import time
 
 import torch
-from torch.nn import functional as F
 
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from configuration_genremert import CRNNFGNLConfig, GenreMERTConfig  # noqa: E402
-from genremert import CRNNFGNLForAudioClassification, GenreMERTForAudioClassification  # noqa: E402
+from configuration_genremert import CRNNFGNLConfig, GenreMERTConfig, SelfAttentionTaggerConfig  # noqa: E402
+from genremert import (  # noqa: E402
+    CRNNFGNLForAudioClassification,
+    GenreMERTForAudioClassification,
+    SelfAttentionTaggerForAudioClassification,
+)
+from genremert.lca_trainer import REFERENCE_LCA_WEIGHTS, combine_lca_loss, lca_loss_terms  # noqa: E402
 
 
 def synchronize(device: torch.device) -> None:
@@ -36,16 +43,18 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def lca_style_loss(output, labels: torch.Tensor) -> torch.Tensor:
-    """The terms of paper Eq. 1 (reference form), so the timed step does the work a real LCA step does."""
-    loss = F.cross_entropy(output.logits, labels)
-    if output.counterfactual_logits is None:
-        return loss
-    main, counterfactual = output.logits.softmax(-1), output.counterfactual_logits.softmax(-1)
-    entropy = -(counterfactual * counterfactual.clamp_min(1e-12).log()).sum(-1).mean()
-    effect = F.cross_entropy(main - counterfactual, labels)
-    attention_l1 = (output.attention - output.counterfactual_attention).abs().mean()
-    return loss + effect + F.cross_entropy(output.counterfactual_logits, labels) - entropy - attention_l1
+def lca_style_loss(output, labels: torch.Tensor, multi_label: bool = False) -> torch.Tensor:
+    """The LCA loss of paper Eq. 1 (the trainer's terms, reference weights; the plain model's CE and entropy only), so
+    that the timed step does the work a real LCA step does."""
+    terms = lca_loss_terms(
+        output.logits,
+        labels,
+        output.counterfactual_logits,
+        output.attention,
+        output.counterfactual_attention,
+        multi_label=multi_label,
+    )
+    return combine_lca_loss(terms, {name: weight for name, weight in REFERENCE_LCA_WEIGHTS.items() if name in terms})
 
 
 class ReferenceShapedGenreMERT(torch.nn.Module):
@@ -102,7 +111,8 @@ def train_step_times(models: dict, inputs, labels, repeats: int, device) -> dict
             synchronize(device)
             start = time.perf_counter()
             optimizers[name].zero_grad(set_to_none=True)
-            lca_style_loss(model(inputs), labels).backward()
+            multi_label = model.config.problem_type == "multi_label_classification"
+            lca_style_loss(model(inputs), labels, multi_label).backward()
             optimizers[name].step()
             synchronize(device)
             if step:
@@ -118,11 +128,14 @@ def benchmark(name, model_class, config_class, config_kwargs, args, device) -> N
     lca.load_state_dict(plain.state_dict(), strict=False)  # same weights outside the branch
 
     sampling_rate = plain.config.sampling_rate
-    slice_samples = int(args.slice_seconds * sampling_rate)
+    slice_seconds = args.slice_seconds or (plain.config.slice_seconds if name == "SelfAttentionTagger" else 10.0)
+    slice_samples = int(slice_seconds * sampling_rate)
     generator = torch.Generator().manual_seed(0)
     one_slice = (0.1 * torch.randn(1, slice_samples, generator=generator)).to(device)
     batch = (0.1 * torch.randn(args.batch_size, slice_samples, generator=generator)).to(device)
     labels = torch.arange(args.batch_size, device=device) % plain.config.num_labels
+    if plain.config.problem_type == "multi_label_classification":  # a few tags per clip
+        labels = (torch.rand(args.batch_size, plain.config.num_labels, generator=generator) < 0.1).float().to(device)
 
     plain_all, plain_trainable = count(plain)
     lca_all, lca_trainable = count(lca)
@@ -139,10 +152,10 @@ def benchmark(name, model_class, config_class, config_kwargs, args, device) -> N
     print(f"eval logits identical with and without the branch: {identical}")
 
     latency = eval_latency(plain, one_slice, args.repeats, device)
-    print(f"eval latency per {args.slice_seconds:g} s slice (batch 1): {latency * 1000:.1f} ms")
+    print(f"eval latency per {slice_seconds:g} s slice (batch 1): {latency * 1000:.1f} ms")
     batch_latency = eval_latency(plain, batch, args.repeats, device)
     print(
-        f"eval latency per {args.slice_seconds:g} s slice (batch {args.batch_size}): "
+        f"eval latency per {slice_seconds:g} s slice (batch {args.batch_size}): "
         f"{batch_latency / args.batch_size * 1000:.1f} ms"
     )
 
@@ -190,8 +203,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--batch-size", type=int, default=4, help="batch of the train step (default: 4)")
     parser.add_argument("--repeats", type=int, default=5, help="timed repetitions, medians reported (default: 5)")
-    parser.add_argument("--slice-seconds", type=float, default=10.0, help="slice length (default: 10 s)")
-    parser.add_argument("--models", nargs="+", default=["crnn_fgnl", "genremert"], choices=["crnn_fgnl", "genremert"])
+    parser.add_argument(
+        "--slice-seconds", type=float, default=None, help="slice length (default: 10 s; the tagger's own 15 s)"
+    )
+    choices = ["crnn_fgnl", "genremert", "self_attention_tagger"]
+    parser.add_argument("--models", nargs="+", default=choices, choices=choices)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -201,6 +217,15 @@ def main() -> None:
         benchmark("GenreMERT", GenreMERTForAudioClassification, GenreMERTConfig, {"num_labels": 10}, args, device)
     if "crnn_fgnl" in args.models:
         benchmark("CRNN_FGNL", CRNNFGNLForAudioClassification, CRNNFGNLConfig, {"num_labels": 20}, args, device)
+    if "self_attention_tagger" in args.models:
+        benchmark(
+            "SelfAttentionTagger",
+            SelfAttentionTaggerForAudioClassification,
+            SelfAttentionTaggerConfig,
+            {"num_labels": 50},
+            args,
+            device,
+        )
 
 
 if __name__ == "__main__":

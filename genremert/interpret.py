@@ -17,6 +17,7 @@ by the model's own feature extractor):
   biased class for the noisy slices of the other classes. The *shortcut gap* is clean − noisy F1 (as in demo.py);
   the biased-class rate of the other classes' slices, clean and noisy, shows the shortcut itself.
 - `branch_accuracy(model, slices)`: accuracy of the main vs the counterfactual branch (paper Table 4).
+- The self-attention tagger's attention heat maps: `genremert.interpret_tagger.plot_tag_attention`.
 
 Every model pass runs in eval mode (dropout off, batch-norm running statistics); the counterfactual branch, which
 by default runs only in train mode, is asked for with `forward(..., return_counterfactual=True)`, and the RNG is
@@ -46,6 +47,11 @@ FIGURE_SIZE = (10.0, 6.0)  # inches; every figure of this module has this size .
 FIGURE_DPI = 100  # ... and this resolution: 1000 × 600 pixels
 DEFAULT_BIAS_BAND_HZ = (3000.0, 5000.0)  # paper Fig. 1: white noise in 3–5 kHz
 DEFAULT_NOISE_DB = -15.0  # noise RMS relative to the slice's RMS (the synthetic benchmark's default)
+MODEL_NAMES = {
+    "genremert": "GenreMERTForAudioClassification",
+    "crnn_fgnl": "CRNNFGNLForAudioClassification",
+    "self_attention_tagger": "SelfAttentionTaggerForAudioClassification",
+}
 
 
 def _pyplot():
@@ -80,10 +86,10 @@ def _save_figure(figure, path) -> Path:
 
 def _model_kind(model) -> str:
     model_type = getattr(getattr(model, "config", None), "model_type", None)
-    if model_type not in ("genremert", "crnn_fgnl"):
+    if model_type not in MODEL_NAMES:
         raise TypeError(
-            f"Expected a GenreMERTForAudioClassification or CRNNFGNLForAudioClassification, got {type(model).__name__} "
-            f"(config.model_type {model_type!r})."
+            f"Expected one of {', '.join(MODEL_NAMES.values())}, got {type(model).__name__} (config.model_type "
+            f"{model_type!r})."
         )
     return model_type
 
@@ -91,8 +97,7 @@ def _model_kind(model) -> str:
 def _require_kind(model, kind: str, function: str) -> None:
     actual = _model_kind(model)
     if actual != kind:
-        names = {"genremert": "GenreMERTForAudioClassification", "crnn_fgnl": "CRNNFGNLForAudioClassification"}
-        raise TypeError(f"`{function}` needs a {names[kind]}, got a {names[actual]}.")
+        raise TypeError(f"`{function}` needs a {MODEL_NAMES[kind]}, got a {MODEL_NAMES[actual]}.")
 
 
 def _as_waveform(waveform, what: str = "waveform") -> np.ndarray:
@@ -486,14 +491,14 @@ def _batches(slices, batch_size: int, max_slices: int | None):
         yield [slices[index] for index in range(start, min(start + batch_size, count))]
 
 
-def _predict(model, waveforms, counterfactual: bool = False, seed: int = 0):
+def _predict(model, waveforms, counterfactual: bool = False, seed: int = 0, **forward_kwargs):
     """Outputs of `model` (eval mode) on raw waveforms; with `counterfactual`, the counterfactual branch too
     (`forward(return_counterfactual=True)`: computed in eval mode, dropout off)."""
     inputs = model_inputs(model, waveforms)
     with evaluation(model, seed=seed):
         if counterfactual:
-            return model(**inputs, return_counterfactual=True)
-        return model(**inputs)
+            return model(**inputs, return_counterfactual=True, **forward_kwargs)
+        return model(**inputs, **forward_kwargs)
 
 
 def collect_representations(model, slices, batch_size: int = 16, max_slices: int | None = None):

@@ -22,6 +22,7 @@ from .interpret import (
     plot_time_attention,
     plot_tsne,
 )
+from .interpret_tagger import plot_tag_attention
 
 
 def load_model(model_dir):
@@ -65,13 +66,16 @@ def _load_slices(args, model):
         songs = load_songs(data_args, data_args.split_seed, args.model_dir)
     elif args.dataset == "gtzan":
         songs = music_datasets.load_gtzan(args.data_dir, **({"split": args.split} if args.split else {}))
+    elif args.dataset == "magnatagatune":
+        songs = music_datasets.load_magnatagatune(args.data_dir, **({"split": args.split} if args.split else {}))
     else:
         songs = music_datasets.load_artist20(args.data_dir, **({"split": args.split} if args.split else {}))
     if args.eval_split not in songs:
         raise ValueError(
             f"--eval_split {args.eval_split!r} is not in the {args.dataset} dataset (splits: {list(songs)})."
         )
-    label_names = songs[args.eval_split].features["label"].names
+    label_feature = songs[args.eval_split].features["label"]
+    label_names = getattr(label_feature, "feature", label_feature).names  # classes, or tags (a list of ClassLabel)
     if isinstance(args.bias_class, str):
         if args.bias_class not in label_names:
             raise ValueError(f"--bias_class {args.bias_class!r} is not a class of the dataset: {label_names}.")
@@ -123,11 +127,16 @@ def run_interpretation(
     summary = {"model_type": kind, "figures": []}
     count = len(slices) if max_slices is None else min(len(slices), max_slices)
     examples = np.linspace(0, count - 1, num=min(num_examples, count)).round().astype(int)
+    multi_label = model.config.problem_type == "multi_label_classification"
     for example in examples:
         row = slices[int(example)]
         waveform = _slice_waveform(row)
-        stem = f"slice{int(example):05d}_{label_names[int(row['label'])]}"
-        if kind == "genremert":
+        label = "+".join(label_names[int(i)] for i in row["label"]) if multi_label else label_names[int(row["label"])]
+        stem = f"slice{int(example):05d}_{label or 'untagged'}"
+        if kind == "self_attention_tagger":
+            path = plot_tag_attention(model, waveform, output_dir / f"tag_attention_{stem}.png", seed=seed)
+            summary["figures"].append(str(path))
+        elif kind == "genremert":
             summary["figures"].append(
                 str(plot_time_attention(model, waveform, output_dir / f"time_attention_{stem}.png", seed=seed))
             )
@@ -149,6 +158,10 @@ def run_interpretation(
                 summary["figures"].append(
                     str(plot_grad_cam(model, noisy, output_dir / f"evidence_{stem}_noisy.png", band_hz=band_hz))
                 )
+    if multi_label:  # tags: the heat maps; t-SNE by class, accuracy and the shortcut probe need one class per slice
+        with open(output_dir / "interpretation.json", "w", encoding="utf-8") as handle:
+            json.dump(summary, handle, indent=2)
+        return summary
     representations, labels, predictions = collect_representations(model, slices, max_slices=max_slices)
     summary["accuracy"] = float(np.mean(labels == predictions))
     if len(labels) >= 4:
@@ -201,7 +214,7 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--dataset",
         default=None,
-        choices=("synthetic", "gtzan", "artist20", "custom"),
+        choices=("synthetic", "gtzan", "artist20", "magnatagatune", "custom"),
         help="The dataset to interpret on. Default: the training run's, from --model_dir/run_args.json (with its "
         "--data_dir, --split, --synthetic_options and --bias_class, unless given here).",
     )

@@ -57,6 +57,7 @@ from .audio_files import (  # noqa: F401 - re-exported: the song datasets' audio
 __all__ = [
     "load_gtzan",
     "load_artist20",
+    "load_magnatagatune",
     "load_synthetic",
     "synthetic_metadata",
     "slice_songs",
@@ -644,3 +645,9 @@ def synthetic_metadata(dataset: Union[Dataset, DatasetDict]) -> Dict:
         ) from error
 
 
+def load_magnatagatune(data_dir, split: str = "directory", seed: int = 0, **kwargs) -> DatasetDict:
+    """MagnaTagATune clips with their top-50 tags (multi-label); see :func:`genremert.magnatagatune.load_magnatagatune`,
+    which builds on the helpers of this module."""
+    from .magnatagatune import load_magnatagatune as load
+
+    return load(data_dir, split, seed, **kwargs)

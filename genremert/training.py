@@ -119,8 +119,8 @@ def load_songs(data_args: DataTrainingArguments, seed: int, output_dir: str | No
     extra = {}
     if data_args.dataset == "gtzan":
         extra["gtzan_revision"] = data_args.gtzan_revision
-        if data_args.allow_missing_files:
-            extra["allow_missing_files"] = True
+    if data_args.dataset in ("gtzan", "magnatagatune") and data_args.allow_missing_files:
+        extra["allow_missing_files"] = True
     return loader(data_args.data_dir, split=split, seed=seed, stems_dir=data_args.stems_dir, **extra)
 
 
@@ -472,7 +472,17 @@ def main(argv: list[str] | None = None) -> dict:
     )
     lock = OutputDirLock(training_args.output_dir) if training_args.process_index == 0 else contextlib.nullcontext()
     with lock:
-        return run(model_args, data_args, training_args)
+        results = run(model_args, data_args, training_args)
+    end_process_group()
+    return results
+
+
+def end_process_group() -> None:
+    """Multi-process runs: wait for every rank, then close the process group, so that no rank exits (and tears its
+    communication threads down) while another still writes; a rank that left early could abort at exit."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
 
 
 def run(model_args, data_args, training_args: LCATrainingArguments) -> dict:

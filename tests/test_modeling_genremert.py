@@ -8,7 +8,12 @@ import textwrap
 
 import pytest
 import torch
-from tiny_configs import TINY_BACKBONE, tiny_crnn_fgnl_config, tiny_genremert_config
+from tiny_configs import (
+    TINY_BACKBONE,
+    tiny_crnn_fgnl_config,
+    tiny_genremert_config,
+    tiny_self_attention_tagger_config,
+)
 from torch.nn import functional as F
 from transformers import AutoConfig, AutoModelForAudioClassification, HubertConfig, HubertModel
 from transformers.utils import ModelOutput
@@ -17,6 +22,7 @@ from configuration_genremert import CRNNFGNLConfig, GenreMERTConfig
 from genremert import CRNNFGNLForAudioClassification, GenreMERTForAudioClassification, build_feature_extractor
 from genremert.mert_weights import load_mert_weights
 from modeling_lca_genremert import LCAClassifierOutput, LCACounterfactualBranch
+from modeling_self_attention_tagger import SelfAttentionTaggerForAudioClassification
 
 
 MODES = ("none", "learned", "random")
@@ -62,10 +68,28 @@ class CRNNFGNLTimeAttentionModelTester(CRNNFGNLModelTester):
         return (1 + num_samples // model.config.hop_length) // 2**model.num_pools
 
 
+class SelfAttentionTaggerModelTester:
+    """The self-attention tagger, here as a single-label classifier so that every shared test applies; the
+    multi-label tests below cover its default problem type."""
+
+    model_class = SelfAttentionTaggerForAudioClassification
+    sampling_rate = 16000
+    batch_size = 2
+    num_samples = 8000  # 0.5 s → 32 frames with hop 256 → 8 time steps + the classification token
+    attention_name = "last_layer.class_attention"
+
+    def get_config(self, **overrides):
+        return tiny_self_attention_tagger_config(**{"problem_type": "single_label_classification", **overrides})
+
+    def num_attention_positions(self, model, num_samples):
+        return 1 + int(model.token_lengths(torch.ones(1, num_samples))[0])
+
+
 TESTERS = {
     "genremert": GenreMERTModelTester(),
     "crnn_fgnl": CRNNFGNLModelTester(),
     "crnn_fgnl_time": CRNNFGNLTimeAttentionModelTester(),
+    "self_attention_tagger": SelfAttentionTaggerModelTester(),
 }
 
 
@@ -107,12 +131,13 @@ def test_output_shapes_train_and_eval(tester, mode):
     assert branch_calls == []  # not computed at all in eval mode
     assert isinstance(output, LCAClassifierOutput)
     assert output.logits.shape == (tester.batch_size, config.num_labels)
-    assert output.attention.shape == (tester.batch_size, positions)
+    heads = (config.num_attention_heads,) if tester is TESTERS["self_attention_tagger"] else ()
+    assert output.attention.shape == (tester.batch_size, *heads, positions)
     assert output.representation.shape[0] == tester.batch_size
     assert output.counterfactual_logits is None and output.counterfactual_attention is None
     assert output.loss is None
     assert torch.isfinite(output.logits).all()
-    torch.testing.assert_close(output.attention.sum(-1), torch.ones(tester.batch_size))
+    torch.testing.assert_close(output.attention.sum(-1), torch.ones(tester.batch_size, *heads))
 
     model.train()
     output = model(inputs)
@@ -124,12 +149,17 @@ def test_output_shapes_train_and_eval(tester, mode):
         assert output.counterfactual_logits.shape == (tester.batch_size, config.num_labels)
         assert output.counterfactual_attention.shape == output.attention.shape
         assert torch.isfinite(output.counterfactual_logits).all()
-        torch.testing.assert_close(output.counterfactual_attention.sum(-1), torch.ones(tester.batch_size))
+        torch.testing.assert_close(output.counterfactual_attention.sum(-1), torch.ones(tester.batch_size, *heads))
 
 
 def test_representation_size(tester):
     model = make_model(tester).eval()
-    expected = model.config.representation_size if tester is TESTERS["genremert"] else model.config.gru_hidden_size
+    expected = {
+        "genremert": "representation_size",
+        "crnn_fgnl": "gru_hidden_size",
+        "self_attention_tagger": "hidden_size",
+    }[model.config.model_type]
+    expected = getattr(model.config, expected)
     assert model(make_inputs(tester)).representation.shape == (tester.batch_size, expected)
 
 
@@ -245,7 +275,7 @@ def test_counterfactual_logits_train_only_the_branch_and_shared_layers(tester):
     """Backpropagating the counterfactual logits alone must not reach the main attention."""
     model = make_model(tester, counterfactual="learned").train()
     model(make_inputs(tester)).counterfactual_logits.sum().backward()
-    main_attention = getattr(model, tester.attention_name)
+    main_attention = model.get_submodule(tester.attention_name)
     assert all(p.grad is None or p.grad.abs().sum() == 0 for p in main_attention.parameters())
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.counterfactual_parameters())
 
@@ -297,7 +327,7 @@ def test_random_counterfactual_attention_is_renormalised_uniform():
 
 def test_learned_branch_is_same_design_as_main_attention(tester):
     model = make_model(tester, counterfactual="learned")
-    main = getattr(model, tester.attention_name)
+    main = model.get_submodule(tester.attention_name)
     counterfactual = model.counterfactual_branch.attention
     assert type(counterfactual) is type(main)
     assert [p.shape for p in counterfactual.parameters()] == [p.shape for p in main.parameters()]

@@ -332,6 +332,17 @@ def test_presets_parse_and_match_the_paper(preset, tmp_path):
     assert isinstance(training_args, LCATrainingArguments)
     assert training_args.learning_rate == 1e-4 and training_args.per_device_train_batch_size == 16
     assert training_args.output_dir == str(tmp_path / "out")  # flags after the file override it
+    if data_args.dataset == "magnatagatune":  # tagging presets: one plain and one LCA per model
+        assert data_args.split == "directory" and training_args.metric_for_best_model == "song_roc_auc"
+        lca = "_lca_mtat" in preset.name
+        partner = preset.parent / (
+            preset.name.replace("_lca_mtat", "_mtat") if lca else preset.name.replace("_mtat", "_lca_mtat")
+        )
+        assert partner.is_file() and partner != preset
+        if model_args.counterfactual == "learned":  # entropy weights for sigmoid tags (docs/tagging.md)
+            assert training_args.lambda_ent_main == training_args.lambda_ent_cf == 0.1
+            assert training_args.cf_warmup_epochs == 20
+        return
     if data_args.dataset == "gtzan":
         assert model_args.model_type == "genremert" and training_args.num_train_epochs == 300
         assert data_args.slice_seconds == 10.0 and data_args.slice_overlap_seconds == 1.0

@@ -1,6 +1,6 @@
-"""Tiny configurations of both models, shared by every test module (ModelTester style: fast on CPU)."""
+"""Tiny configurations of the three models, shared by every test module (ModelTester style: fast on CPU)."""
 
-from configuration_genremert import CRNNFGNLConfig, GenreMERTConfig
+from configuration_genremert import CRNNFGNLConfig, GenreMERTConfig, SelfAttentionTaggerConfig
 
 
 # A 2-layer HuBERT with hidden size 32 and an 80× conv stack: 300 frames per second of 24 kHz audio.
@@ -50,3 +50,23 @@ def tiny_crnn_fgnl_config(**overrides) -> CRNNFGNLConfig:
     )
     kwargs.update(overrides)
     return CRNNFGNLConfig(**kwargs)
+
+
+def tiny_self_attention_tagger_config(**overrides) -> SelfAttentionTaggerConfig:
+    kwargs = dict(
+        sampling_rate=16000,
+        n_fft=512,
+        hop_length=256,
+        num_mel_bins=16,
+        conv_channels=[4, 8, 8],
+        conv_strides=[[2, 2], [2, 2], [2, 1]],  # 16 mel bands → 2 (max-pooled away), time / 4
+        hidden_size=8,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=16,
+        max_position_embeddings=64,
+        num_labels=3,
+        slice_seconds=1.0,
+    )
+    kwargs.update(overrides)
+    return SelfAttentionTaggerConfig(**kwargs)
