@@ -46,6 +46,7 @@ EXPORT_ALLOW_LIST = (
     ("*_results.json", "json"),
     ("confusion_matrix_*.json", "json"),
     ("classification_report_*.json", "json"),
+    ("*_tag_report.json", "json"),
     ("confusion_matrix_*.png", "png"),
 )
 

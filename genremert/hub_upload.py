@@ -48,6 +48,7 @@ EXTRA_FILE_PATTERNS = (
     "confusion_matrix_*.png",
     "confusion_matrix_*.json",
     "classification_report_*.json",
+    "*_tag_report.json",  # per-tag ROC-AUC / PR-AUC and the excluded tags of a tagging run
 )
 # JSON files of the run's arguments (read for the card, never unpickled): a dedicated arguments file if the training
 # script writes one, else `run_results.json` (the run's settings that run_classification.py saves).

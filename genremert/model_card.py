@@ -12,6 +12,10 @@ MODEL_INDEX_METRICS = {
     "test_song_f1": ("f1", "Song-level F1 (weighted)"),
     "test_frame_accuracy": ("accuracy", "Frame-level accuracy"),
     "test_frame_f1": ("f1", "Frame-level F1 (weighted)"),
+    "test_song_roc_auc": ("roc_auc", "Song-level ROC-AUC (macro over tags)"),
+    "test_song_pr_auc": ("average_precision", "Song-level PR-AUC (macro over tags)"),
+    "test_frame_roc_auc": ("roc_auc", "Frame-level ROC-AUC (macro over tags)"),
+    "test_frame_pr_auc": ("average_precision", "Frame-level PR-AUC (macro over tags)"),
 }
 # Known Hub ids of the datasets the training script supports (artist20 is not on the Hub).
 DATASET_HUB_IDS = {"gtzan": "marsyas/gtzan"}  # artist20 and the synthetic benchmark are not Hub datasets
@@ -22,9 +26,19 @@ RESULT_COLUMNS = {
     "song_accuracy": "song accuracy",
     "song_f1": "song F1",
     "counterfactual_frame_accuracy": "counterfactual branch, frame accuracy",
+    "frame_roc_auc": "frame ROC-AUC",
+    "frame_pr_auc": "frame PR-AUC",
+    "song_roc_auc": "song ROC-AUC",
+    "song_pr_auc": "song PR-AUC",
+    "counterfactual_song_roc_auc": "counterfactual branch, song ROC-AUC",
 }
 RESULT_SPLITS = ("eval", "test", "test_noisy")  # rows, in this order; other `test_*` splits follow
-DATASET_DISPLAY_NAMES = {"gtzan": "GTZAN", "artist20": "artist20", "synthetic": "synthetic shortcut benchmark"}
+DATASET_DISPLAY_NAMES = {
+    "gtzan": "GTZAN",
+    "artist20": "artist20",
+    "magnatagatune": "MagnaTagATune",
+    "synthetic": "synthetic shortcut benchmark",
+}
 
 
 def song_rule_text(config) -> str:
@@ -221,7 +235,13 @@ def build_model_card(
                 "",
                 "Frame level: each slice classified on its own; song level: " + song_rule_text(config) + ", the rule "
                 'that `pipeline("audio-classification")` applies to this model (saved in its config). Every score of '
-                "the run is in `all_results.json`.",
+                "the run is in `all_results.json`."
+                + (
+                    " Tags: ROC-AUC and PR-AUC (average precision) per tag, macro-averaged over the tags that have a "
+                    "positive and a negative in the split; the excluded tags are named in `<split>_tag_report.json`."
+                    if getattr(config, "problem_type", None) == "multi_label_classification"
+                    else ""
+                ),
                 "",
             ]
         )
@@ -265,7 +285,13 @@ def build_model_card(
         lines += [
             "",
             "L = λ_ce_main·CE(y) + λ_effect·CE(y_effect) + λ_ce_cf·CE(ỹ) − λ_ent_cf·H(ỹ) − λ_att·L1(A, Ã) − "
-            "λ_ent_main·H(y) (paper Eq. 1).",
+            "λ_ent_main·H(y) (paper Eq. 1)."
+            + (
+                " For tags (multi-label): CE is the binary cross-entropy averaged over examples and tags, H the mean "
+                "Bernoulli entropy of the tags' sigmoids, y_effect = sigmoid(y) − sigmoid(ỹ) per tag."
+                if getattr(config, "problem_type", None) == "multi_label_classification"
+                else ""
+            ),
             "",
         ]
     elif trained_counterfactual != "none":

@@ -24,10 +24,10 @@ import math
 import os
 from collections import defaultdict
 from pathlib import Path
-from typing import Dict, Optional, Sequence, Tuple, Union
+from typing import Dict, Optional, Tuple, Union
 
 import numpy as np
-from datasets import Audio, ClassLabel, Dataset, DatasetDict, Features, Value
+from datasets import Audio, ClassLabel, Dataset, DatasetDict, Features, List, Sequence, Value
 
 from .audio_files import AUDIO_SUFFIXES, BadAudioFile, BadAudioFilesError, validate_audio_files
 from .music_datasets import SPLITS
@@ -162,17 +162,29 @@ def _materialise(cell, audio_dir: Path, base_dir: Optional[Path] = None) -> Tupl
     return None, "the audio cell holds neither bytes nor a path"
 
 
-def _label_feature(splits: Dict[str, Dataset], column: str) -> ClassLabel:
+def _is_list_feature(feature) -> bool:
+    return isinstance(feature, (List, Sequence, list))
+
+
+def _label_feature(splits: Dict[str, Dataset], column: str):
+    """A `ClassLabel` (one class per row), or for a column of lists (tags) a `List(ClassLabel)`: multi-label. String
+    labels become names sorted alphabetically."""
     features = [split.features[column] for split in splits.values() if column in split.features]
     if features and isinstance(features[0], ClassLabel):
         return features[0]
+    if features and _is_list_feature(features[0]):
+        inner = features[0].feature if not isinstance(features[0], list) else features[0][0]
+        if isinstance(inner, ClassLabel):
+            return List(inner)
+        names = sorted({str(tag) for split in splits.values() for tags in split[column] if tags for tag in tags})
+        return List(ClassLabel(names=names))
     names = sorted({str(value) for split in splits.values() for value in split[column]})
     return ClassLabel(names=names)
 
 
 def group_split(
-    labels: Sequence[int],
-    groups: Sequence[str],
+    labels: list,
+    groups: list,
     fractions: Tuple[float, float, float] = (0.8, 0.1, 0.1),
     seed: int = 0,
 ) -> list:
@@ -217,7 +229,7 @@ def load_dataset_songs(
     num_workers: Optional[int] = None,
 ) -> DatasetDict:
     """Any `datasets` dataset as songs: `train`, `validation`, `test` with `audio` (a file path), `label`
-    (`ClassLabel`), `song_id` (the song column, else one song per row) and `album` (the group column, if any).
+    (`ClassLabel`; for a column of tag lists, `List(ClassLabel)`: multi-label tagging), `song_id` (the song column, else one song per row) and `album` (the group column, if any).
 
     Splits come from the dataset (`train_split` etc.); with only a train split, whole groups (songs when there is no
     group column) are split by `split_fractions` with `split_seed`, stratified by label, and the assignment is written
@@ -249,7 +261,10 @@ def load_dataset_songs(
     audio_dir = Path(audio_dir)
     label_feature = _label_feature(dict(raw), label_column)
 
-    source_is_class_label = isinstance(raw[wanted["train"]].features[label_column], ClassLabel)
+    multi_label = isinstance(label_feature, List)
+    source_feature = raw[wanted["train"]].features[label_column]
+    source_is_class_label = isinstance(getattr(source_feature, "feature", source_feature), ClassLabel)
+    tag_feature = label_feature.feature if multi_label else label_feature
     rows: Dict[str, list] = {}
     bad: list = []
     present = {our: raw[theirs] for our, theirs in wanted.items() if theirs in raw}
@@ -263,7 +278,10 @@ def load_dataset_songs(
             if label is None:
                 bad.append(BadAudioFile(f"{our_split}[{index}]", f"no label in column {label_column!r}"))
                 continue
-            label = int(label) if source_is_class_label else label_feature.str2int(str(label))
+            if multi_label:  # the row's tags: a list of tag ids (or names)
+                label = [int(tag) if source_is_class_label else tag_feature.str2int(str(tag)) for tag in label]
+            else:
+                label = int(label) if source_is_class_label else label_feature.str2int(str(label))
             song = str(table[song_column][index]) if song_column else None
             group = str(table[group_column][index]) if group_column else None
             entries.append({"index": index, "path": path, "label": label, "song_id": song, "album": group})
@@ -301,8 +319,8 @@ def load_dataset_songs(
     bad_rows = {b.path.split(" ")[0] for b in bad}
     rows = {s: [e for e in entries if f"{s}[{e['index']}]" not in bad_rows] for s, entries in rows.items()}
 
-    if set(rows) == {"train"}:
-        rows = _split_single(rows["train"], split_fractions, split_seed, split_file)
+    if set(rows) == {"train"}:  # tags: groups dealt out without stratification (a row has many labels)
+        rows = _split_single(rows["train"], split_fractions, split_seed, split_file, stratify=not multi_label)
     for split in SPLITS:
         if not rows.get(split):
             raise ValueError(
@@ -331,7 +349,7 @@ def _songs_of(entries: list) -> list:
     return sorted(entries, key=lambda e: (e["song_id"], e["index"]))
 
 
-def _split_single(entries: list, fractions, seed: int, split_file) -> Dict[str, list]:
+def _split_single(entries: list, fractions, seed: int, split_file, stratify: bool = True) -> Dict[str, list]:
     """Split one train split by group (see `group_split`), reusing `split_file` when it exists."""
     assignment = None
     if split_file is not None and Path(split_file).is_file():
@@ -339,7 +357,7 @@ def _split_single(entries: list, fractions, seed: int, split_file) -> Dict[str, 
         assignment = saved.get("groups")
     if assignment is None:
         groups = [e["album"] for e in entries]
-        splits = group_split([e["label"] for e in entries], groups, fractions, seed)
+        splits = group_split([e["label"] if stratify else 0 for e in entries], groups, fractions, seed)
         assignment = dict(zip(groups, splits))
         if split_file is not None:
             Path(split_file).parent.mkdir(parents=True, exist_ok=True)

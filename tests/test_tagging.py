@@ -467,6 +467,17 @@ def test_multi_label_training_end_to_end(model_type, counterfactual, mtat_root, 
     scorable = [k for k in range(len(names)) if 0 < targets[:, k].sum() < len(targets)]
     expected = np.mean([roc_auc_score(targets[:, k], probabilities[:, k]) for k in scorable])
     assert results["test_song_roc_auc"] == pytest.approx(expected, abs=1e-6)
+    # Published: the card reports those figures, the per-tag reports travel with it; the heat maps are drawn.
+    run_script(
+        [sys.executable, "hub_upload.py", "--output_dir", str(output_dir), "--repo_id", "me/tagger", "--dry_run"]
+    )
+    card = (output_dir / "hub_export" / "README.md").read_text()
+    assert "type: roc_auc" in card and f"| `test` | {results['test_frame_roc_auc']:.4f}" in card
+    assert (output_dir / "hub_export" / "test_tag_report.json").is_file()
+    run_script([sys.executable, "interpret.py", "--model_dir", str(output_dir), "--output_dir", str(tmp_path / "figs")])
+    summary = json.loads((tmp_path / "figs" / "interpretation.json").read_text())
+    assert summary["model_type"] == "self_attention_tagger"
+    assert summary["figures"] and all("tag_attention_" in figure for figure in summary["figures"])
 
 
 @pytest.mark.parametrize("model_type", sorted(TINY_CONFIGS))
@@ -484,3 +495,68 @@ def test_multi_label_training_in_two_cpu_processes(model_type, mtat_root, tmp_pa
         env_extra={"ACCELERATE_USE_CPU": "true"},
     )
     check_tagging_results(output_dir, "learned", world_size=2)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Tags through the generic datasets path, heat maps, publishing
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def write_tagged_parquet(root):
+    """A parquet dataset whose label column holds lists of tag names, two clips per song (the group)."""
+    import soundfile as sf
+    from datasets import Dataset
+
+    rng = np.random.default_rng(0)
+    rows = {"audio": [], "tags": [], "song": []}
+    for i in range(12):
+        path = root / f"clip{i:02d}.wav"
+        sf.write(path, (0.1 * rng.standard_normal(16000 * 2)).astype(np.float32), 16000)
+        rows["audio"].append(str(path))
+        rows["tags"].append([["rock", "piano"], ["vocal"], ["rock"]][i % 3])
+        rows["song"].append(f"song{i // 2}")
+    Dataset.from_dict(rows).to_parquet(str(root / "data.parquet"))
+    return root
+
+
+def test_generic_dataset_with_tag_lists_is_multi_label(tmp_path):
+    from genremert.training import is_tagging, label_names_of
+    from genremert.your_data import load_dataset_songs
+
+    root = write_tagged_parquet(tmp_path)
+    songs = load_dataset_songs(str(root), label_column="tags", group_column="song", audio_dir=tmp_path / "embedded")
+    assert is_tagging(songs) and label_names_of(songs) == ["piano", "rock", "vocal"]
+    first = songs["train"][0]
+    assert (first["song_id"], sorted(first["label"])) == ("clip00", [0, 1])  # rock + piano
+    groups = {split: set(songs[split]["album"]) for split in songs}
+    assert not (groups["train"] & groups["test"]) and not (groups["train"] & groups["validation"])
+
+
+def test_generic_tagged_dataset_trains_end_to_end(tmp_path):
+    from test_run_classification import run_script
+
+    (tmp_path / "data").mkdir()
+    root = write_tagged_parquet(tmp_path / "data")
+    flags = mtat_flags(tmp_path / "unused", tmp_path / "out", "crnn_fgnl", "none")
+    flags[flags.index("--dataset") + 1] = "custom"
+    del flags[flags.index("--data_dir") : flags.index("--data_dir") + 2]
+    flags += ["--dataset_name", str(root), "--label_column_name", "tags", "--group_column_name", "song"]
+    run_script([sys.executable, "run_classification.py", *flags])
+    results = json.loads((tmp_path / "out" / "all_results.json").read_text())
+    assert 0.0 <= results["test_song_roc_auc"] <= 1.0 and results["test_num_songs"] == 2
+
+
+def test_tag_attention_heat_map(tmp_path):
+    from genremert.interpret_tagger import plot_tag_attention, tag_attention_maps
+
+    model = multi_label_model("self_attention_tagger", counterfactual="learned", num_hidden_layers=3)
+    audio = waveform("self_attention_tagger", 1, seconds=1.0)[0].numpy()
+    maps = tag_attention_maps(model, audio)
+    steps = int(model.token_lengths(torch.ones(1, len(audio)))[0])
+    assert maps["layers"].shape == (3, 2, steps) and maps["counterfactual"].shape == (2, steps)
+    assert np.all(maps["layers"].sum(-1) < 1.0)  # the classification token's weight on itself is left out
+    assert maps["probabilities"].shape == (4,) and maps["step_seconds"] == pytest.approx(1.0 / steps)
+    path = plot_tag_attention(model, audio, tmp_path / "heat.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(TypeError, match="needs a SelfAttentionTaggerForAudioClassification"):
+        tag_attention_maps(multi_label_model("crnn_fgnl"), audio)
