@@ -11,7 +11,9 @@ Finished runs are skipped and interrupted ones resume from their last good check
 """
 
 from genremert.experiments import main
+from genremert.training import end_process_group
 
 
 if __name__ == "__main__":
     main()
+    end_process_group()

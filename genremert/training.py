@@ -473,13 +473,14 @@ def main(argv: list[str] | None = None) -> dict:
     lock = OutputDirLock(training_args.output_dir) if training_args.process_index == 0 else contextlib.nullcontext()
     with lock:
         results = run(model_args, data_args, training_args)
-    end_process_group()
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()  # every rank leaves together: none exits while another still writes
     return results
 
 
 def end_process_group() -> None:
-    """Multi-process runs: wait for every rank, then close the process group, so that no rank exits (and tears its
-    communication threads down) while another still writes; a rank that left early could abort at exit."""
+    """The end of a multi-process script: wait for every rank, then close the process group, so that no rank tears its
+    communication threads down while another still works (a rank that left early could abort at exit)."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()
