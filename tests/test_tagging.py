@@ -480,21 +480,22 @@ def test_multi_label_training_end_to_end(model_type, counterfactual, mtat_root, 
     assert summary["figures"] and all("tag_attention_" in figure for figure in summary["figures"])
 
 
+@pytest.mark.parametrize("counterfactual", ["none", "learned"])
 @pytest.mark.parametrize("model_type", sorted(TINY_CONFIGS))
-def test_multi_label_training_in_two_cpu_processes(model_type, mtat_root, tmp_path):
+def test_multi_label_training_in_two_cpu_processes(model_type, counterfactual, mtat_root, tmp_path):
     from test_run_classification import run_script
 
     if shutil.which("accelerate") is None:
         pytest.skip("the accelerate launcher is not installed")
     output_dir = tmp_path / "ddp"
-    port = 29601 + sorted(TINY_CONFIGS).index(model_type)
+    port = 29601 + 2 * sorted(TINY_CONFIGS).index(model_type) + (counterfactual == "learned")
     launcher = ["accelerate", "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1"]
     launcher += ["--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(port)]
     run_script(
-        [*launcher, "run_classification.py", *mtat_flags(mtat_root, output_dir, model_type, "learned")],
+        [*launcher, "run_classification.py", *mtat_flags(mtat_root, output_dir, model_type, counterfactual)],
         env_extra={"ACCELERATE_USE_CPU": "true"},
     )
-    check_tagging_results(output_dir, "learned", world_size=2)
+    check_tagging_results(output_dir, counterfactual, world_size=2)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
