@@ -94,6 +94,13 @@ def _check_probability(field: str, value) -> None:
         raise ValueError(f"`{field}` must be a dropout probability in [0, 1), got {value!r}.")
 
 
+def _check_mel_range(f_min, f_max, sampling_rate) -> None:
+    """The mel filters' frequency range of a log-mel front end (CRNN_FGNL, the tagger)."""
+    _check_positive("f_min", f_min, allow_zero=True)
+    if f_max is not None and not f_min < f_max <= sampling_rate / 2:
+        raise ValueError(f"`f_max` must be in (f_min={f_min}, sampling_rate/2={sampling_rate / 2}], got {f_max!r}.")
+
+
 def _check_num_labels(num_labels) -> None:
     if not isinstance(num_labels, int) or num_labels < 1:
         raise ValueError(f"`num_labels` must be a positive number of classes, got {num_labels!r}.")
@@ -364,9 +371,7 @@ class CRNNFGNLConfig(PretrainedConfig):
             ("gru_hidden_size", gru_hidden_size),
         ):
             _check_positive(field, value)
-        _check_positive("f_min", f_min, allow_zero=True)
-        if f_max is not None and not f_min < f_max <= sampling_rate / 2:
-            raise ValueError(f"`f_max` must be in (f_min={f_min}, sampling_rate/2={sampling_rate / 2}], got {f_max!r}.")
+        _check_mel_range(f_min, f_max, sampling_rate)
         _check_positive("top_db", top_db)
         conv_channels = [int(c) for c in conv_channels]
         conv_pool = [bool(p) for p in conv_pool]
@@ -529,10 +534,8 @@ class SelfAttentionTaggerConfig(PretrainedConfig):
             ("top_db", top_db),
         ):
             _check_positive(field, value)
-        _check_positive("f_min", f_min, allow_zero=True)
+        _check_mel_range(f_min, f_max, sampling_rate)
         _check_positive("initializer_range", initializer_range, allow_zero=True)
-        if f_max is not None and not f_min < f_max <= sampling_rate / 2:
-            raise ValueError(f"`f_max` must be in (f_min={f_min}, sampling_rate/2={sampling_rate / 2}], got {f_max!r}.")
         conv_channels = [int(c) for c in conv_channels]
         if not conv_channels or min(conv_channels) < 1:
             raise ValueError(f"`conv_channels` must be a non-empty list of positive sizes, got {conv_channels}.")

@@ -24,6 +24,7 @@ try:  # inside a remote-code folder (transformers copies siblings imported this 
         LCACounterfactualBranch,
         LCAModelMixin,
         LogMelSpectrogram,
+        check_log_mel_features,
         check_waveform,
     )
 except ImportError:  # flat checkout: `import modeling_crnn_fgnl`
@@ -33,6 +34,7 @@ except ImportError:  # flat checkout: `import modeling_crnn_fgnl`
         LCACounterfactualBranch,
         LCAModelMixin,
         LogMelSpectrogram,
+        check_log_mel_features,
         check_waveform,
     )
 
@@ -330,7 +332,7 @@ class CRNNFGNLForAudioClassification(CRNNFGNLPreTrainedModel):
                 frame_lengths = attention_mask.long().sum(-1) // self.config.hop_length + 1
                 frame_lengths = frame_lengths // 2**self.num_pools
         else:
-            log_mel = self._check_features(input_features).to(self.dtype)
+            log_mel = check_log_mel_features(input_features, self.config.num_mel_bins, 2**self.num_pools).to(self.dtype)
             if attention_mask is not None:
                 raise ValueError("`attention_mask` applies to `input_values`, not to `input_features`.")
 
@@ -420,20 +422,6 @@ class CRNNFGNLForAudioClassification(CRNNFGNLPreTrainedModel):
             return self.head.classify(torch.bmm(attention.to(sequence.dtype).unsqueeze(1), sequence)[:, 0])
         finally:
             self.train(was_training)
-
-    def _check_features(self, input_features) -> torch.Tensor:
-        if not isinstance(input_features, torch.Tensor) or not torch.is_floating_point(input_features):
-            raise ValueError("`input_features` must be a floating-point torch.Tensor (the dB log-mel).")
-        expected = f"(batch, {self.config.num_mel_bins}, frames)"
-        if input_features.dim() != 3 or input_features.shape[1] != self.config.num_mel_bins:
-            raise ValueError(f"`input_features` must have shape {expected}, got {tuple(input_features.shape)}.")
-        minimum_frames = 2**self.num_pools
-        if input_features.shape[0] == 0 or input_features.shape[2] < minimum_frames:
-            raise ValueError(
-                f"`input_features` must have at least one example and {minimum_frames} frames, got shape "
-                f"{tuple(input_features.shape)}."
-            )
-        return input_features
 
 
 __all__ = ["CRNNFGNLPreTrainedModel", "CRNNFGNLForAudioClassification"]

@@ -121,6 +121,22 @@ def is_multi_label(config) -> bool:
     return getattr(config, "problem_type", None) == "multi_label_classification"
 
 
+def check_log_mel_features(input_features, num_mel_bins: int, minimum_frames: int = 1) -> torch.Tensor:
+    """`input_features`, the dB log-mel `(batch, num_mel_bins, frames)` of `compute_log_mel`, or a `ValueError` naming
+    what is wrong."""
+    if not isinstance(input_features, torch.Tensor) or not torch.is_floating_point(input_features):
+        raise ValueError("`input_features` must be a floating-point torch.Tensor (the dB log-mel).")
+    expected = f"(batch, {num_mel_bins}, frames)"
+    if input_features.dim() != 3 or input_features.shape[1] != num_mel_bins:
+        raise ValueError(f"`input_features` must have shape {expected}, got {tuple(input_features.shape)}.")
+    if input_features.shape[0] == 0 or input_features.shape[2] < minimum_frames:
+        raise ValueError(
+            f"`input_features` must have at least one example and {minimum_frames} frames, got shape "
+            f"{tuple(input_features.shape)}."
+        )
+    return input_features
+
+
 def check_labels(labels: torch.Tensor, batch_size: int, num_labels: int, multi_label: bool = False) -> None:
     """Single-label: integer class ids `(batch,)`. Multi-label: multi-hot (or soft) targets `(batch, num_labels)` in
     [0, 1]."""
@@ -266,6 +282,10 @@ class LCAModelMixin:
             return []
         return list(self.counterfactual_branch.parameters())
 
+    def output_classifier(self) -> nn.Linear:
+        """The last linear layer (representation → labels): what a transfer to another label set re-initialises."""
+        return self.head.classifier
+
     def remove_counterfactual_branch(self):
         """Drops the counterfactual branch in place for export and sets `config.counterfactual = "none"`.
 
@@ -383,6 +403,7 @@ __all__ = [
     "LogMelSpectrogram",
     "build_feature_extractor",
     "check_labels",
+    "check_log_mel_features",
     "check_waveform",
     "classification_loss",
     "is_multi_label",

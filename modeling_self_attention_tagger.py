@@ -32,6 +32,7 @@ try:  # inside a remote-code folder (transformers copies siblings imported this 
         LCACounterfactualBranch,
         LCAModelMixin,
         LogMelSpectrogram,
+        check_log_mel_features,
         check_waveform,
     )
 except ImportError:  # flat checkout: `import modeling_self_attention_tagger`
@@ -41,6 +42,7 @@ except ImportError:  # flat checkout: `import modeling_self_attention_tagger`
         LCACounterfactualBranch,
         LCAModelMixin,
         LogMelSpectrogram,
+        check_log_mel_features,
         check_waveform,
     )
 
@@ -281,10 +283,9 @@ class SelfAttentionTaggerForAudioClassification(SelfAttentionTaggerPreTrainedMod
         """Fewest samples the STFT's reflect padding accepts (every strided conv keeps at least one step)."""
         return self.config.n_fft // 2 + 1
 
-    @property
-    def head(self):
-        """The part a transfer re-initialises (`head.classifier`), as in the other models."""
-        return self
+    def output_classifier(self) -> nn.Linear:
+        """The last linear layer (representation → labels): what a transfer to another label set re-initialises."""
+        return self.classifier
 
     def compute_log_mel(self, input_values: torch.Tensor) -> torch.Tensor:
         """The dB log-mel `(batch, num_mel_bins, frames)` the model reads; pass it back as `input_features`."""
@@ -355,7 +356,7 @@ class SelfAttentionTaggerForAudioClassification(SelfAttentionTaggerPreTrainedMod
         else:
             if attention_mask is not None:
                 raise ValueError("`attention_mask` applies to `input_values`, not to `input_features`.")
-            log_mel = self._check_features(input_features).to(self.dtype)
+            log_mel = check_log_mel_features(input_features, self.config.num_mel_bins).to(self.dtype)
 
         tokens, key_mask, attention_maps = self.encode(log_mel, token_lengths)
         attention = self.last_layer.class_attention(tokens, key_mask)  # (batch, heads, tokens)
@@ -395,20 +396,6 @@ class SelfAttentionTaggerForAudioClassification(SelfAttentionTaggerPreTrainedMod
             return self.classifier(self.last_layer.class_token_output(tokens, attention.to(tokens.dtype)))
         finally:
             self.train(was_training)
-
-    def _check_features(self, input_features) -> torch.Tensor:
-        if not isinstance(input_features, torch.Tensor) or not torch.is_floating_point(input_features):
-            raise ValueError("`input_features` must be a floating-point torch.Tensor (the dB log-mel).")
-        if (
-            input_features.dim() != 3
-            or input_features.shape[1] != self.config.num_mel_bins
-            or not input_features.numel()
-        ):
-            raise ValueError(
-                f"`input_features` must have shape (batch, {self.config.num_mel_bins}, frames), got "
-                f"{tuple(input_features.shape)}."
-            )
-        return input_features
 
 
 __all__ = ["SelfAttentionTaggerPreTrainedModel", "SelfAttentionTaggerForAudioClassification"]

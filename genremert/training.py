@@ -145,10 +145,7 @@ def label_names_of(songs: datasets.DatasetDict) -> list[str]:
 
 def is_tagging(songs: datasets.DatasetDict) -> bool:
     """True when every song carries a list of tags (multi-label tagging) instead of one class."""
-    feature = songs["train"].features["label"]
-    return isinstance(feature, (datasets.List, datasets.Sequence, list)) or isinstance(
-        getattr(feature, "feature", None), datasets.ClassLabel
-    )
+    return isinstance(getattr(songs["train"].features["label"], "feature", None), datasets.ClassLabel)
 
 
 def check_label_names(config, label_names: list[str], source: str) -> None:
@@ -293,7 +290,7 @@ def prepare_transfer(model, mode: str, new_head: bool) -> None:
     """Transfer learning from a model of another label set: a new classifier (re-initialised whenever the labels
     differ, even when their number is the same); with `mode="head"` every other parameter is frozen and BatchNorm
     layers stay in eval mode, with `"all"` everything trains (a frozen backbone stays frozen)."""
-    classifier = model.head.classifier
+    classifier = model.output_classifier()
     if new_head:
         with torch.no_grad():
             if getattr(model.config, "initialization", "pytorch") == "keras":
