@@ -561,3 +561,20 @@ def test_tag_attention_heat_map(tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(TypeError, match="needs a SelfAttentionTaggerForAudioClassification"):
         tag_attention_maps(multi_label_model("crnn_fgnl"), audio)
+
+
+def test_a_checkpoint_of_the_other_problem_type_is_refused_unless_transferred(tmp_path):
+    from genremert.training import load_or_build_model
+    from genremert.training_args import ModelArguments
+
+    tags = ["rock", "piano", "vocal"]
+    torch.manual_seed(0)
+    single = MODEL_CLASSES["crnn_fgnl"][1](tiny_crnn_fgnl_config(num_labels=3, id2label=dict(enumerate(tags))))
+    single.save_pretrained(tmp_path / "single")
+    arguments = ModelArguments(model_type="crnn_fgnl", model_name_or_path=str(tmp_path / "single"))
+    with pytest.raises(ValueError, match="single_label_classification model, but the dataset is multi-label"):
+        load_or_build_model(arguments, tags, None, multi_label=True)
+    arguments.finetune = "head"
+    model = load_or_build_model(arguments, tags, None, multi_label=True)
+    assert model.config.problem_type == "multi_label_classification" and model.config.song_aggregation == "mean"
+    assert model.output_classifier().weight.requires_grad and not model.head.gru_1.weight_ih_l0.requires_grad
