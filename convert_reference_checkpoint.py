@@ -8,7 +8,7 @@ The command line of `genremert.conversion` (its docstring and `--help` describe 
 
 import sys
 
-from genremert.conversion import main
+from genremert.publishing.conversion import main
 
 
 if __name__ == "__main__":

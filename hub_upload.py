@@ -3,12 +3,12 @@
 
     python hub_upload.py --output_dir outputs/genremert_lca --repo_id user/genremert-lca-gtzan --dry_run
 
-The command line of `genremert.hub_upload` (its docstring and `--help` describe every option).
+The command line of `genremert.publishing.hub_upload` (its docstring and `--help` describe every option).
 """
 
 import sys
 
-from genremert.hub_upload import main
+from genremert.publishing.hub_upload import main
 
 
 if __name__ == "__main__":

@@ -3,12 +3,12 @@
 
     python interpret.py --model_dir outputs/demo/lca --output_dir figures/lca
 
-The command line of `genremert.interpret_cli` (its docstring and `--help` describe every option).
+The command line of `genremert.analysis.cli` (its docstring and `--help` describe every option).
 """
 
 import sys
 
-from genremert.interpret_cli import main
+from genremert.analysis.cli import main
 
 
 if __name__ == "__main__":

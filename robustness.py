@@ -10,7 +10,7 @@ The command line of `genremert.robustness` (its docstring describes the attack).
 
 import sys
 
-from genremert.robustness import main
+from genremert.analysis.robustness import main
 
 
 if __name__ == "__main__":

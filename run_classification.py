@@ -28,7 +28,7 @@ Written to `--output_dir`: the final model (`config.json` with `auto_map`, `mode
 TensorBoard logs under `runs/`. See docs/training.md.
 """
 
-from genremert.training import end_process_group, main
+from genremert.training.run import end_process_group, main
 
 
 if __name__ == "__main__":

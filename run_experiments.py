@@ -10,8 +10,8 @@ Finished runs are skipped and interrupted ones resume from their last good check
 `genremert.experiments` (docs/evidence.md).
 """
 
-from genremert.experiments import main
-from genremert.training import end_process_group
+from genremert.training.experiments import main
+from genremert.training.run import end_process_group
 
 
 if __name__ == "__main__":

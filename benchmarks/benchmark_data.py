@@ -25,9 +25,11 @@ import numpy as np
 import soundfile as sf
 from datasets import Dataset
 
+import genremert
+from genremert.data import songs as song_table
+
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from genremert import music_datasets as md  # noqa: E402
 
 
 def music_like(seconds: float, rate: int, seed: int) -> np.ndarray:
@@ -49,7 +51,7 @@ def write_songs(folder: Path, count: int, seconds: float, rate: int, fmt: str) -
         else:
             sf.write(path, music_like(seconds, rate, i), rate, format=fmt.upper())
         paths.append(str(path))
-    features = md._song_features(["x"], False)
+    features = song_table.song_features(["x"], False)
     return Dataset.from_dict(
         {"audio": paths, "label": [0] * count, "song_id": [f"s{i}" for i in range(count)]}, features=features
     )
@@ -66,20 +68,20 @@ def bench(
     name: str, songs: Dataset, total_seconds: float, rate: int, slice_seconds: float, overlap: float, cache_dir: Path
 ) -> None:
     start = time.perf_counter()
-    bad = md.validate_audio_files(songs["audio"], num_workers=1)
+    bad = genremert.validate_audio_files(songs["audio"], num_workers=1)
     check = time.perf_counter() - start
     assert not bad, bad
     start = time.perf_counter()
-    slices = md.slice_songs(songs, rate, slice_seconds, overlap, num_workers=1)
+    slices = genremert.slice_songs(songs, rate, slice_seconds, overlap, num_workers=1)
     table = time.perf_counter() - start
     order = np.arange(len(slices))
     shuffled = np.random.default_rng(0).permutation(len(slices))
     sequential = read_all(slices, order)
-    random_order = read_all(md.slice_songs(songs, rate, slice_seconds, overlap, num_workers=1), shuffled)
-    cached = md.slice_songs(songs, rate, slice_seconds, overlap, cache_dir=cache_dir, num_workers=1)
+    random_order = read_all(genremert.slice_songs(songs, rate, slice_seconds, overlap, num_workers=1), shuffled)
+    cached = genremert.slice_songs(songs, rate, slice_seconds, overlap, cache_dir=cache_dir, num_workers=1)
     fill = read_all(cached, order)
     from_cache = read_all(
-        md.slice_songs(songs, rate, slice_seconds, overlap, cache_dir=cache_dir, num_workers=1), shuffled
+        genremert.slice_songs(songs, rate, slice_seconds, overlap, cache_dir=cache_dir, num_workers=1), shuffled
     )
     print(
         f"\n{name}: {songs.num_rows} songs, {total_seconds / 60:.1f} min of audio, {len(slices)} slices of "

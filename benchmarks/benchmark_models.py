@@ -30,12 +30,14 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from configuration_genremert import CRNNFGNLConfig, GenreMERTConfig, SelfAttentionTaggerConfig  # noqa: E402
-from genremert import (  # noqa: E402
+from genremert import (  # noqa: E402  # noqa: E402
+    REFERENCE_LCA_WEIGHTS,
     CRNNFGNLForAudioClassification,
     GenreMERTForAudioClassification,
     SelfAttentionTaggerForAudioClassification,
+    combine_lca_loss,
+    lca_loss_terms,
 )
-from genremert.lca_trainer import REFERENCE_LCA_WEIGHTS, combine_lca_loss, lca_loss_terms  # noqa: E402
 
 
 def synchronize(device: torch.device) -> None:

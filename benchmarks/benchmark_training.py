@@ -32,8 +32,14 @@ from configuration_genremert import (
     CRNNFGNLConfig,
     GenreMERTConfig,
 )
-from genremert import CRNNFGNLForAudioClassification, GenreMERTForAudioClassification, build_feature_extractor
-from genremert.lca_trainer import LCATrainer, LCATrainingArguments, SliceCollator
+from genremert import (
+    CRNNFGNLForAudioClassification,
+    GenreMERTForAudioClassification,
+    LCATrainer,
+    LCATrainingArguments,
+    SliceCollator,
+    build_feature_extractor,
+)
 
 
 REDUCED_BACKBONE = dict(

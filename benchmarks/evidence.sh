@@ -40,7 +40,7 @@ sweep crnn_key_axis --model_type crnn_fgnl --synthetic_options "$SYNTH_EVERYWHER
 # validation songs at 15 dB SNR.
 python - "$OUT/folder_dataset" <<'PY'
 import os, sys
-from genremert.music_datasets import load_synthetic
+from genremert import load_synthetic
 root = os.path.join(sys.argv[1], "mp3s-32k")
 songs = load_synthetic(num_classes=4, albums_per_class=4, songs_per_album=4, song_seconds=8.0,
                        cache_dir=os.path.join(sys.argv[1], "..", "synthetic_cache"))

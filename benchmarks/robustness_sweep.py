@@ -15,9 +15,9 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from genremert.experiments import describe, paired_comparison, t_half_width  # noqa: E402
-from genremert.interpret_cli import _load_slices, fill_from_run_arguments, load_model  # noqa: E402
-from genremert.robustness import robustness_curves  # noqa: E402
+from genremert import robustness_curves  # noqa: E402
+from genremert.analysis.cli import _load_slices, fill_from_run_arguments, load_model  # noqa: E402
+from genremert.training.experiments import describe, paired_comparison, t_half_width  # noqa: E402
 
 
 def main() -> None:

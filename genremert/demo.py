@@ -189,7 +189,7 @@ def format_table(summary: dict, bias_class: int) -> str:
 
 def reading(summary: dict) -> str:
     """The one or two sentences the demo ends with, computed from the paired comparisons."""
-    from .experiments import comparison_sentence
+    from .training.experiments import comparison_sentence
 
     first = comparison_sentence(summary, "lca", "shortcut_song_f1_gap", "shortcut gap (song F1)")
     second = comparison_sentence(
@@ -199,7 +199,7 @@ def reading(summary: dict) -> str:
 
 
 def main(argv=None) -> dict:
-    from .experiments import run_all
+    from .training.experiments import run_all
 
     args = parse_args(argv)
     settings = QUICK if args.quick else FULL

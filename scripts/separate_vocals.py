@@ -28,9 +28,10 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+import genremert
+
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # a checkout without `pip install`
-from genremert import music_datasets as md  # noqa: E402
 
 
 def song_paths(songs) -> Dict[str, str]:
@@ -110,9 +111,9 @@ def open_unmix_separator(model: str, device: str, niter: int):
 def load_songs(dataset: str, data_dir: str):
     """All songs of a dataset (the union of the splits of a split that covers every file on disk)."""
     if dataset == "gtzan":
-        return md.load_gtzan(data_dir, split="random")
+        return genremert.load_gtzan(data_dir, split="random")
     if dataset == "artist20":
-        return md.load_artist20(data_dir, split="album")
+        return genremert.load_artist20(data_dir, split="album")
     raise ValueError(f"--dataset must be gtzan or artist20, got {dataset!r}")
 
 

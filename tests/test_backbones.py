@@ -11,8 +11,13 @@ import pytest
 import torch
 from tiny_configs import tiny_genremert_config
 
-from genremert import GenreMERTForAudioClassification, build_feature_extractor
-from genremert.lca_trainer import REFERENCE_LCA_WEIGHTS, combine_lca_loss, lca_loss_terms
+from genremert import (
+    REFERENCE_LCA_WEIGHTS,
+    GenreMERTForAudioClassification,
+    build_feature_extractor,
+    combine_lca_loss,
+    lca_loss_terms,
+)
 
 
 WAVEFORM_TINY = {

@@ -12,7 +12,7 @@ import torch
 from tiny_configs import TINY_BACKBONE, tiny_genremert_config
 
 from genremert import GenreMERTForAudioClassification
-from genremert import conversion as convert
+from genremert.publishing import conversion as convert
 
 
 # Our key → the reference key, the inverse of the converter's tables (the test's own copy of the layout).

@@ -9,8 +9,8 @@ import pytest
 import soundfile as sf
 from datasets import Dataset
 
-from genremert import music_datasets as md
-from genremert import synthetic_music
+import genremert
+from genremert.data import synthetic_music
 
 
 SMALL = dict(num_classes=3, albums_per_class=3, songs_per_album=2, song_seconds=3.0, num_workers=1)
@@ -29,9 +29,9 @@ def _band_fraction(x, rate, band):
 
 
 def test_generation_is_deterministic_from_the_seed(tmp_path):
-    a = md.load_synthetic(seed=7, cache_dir=tmp_path / "a", **SMALL)
-    b = md.load_synthetic(seed=7, cache_dir=tmp_path / "b", **SMALL)
-    c = md.load_synthetic(seed=8, cache_dir=tmp_path / "c", **SMALL)
+    a = genremert.load_synthetic(seed=7, cache_dir=tmp_path / "a", **SMALL)
+    b = genremert.load_synthetic(seed=7, cache_dir=tmp_path / "b", **SMALL)
+    c = genremert.load_synthetic(seed=8, cache_dir=tmp_path / "c", **SMALL)
     assert list(a) == ["train", "validation", "test", "test_noisy"]
     for split in a:
         assert a[split]["song_id"] == b[split]["song_id"] and a[split]["label"] == b[split]["label"]
@@ -41,37 +41,37 @@ def test_generation_is_deterministic_from_the_seed(tmp_path):
 
 
 def test_songs_are_cached_and_reused(tmp_path):
-    first = md.load_synthetic(cache_dir=tmp_path, **SMALL)
+    first = genremert.load_synthetic(cache_dir=tmp_path, **SMALL)
     paths = sorted({p for split in first.values() for p in split["audio"]})
     stamps = [(p, os.stat(p).st_mtime_ns) for p in paths]
-    again = md.load_synthetic(cache_dir=tmp_path, **SMALL)
+    again = genremert.load_synthetic(cache_dir=tmp_path, **SMALL)
     assert sorted({p for split in again.values() for p in split["audio"]}) == paths
     assert [(p, os.stat(p).st_mtime_ns) for p in paths] == stamps
 
 
 def test_columns_rate_length_and_album_split(tmp_path):
-    songs = md.load_synthetic(cache_dir=tmp_path, **SMALL)
+    songs = genremert.load_synthetic(cache_dir=tmp_path, **SMALL)
     assert songs["train"].features["label"].names == ["singer_0", "singer_1", "singer_2"]
     assert [songs[s].num_rows for s in songs] == [6, 6, 6, 6]
     audio, rate = _read(songs["test"][0]["audio"])
     assert rate == 16000 and len(audio) == 3 * 16000 and np.abs(audio).max() <= 1.0
     albums = [set(songs[s]["album"]) for s in ("train", "validation", "test")]
     assert not (albums[0] & albums[1] or albums[0] & albums[2] or albums[1] & albums[2])
-    leaky = md.load_synthetic(cache_dir=tmp_path, split="song", **SMALL)
+    leaky = genremert.load_synthetic(cache_dir=tmp_path, split="song", **SMALL)
     leaky_albums = [set(leaky[s]["album"]) for s in ("train", "validation", "test")]
     assert leaky_albums[0] & leaky_albums[2]  # split="song": albums are shared by train and test
-    sliced = md.slice_songs(songs["train"], 16000, 1.0)
+    sliced = genremert.slice_songs(songs["train"], 16000, 1.0)
     assert sliced.num_rows == 6 * 3 and sliced[0]["input_values"].shape == (16000,)
 
 
 def test_bias_sits_in_3_to_5_khz_of_the_biased_class_training_songs_only(tmp_path):
-    clean = md.load_synthetic(cache_dir=tmp_path, **SMALL)
-    biased = md.load_synthetic(cache_dir=tmp_path, bias_class=1, **SMALL)
-    meta = md.synthetic_metadata(biased["train"])
+    clean = genremert.load_synthetic(cache_dir=tmp_path, **SMALL)
+    biased = genremert.load_synthetic(cache_dir=tmp_path, bias_class=1, **SMALL)
+    meta = genremert.synthetic_metadata(biased["train"])
     assert (
         meta["bias_class"] == 1 and meta["bias_class_name"] == "singer_1" and meta["bias_band_hz"] == [3000.0, 5000.0]
     )
-    assert md.synthetic_metadata(clean)["bias_class"] is None
+    assert genremert.synthetic_metadata(clean)["bias_class"] is None
     for split in ("validation", "test"):
         assert biased[split]["audio"] == clean[split]["audio"]
     rows = list(zip(clean["train"], biased["train"]))
@@ -90,7 +90,7 @@ def test_bias_sits_in_3_to_5_khz_of_the_biased_class_training_songs_only(tmp_pat
 
 
 def test_clean_and_noisy_test_conditions_differ_only_by_the_noise(tmp_path):
-    songs = md.load_synthetic(cache_dir=tmp_path, bias_class=0, bias_noise_db=-10.0, **SMALL)
+    songs = genremert.load_synthetic(cache_dir=tmp_path, bias_class=0, bias_noise_db=-10.0, **SMALL)
     test, noisy = songs["test"], songs["test_noisy"]
     assert test["song_id"] == noisy["song_id"] and test["label"] == noisy["label"]
     assert not any(test["noise_added"]) and all(noisy["noise_added"])
@@ -105,13 +105,13 @@ def test_clean_and_noisy_test_conditions_differ_only_by_the_noise(tmp_path):
 
 def test_bad_parameters_name_the_field(tmp_path):
     with pytest.raises(ValueError, match="bias_class"):
-        md.load_synthetic(cache_dir=tmp_path, bias_class=5, **SMALL)
+        genremert.load_synthetic(cache_dir=tmp_path, bias_class=5, **SMALL)
     with pytest.raises(ValueError, match="difficulty"):
-        md.load_synthetic(cache_dir=tmp_path, difficulty=2.0, **SMALL)
+        genremert.load_synthetic(cache_dir=tmp_path, difficulty=2.0, **SMALL)
     with pytest.raises(ValueError, match="albums_per_class"):
         synthetic_music.SyntheticMusicConfig(albums_per_class=2)
     with pytest.raises(ValueError, match="not made by load_synthetic"):
-        md.synthetic_metadata(Dataset.from_dict({"a": [1]}))
+        genremert.synthetic_metadata(Dataset.from_dict({"a": [1]}))
 
 
 def test_burst_mode_puts_the_noise_on_a_fraction_of_the_time():

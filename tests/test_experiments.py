@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from genremert import experiments
+from genremert.training import experiments
 
 
 REPO = Path(__file__).resolve().parent.parent
@@ -158,7 +158,7 @@ def test_a_real_sweep_resumes_an_interrupted_run(tmp_path):
     ran = []
 
     def recording_runner(argv):
-        from genremert.training import main
+        from genremert.training.run import main
 
         ran.append(argv)
         return main(argv)

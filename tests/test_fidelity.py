@@ -10,10 +10,16 @@ import pytest
 import torch
 from tiny_configs import tiny_crnn_fgnl_config, tiny_genremert_config
 
-from genremert import CRNNFGNLForAudioClassification, GenreMERTForAudioClassification, build_feature_extractor
-from genremert.lca_trainer import LCATrainer, LCATrainingArguments, SliceCollator
-from genremert.training import build_config
-from genremert.training_args import parse_arguments
+from genremert import (
+    CRNNFGNLForAudioClassification,
+    GenreMERTForAudioClassification,
+    LCATrainer,
+    LCATrainingArguments,
+    SliceCollator,
+    build_feature_extractor,
+    parse_arguments,
+)
+from genremert.training.preparation import build_config
 
 
 REPO = Path(__file__).resolve().parent.parent

@@ -11,10 +11,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+import genremert
 from audio_genremert import decode_audio
-from genremert import audio_files, music_datasets
-from genremert.lca_trainer import LCATrainingArguments
-from genremert.run_folder import LOCK_NAME, OutputDirLock, check_output_dir
+from genremert import LCATrainingArguments
+from genremert.data import audio_files
+from genremert.training import preparation
+from genremert.training.run_folder import LOCK_NAME, OutputDirLock, check_output_dir
 
 
 REPO = Path(__file__).resolve().parent.parent
@@ -57,7 +59,7 @@ def test_artist20_copy_with_appledouble_files_keeps_every_song(tmp_path):
                 path = folder / f"{track:02d}.mp3"
                 sf.write(path, tone(1.0, frequency=200 + 50 * artist + 10 * track), 16000, format="MP3")
                 write_appledouble(folder / f"._{track:02d}.mp3")
-    songs = music_datasets.load_artist20(tmp_path, split="album", on_bad_file="raise")
+    songs = genremert.load_artist20(tmp_path, split="album", on_bad_file="raise")
     assert sum(len(split) for split in songs.values()) == 12
 
 
@@ -67,7 +69,7 @@ def test_artist20_copy_with_appledouble_files_keeps_every_song(tmp_path):
 
 
 def write_small_gtzan(root: Path, per_genre: int) -> Path:
-    for genre in music_datasets.GTZAN_GENRES:
+    for genre in genremert.GTZAN_GENRES:
         folder = root / "genres" / genre
         folder.mkdir(parents=True)
         for index in range(per_genre):
@@ -77,18 +79,18 @@ def write_small_gtzan(root: Path, per_genre: int) -> Path:
 
 def test_split_lists_mostly_missing_on_disk_are_refused_before_training(tmp_path):
     root = write_small_gtzan(tmp_path, per_genre=3)
-    with pytest.raises(music_datasets.BadAudioFilesError, match=r"not on disk \(train \d+ of 443, validation"):
-        music_datasets.load_gtzan(root, split="fault_filtered")
+    with pytest.raises(genremert.BadAudioFilesError, match=r"not on disk \(train \d+ of 443, validation"):
+        genremert.load_gtzan(root, split="fault_filtered")
     # Asked for deliberately: the songs on disk are used (and the missing ones still reported).
     with pytest.warns(UserWarning, match="missing: listed in the 'fault_filtered'"):
-        songs = music_datasets.load_gtzan(root, split="fault_filtered", allow_missing_files=True)
+        songs = genremert.load_gtzan(root, split="fault_filtered", allow_missing_files=True)
     assert 0 < len(songs["train"]) < 443
 
 
 def test_a_split_left_empty_is_refused_naming_split_and_counts(tmp_path):
     root = write_small_gtzan(tmp_path, per_genre=1)
     with pytest.raises(ValueError, match=r"the validation and test split\(s\) hold no song \(train 10, validation 0"):
-        music_datasets.load_gtzan(root, split="random")
+        genremert.load_gtzan(root, split="random")
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -184,7 +186,7 @@ def test_a_bad_source_file_is_named_not_the_cache(tmp_path):
 def test_model_card_lists_the_inference_requirements():
     from tiny_configs import tiny_crnn_fgnl_config
 
-    from genremert.model_card import build_model_card
+    from genremert import build_model_card
 
     card = build_model_card(tiny_crnn_fgnl_config(), "someone/model", {}, {}, "none", 10, [])
     assert "## Requirements" in card and "pip install soundfile soxr" in card and "ffmpeg" in card
@@ -225,7 +227,7 @@ def test_every_format_the_decoder_reads_is_listed(tmp_path):
             folder = album / f"artist_{artist}" / f"album_{index}"
             folder.mkdir(parents=True)
             sf.write(folder / "01.opus", tone(1.0, 48000, 300 + 40 * artist), 48000, format="OGG", subtype="OPUS")
-    songs = music_datasets.load_artist20(tmp_path, split="album", on_bad_file="raise")
+    songs = genremert.load_artist20(tmp_path, split="album", on_bad_file="raise")
     assert sum(len(split) for split in songs.values()) == 6
 
 
@@ -236,7 +238,7 @@ def test_every_format_the_decoder_reads_is_listed(tmp_path):
 
 @pytest.mark.parametrize("repo_id", ["not a valid id!!", "no-namespace", "a/b/c", "user/--bad--"])
 def test_invalid_repo_ids_are_refused_before_any_work(tmp_path, repo_id):
-    from genremert import hub_upload
+    from genremert.publishing import hub_upload
 
     with pytest.raises(hub_upload.HubUploadError, match="repo_id"):
         hub_upload.publish(tmp_path / "no-such-run", repo_id, dry_run=True)
@@ -265,15 +267,16 @@ def test_slice_seconds_must_be_finite(value):
 
 
 def test_malformed_config_overrides_name_the_flag_and_the_field():
-    from genremert import training
-    from genremert.training_args import ModelArguments, parse_config_overrides
+
+    from genremert import ModelArguments
+    from genremert.training.arguments import parse_config_overrides
 
     with pytest.raises(
         ValueError, match=r"--config_overrides: the value of 'conv_channels', '\[4,8', is not valid JSON"
     ):
         parse_config_overrides("conv_channels=[4,8")
     with pytest.raises(ValueError, match=r"--config_overrides .* gives an invalid CRNNFGNLConfig: .*gaussian_kernel"):
-        training.build_config(ModelArguments(config_overrides="gaussian_kernel_size=4"), ["a", "b"], None)
+        preparation.build_config(ModelArguments(config_overrides="gaussian_kernel_size=4"), ["a", "b"], None)
 
 
 def test_help_describes_the_script_and_lists_the_lca_flags_before_the_trainer_flags():
@@ -292,7 +295,7 @@ def test_help_describes_the_script_and_lists_the_lca_flags_before_the_trainer_fl
 def test_conversion_of_text_empty_and_malicious_files_names_the_cause(tmp_path):
     import torch
 
-    from genremert.conversion import ConversionError, load_reference_checkpoint
+    from genremert.publishing.conversion import ConversionError, load_reference_checkpoint
 
     text = tmp_path / "notes.ckpt"
     text.write_text("hello, not a checkpoint\n")
@@ -355,8 +358,8 @@ def test_filling_the_cache_checks_every_sample_and_names_every_bad_song(tmp_path
     sf.write(tmp_path / "loud.wav", loud, 16000, subtype="FLOAT")
     assert audio_files.check_audio_file(tmp_path / "nan.wav") is None  # the probes miss it ...
     songs = Dataset.from_dict({"audio": [str(good), str(tmp_path / "nan.wav"), str(tmp_path / "loud.wav")]})
-    with pytest.raises(music_datasets.BadAudioFilesError) as error:  # ... decoding every sample does not
-        music_datasets.fill_cache(songs, 16000, tmp_path / "cache")
+    with pytest.raises(genremert.BadAudioFilesError) as error:  # ... decoding every sample does not
+        genremert.fill_cache(songs, 16000, tmp_path / "cache")
     message = str(error.value)
     assert "nan.wav: " in message and "NaN or infinite values (first at 0.772 s)" in message
     assert "loud.wav: " in message and "amplitude 1e+20" in message and "good.wav" not in message
@@ -366,8 +369,13 @@ def test_a_non_finite_loss_names_the_songs_of_the_batch(tmp_path):
     import torch
     from tiny_configs import tiny_crnn_fgnl_config
 
-    from genremert import CRNNFGNLForAudioClassification, build_feature_extractor
-    from genremert.lca_trainer import LCATrainer, NonFiniteLossError, SliceCollator
+    from genremert import (
+        CRNNFGNLForAudioClassification,
+        LCATrainer,
+        NonFiniteLossError,
+        SliceCollator,
+        build_feature_extractor,
+    )
 
     model = CRNNFGNLForAudioClassification(tiny_crnn_fgnl_config())
     collator = SliceCollator(build_feature_extractor(model.config), {"quiet/song": 0, "loud/song": 1})
@@ -385,7 +393,7 @@ def test_a_non_finite_loss_names_the_songs_of_the_batch(tmp_path):
 def test_a_full_disk_while_saving_says_so_and_which_checkpoint(tmp_path, monkeypatch):
     from transformers import Trainer
 
-    from genremert.lca_trainer import LCATrainer
+    from genremert import LCATrainer
 
     def full_disk(self, model, trial):
         raise RuntimeError("[enforce fail at inline_container.cc:626] . unexpected pos 64 vs 0")

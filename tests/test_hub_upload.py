@@ -14,7 +14,8 @@ import pytest
 import torch
 from tiny_configs import tiny_crnn_fgnl_config, tiny_genremert_config
 
-from genremert import CRNNFGNLForAudioClassification, GenreMERTForAudioClassification, hub_upload
+from genremert import CRNNFGNLForAudioClassification, GenreMERTForAudioClassification
+from genremert.publishing import hub_upload
 
 
 HUB_UPLOAD_SCRIPT = Path(__file__).resolve().parent.parent / "hub_upload.py"  # the command line users run

@@ -8,13 +8,10 @@ import pytest
 import torch
 from tiny_configs import tiny_crnn_fgnl_config, tiny_genremert_config
 
-from genremert import (
-    CRNNFGNLForAudioClassification,
-    GenreMERTForAudioClassification,
-    bias_probe,
-    interpret,
-    interpret_cli,
-)
+from genremert import CRNNFGNLForAudioClassification, GenreMERTForAudioClassification
+from genremert.analysis import attention_maps as interpret
+from genremert.analysis import bias_probe
+from genremert.analysis import cli as interpret_cli
 
 
 SAMPLING_RATE = 16000  # the tiny CRNN_FGNL's rate

@@ -6,14 +6,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from genremert.lca_metrics import (
-    LCAMetrics,
-    choose_vote_threshold,
-    compute_split_metrics,
-    song_scores,
-    vote_songs,
-    write_split_reports,
-)
+from genremert import LCAMetrics, choose_vote_threshold, song_scores, vote_songs
+from genremert.evaluation.metrics import compute_split_metrics, write_split_reports
 
 
 def probs(*rows):

@@ -10,13 +10,14 @@ from tiny_configs import tiny_crnn_fgnl_config
 from transformers import TrainerCallback
 
 import genremert  # noqa: F401  (registers the models)
-from genremert import CRNNFGNLForAudioClassification, build_feature_extractor
-from genremert.lca_metrics import LCAMetrics
-from genremert.lca_trainer import (
+from genremert import (
+    CRNNFGNLForAudioClassification,
+    LCAMetrics,
     LCATrainer,
     LCATrainingArguments,
     NonFiniteLossError,
     SliceCollator,
+    build_feature_extractor,
     combine_lca_loss,
     lca_loss_terms,
 )

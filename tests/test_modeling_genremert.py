@@ -19,8 +19,12 @@ from transformers import AutoConfig, AutoModelForAudioClassification, HubertConf
 from transformers.utils import ModelOutput
 
 from configuration_genremert import CRNNFGNLConfig, GenreMERTConfig
-from genremert import CRNNFGNLForAudioClassification, GenreMERTForAudioClassification, build_feature_extractor
-from genremert.mert_weights import load_mert_weights
+from genremert import (
+    CRNNFGNLForAudioClassification,
+    GenreMERTForAudioClassification,
+    build_feature_extractor,
+    load_mert_weights,
+)
 from modeling_lca_genremert import LCAClassifierOutput, LCACounterfactualBranch
 from modeling_self_attention_tagger import SelfAttentionTaggerForAudioClassification
 

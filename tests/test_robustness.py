@@ -12,8 +12,9 @@ from tiny_configs import tiny_crnn_fgnl_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from genremert import CRNNFGNLForAudioClassification
-from genremert.robustness import corrupt, evaluate_under, pgd_attack, plot_curves, robustness_curves, snr_db
+from genremert import CRNNFGNLForAudioClassification, robustness_curves
+from genremert.analysis.robustness import corrupt, evaluate_under, pgd_attack, plot_curves, snr_db
+from genremert.training import run
 
 
 RATE = 16000
@@ -95,10 +96,8 @@ def source_model(tmp_path_factory):
     """A tiny CRNN_FGNL trained on 3 synthetic singers."""
     from test_run_classification import tiny_flags
 
-    from genremert import training
-
     folder = tmp_path_factory.mktemp("transfer")
-    training.main(tiny_flags(folder / "synthetic", folder / "source", "--report_to", "none"))
+    run.main(tiny_flags(folder / "synthetic", folder / "source", "--report_to", "none"))
     return folder
 
 
@@ -110,15 +109,13 @@ def test_finetuning_on_a_new_label_set(source_model, mode):
     from test_run_classification import SYNTHETIC, tiny_flags
     from transformers import pipeline
 
-    from genremert import training
-
     target = source_model / f"target_{mode}"
     flags = tiny_flags(source_model / "synthetic4", target, "--report_to", "none")
     flags[flags.index("--synthetic_options") + 1] = json.dumps({**SYNTHETIC, "num_classes": 4})
     position = flags.index("--config_overrides")  # the architecture comes from the source model
     del flags[position : position + 2]
     flags += ["--model_name_or_path", str(source_model / "source"), "--finetune", mode]
-    results = training.main(flags)
+    results = run.main(flags)
     assert 0.0 <= results["test_song_accuracy"] <= 1.0
     before = load_file(source_model / "source" / "model.safetensors")
     after = load_file(target / "model.safetensors")
@@ -136,7 +133,7 @@ def test_finetuning_on_a_new_label_set(source_model, mode):
     assert len(classifier(np.zeros(RATE, dtype=np.float32) + 0.01, top_k=None)) == 4
     from transformers import AutoConfig
 
-    from genremert.model_card import build_model_card
+    from genremert import build_model_card
 
     card = build_model_card(
         AutoConfig.from_pretrained(target, trust_remote_code=True), "me/x", results, {}, "none", 1, []
@@ -145,7 +142,7 @@ def test_finetuning_on_a_new_label_set(source_model, mode):
 
 
 def test_finetune_needs_a_model_to_transfer_from():
-    from genremert.training_args import ModelArguments
+    from genremert import ModelArguments
 
     with pytest.raises(ValueError, match="--finetune head needs --model_name_or_path"):
         ModelArguments(finetune="head")
@@ -154,7 +151,7 @@ def test_finetune_needs_a_model_to_transfer_from():
 def test_the_command_line_writes_json_and_a_plot_for_several_models(source_model, tmp_path):
     import json
 
-    from genremert.robustness import main
+    from genremert.analysis.robustness import main
 
     run = str(source_model / "source")
     code = main(["--model_dir", run, "--model_dir", run, "--name", "a", "--name", "b", "--output_dir", str(tmp_path),

@@ -13,8 +13,11 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from genremert import training as run_classification
-from genremert.lca_trainer import LCATrainingArguments
+import genremert
+from genremert import LCATrainingArguments
+from genremert.data import audio_files
+from genremert.training import arguments, preparation, run_folder
+from genremert.training import run as training_run
 
 
 REPO = Path(__file__).resolve().parent.parent
@@ -122,8 +125,7 @@ def test_pipeline_reproduces_the_song_level_test_figures(single_process_run, dat
     from sklearn.metrics import accuracy_score, f1_score
     from transformers import pipeline
 
-    from genremert import music_datasets
-    from genremert.model_card import published_rule_metrics
+    from genremert.publishing.model_card import published_rule_metrics
 
     results = json.loads((single_process_run / "all_results.json").read_text())
     config = json.loads((single_process_run / "config.json").read_text())
@@ -132,7 +134,7 @@ def test_pipeline_reproduces_the_song_level_test_figures(single_process_run, dat
     card_figures = published_rule_metrics(results, SimpleNamespace(**config))
 
     classifier = pipeline("audio-classification", model=str(single_process_run), trust_remote_code=True)
-    songs = music_datasets.load_synthetic(**SYNTHETIC, bias_class=0, cache_dir=str(data_dir))
+    songs = genremert.load_synthetic(**SYNTHETIC, bias_class=0, cache_dir=str(data_dir))
     for split in ("test", "test_noisy"):
         labels = songs[split]["label"]
         names = songs[split].features["label"].names
@@ -246,11 +248,11 @@ def test_checkpoint_with_other_labels_is_refused(single_process_run, data_dir, t
     config_at = flags.index("--config_overrides")
     del flags[config_at : config_at + 2]
     with pytest.raises(ValueError, match=r"id2label = \['singer_0', 'singer_1', 'singer_2'\].*singer_3"):
-        run_classification.main(flags + ["--model_name_or_path", str(single_process_run)])
+        training_run.main(flags + ["--model_name_or_path", str(single_process_run)])
     # The same for resuming from a checkpoint of the 3-singer run.
     checkpoint = sorted(single_process_run.glob("checkpoint-*"))[0]
     with pytest.raises(ValueError, match="do not match the dataset"):
-        run_classification.main(
+        training_run.main(
             flags
             + [
                 "--config_overrides",
@@ -263,21 +265,21 @@ def test_checkpoint_with_other_labels_is_refused(single_process_run, data_dir, t
 
 def test_unknown_names_and_missing_data_dir_are_named(tmp_path, capsys):
     with pytest.raises(SystemExit):
-        run_classification.parse_arguments(["--dataset", "mtat", "--output_dir", str(tmp_path)])
+        genremert.parse_arguments(["--dataset", "mtat", "--output_dir", str(tmp_path)])
     assert "invalid choice: 'mtat'" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        run_classification.parse_arguments(["--model_type", "resnet", "--output_dir", str(tmp_path)])
+        genremert.parse_arguments(["--model_type", "resnet", "--output_dir", str(tmp_path)])
     assert "invalid choice: 'resnet'" in capsys.readouterr().err
     with pytest.raises(ValueError, match="--dataset must be one of"):
-        run_classification.DataTrainingArguments(dataset="mtat")
+        genremert.DataTrainingArguments(dataset="mtat")
     with pytest.raises(ValueError, match="--model_type must be one of"):
-        run_classification.ModelArguments(model_type="resnet")
+        genremert.ModelArguments(model_type="resnet")
     with pytest.raises(ValueError, match="--data_dir is required for --dataset artist20"):
-        run_classification.parse_arguments(["--dataset", "artist20", "--output_dir", str(tmp_path)])
+        genremert.parse_arguments(["--dataset", "artist20", "--output_dir", str(tmp_path)])
     # GTZAN without --data_dir is fetched from the Hub (tests/test_your_data.py); an archive may be the data_dir.
-    run_classification.parse_arguments(["--dataset", "gtzan", "--output_dir", str(tmp_path)])
+    genremert.parse_arguments(["--dataset", "gtzan", "--output_dir", str(tmp_path)])
     with pytest.raises(ValueError, match="neither a folder nor a .tar.gz/.tgz/.zip archive"):
-        run_classification.parse_arguments(
+        genremert.parse_arguments(
             [
                 "--dataset",
                 "artist20",
@@ -288,28 +290,28 @@ def test_unknown_names_and_missing_data_dir_are_named(tmp_path, capsys):
             ]
         )
     with pytest.raises(ValueError, match="vote_threshold"):
-        run_classification.DataTrainingArguments(vote_threshold="1.5")
+        genremert.DataTrainingArguments(vote_threshold="1.5")
 
 
 def test_config_overrides_are_parsed_and_checked():
-    overrides = run_classification.parse_config_overrides("a=1,b=[4,8],c.d=x,e=true")
+    overrides = arguments.parse_config_overrides("a=1,b=[4,8],c.d=x,e=true")
     assert overrides == {"a": 1, "b": [4, 8], "c.d": "x", "e": True}
-    model_args = run_classification.ModelArguments(model_type="crnn_fgnl", config_overrides=TINY_CRNN)
-    config = run_classification.build_config(model_args, ["a", "b"], slice_seconds=1.5)
+    model_args = genremert.ModelArguments(model_type="crnn_fgnl", config_overrides=TINY_CRNN)
+    config = preparation.build_config(model_args, ["a", "b"], slice_seconds=1.5)
     assert config.conv_channels == [4, 8, 8, 8] and config.num_labels == 2 and config.slice_seconds == 1.5
-    model_args = run_classification.ModelArguments(
+    model_args = genremert.ModelArguments(
         model_type="genremert", config_overrides="backbone_config.num_hidden_layers=2"
     )
-    assert run_classification.build_config(model_args, ["a", "b"], None).backbone_config.num_hidden_layers == 2
+    assert preparation.build_config(model_args, ["a", "b"], None).backbone_config.num_hidden_layers == 2
     with pytest.raises(ValueError, match="unknown field 'conv_channel'"):
-        run_classification.build_config(
-            run_classification.ModelArguments(config_overrides="conv_channel=[4]"),
+        preparation.build_config(
+            genremert.ModelArguments(config_overrides="conv_channel=[4]"),
             ["a"],
             None,
         )
     with pytest.raises(ValueError, match="num_labels"):
-        run_classification.build_config(
-            run_classification.ModelArguments(config_overrides="num_labels=4"),
+        preparation.build_config(
+            genremert.ModelArguments(config_overrides="num_labels=4"),
             ["a"],
             None,
         )
@@ -320,7 +322,7 @@ PRESETS = sorted((REPO / "configs").glob("*.json"))
 
 @pytest.mark.parametrize("preset", PRESETS, ids=[p.stem for p in PRESETS])
 def test_presets_parse_and_match_the_paper(preset, tmp_path):
-    model_args, data_args, training_args = run_classification.parse_arguments(
+    model_args, data_args, training_args = genremert.parse_arguments(
         [
             str(preset),
             "--data_dir",
@@ -369,12 +371,12 @@ def test_resume_skips_a_half_written_checkpoint(single_process_run, tmp_path):
     checkpoints = sorted(output_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
     good, newest = checkpoints[-2], checkpoints[-1]
     (newest / "trainer_state.json").unlink()
-    assert run_classification.last_complete_checkpoint(str(output_dir)) == str(good)
+    assert run_folder.last_complete_checkpoint(str(output_dir)) == str(good)
     args = LCATrainingArguments(output_dir=str(output_dir), resume_from_checkpoint="last", report_to=[])
-    assert run_classification.resolve_checkpoint(args, ["singer_0", "singer_1", "singer_2"]) == str(good)
+    assert preparation.resolve_checkpoint(args, ["singer_0", "singer_1", "singer_2"]) == str(good)
     args = LCATrainingArguments(output_dir=str(output_dir), resume_from_checkpoint=str(newest), report_to=[])
     with pytest.raises(ValueError, match=r"cannot be resumed from: .*trainer_state\.json is missing"):
-        run_classification.resolve_checkpoint(args, ["singer_0", "singer_1", "singer_2"])
+        preparation.resolve_checkpoint(args, ["singer_0", "singer_1", "singer_2"])
 
 
 @pytest.mark.parametrize(
@@ -409,14 +411,14 @@ def test_resume_verifies_checkpoints_and_falls_back_to_the_newest_good_one(
         data[len(data) // 2] ^= 0xFF
         (newest / "optimizer.pt").write_bytes(bytes(data))
     with caplog.at_level("WARNING"):
-        assert run_classification.last_complete_checkpoint(str(output_dir)) == str(good)
+        assert run_folder.last_complete_checkpoint(str(output_dir)) == str(good)
     assert any(re.search(reason, record.getMessage()) for record in caplog.records), caplog.text
     # When no checkpoint is good, the error lists every one, naming the bad files.
     (good / "optimizer.pt").write_bytes(b"")
     for older in checkpoints[:-2]:
         shutil.rmtree(older)
     with pytest.raises(ValueError, match=rf"no checkpoint .* can be resumed from:\n .*{reason}"):
-        run_classification.last_complete_checkpoint(str(output_dir))
+        run_folder.last_complete_checkpoint(str(output_dir))
 
 
 def test_resumed_script_run_reproduces_the_uninterrupted_run(single_process_run, data_dir, tmp_path):
@@ -490,13 +492,13 @@ def test_max_samples_count_songs_not_slices():
     import datasets
 
     songs = datasets.Dataset.from_dict({"song_id": [f"s{i}" for i in range(10)], "label": [i % 2 for i in range(10)]})
-    chosen = run_classification.select_songs(songs, 4, seed=0)
+    chosen = preparation.select_songs(songs, 4, seed=0)
     assert len(chosen) == 4 and len(set(chosen["song_id"])) == 4
-    assert chosen["song_id"] == run_classification.select_songs(songs, 4, seed=0)["song_id"]  # same seed, same songs
-    assert run_classification.select_songs(songs, None, seed=0) is songs
-    assert len(run_classification.select_songs(songs, 50, seed=0)) == 10
+    assert chosen["song_id"] == preparation.select_songs(songs, 4, seed=0)["song_id"]  # same seed, same songs
+    assert preparation.select_songs(songs, None, seed=0) is songs
+    assert len(preparation.select_songs(songs, 50, seed=0)) == 10
     with pytest.raises(ValueError, match="--max_eval_samples counts songs"):
-        run_classification.DataTrainingArguments(max_eval_samples=0)
+        genremert.DataTrainingArguments(max_eval_samples=0)
 
 
 def test_resuming_with_another_architecture_is_refused_before_anything_is_written(single_process_run, tmp_path):
@@ -507,7 +509,7 @@ def test_resuming_with_another_architecture_is_refused_before_anything_is_writte
     flags = tiny_flags(output_dir.parent / "synthetic_cache", output_dir, "--resume_from_checkpoint", "last")
     flags[flags.index("--config_overrides") + 1] = TINY_CRNN.replace("gru_hidden_size=8", "gru_hidden_size=6")
     with pytest.raises(ValueError, match=r"holds a model of another architecture .*head\.classifier"):
-        run_classification.main(flags)
+        training_run.main(flags)
     assert sorted(path.name for path in output_dir.iterdir()) == [checkpoint.name]  # run_args.json not written
 
 
@@ -526,9 +528,8 @@ def test_final_scores_reach_tensorboard(single_process_run):
 def test_non_finite_model_state_stops_the_run_naming_the_tensor(tmp_path):
     from tiny_configs import tiny_crnn_fgnl_config
 
-    from genremert import CRNNFGNLForAudioClassification
-    from genremert.lca_trainer import NonFiniteLossError
-    from genremert.training import ChecksumCallback
+    from genremert import CRNNFGNLForAudioClassification, NonFiniteLossError
+    from genremert.training.run_folder import ChecksumCallback
 
     model = CRNNFGNLForAudioClassification(tiny_crnn_fgnl_config())
     model.conv_blocks[0].norm.running_var.fill_(float("inf"))
@@ -560,19 +561,18 @@ def test_the_shortcut_protocol_on_any_dataset(tmp_path):
         del flags[position : position + 2]
     flags += ["--dataset", "artist20", "--data_dir", str(tmp_path / "artist20"), "--bias_class", "artist_1"]
     flags += ["--bias_snr_db", "10", "--num_train_epochs", "1", "--cf_warmup_epochs", "0"]
-    results = run_classification.main(flags)
+    results = training_run.main(flags)
     for key in ("shortcut_song_f1_gap", "test_noisy_song_biased_rate", "test_song_bias_recall"):
         assert key in results and np.isfinite(results[key]), key
     assert results["test_noisy_num_songs"] == results["test_num_songs"] == 6
 
     # The noise is where the protocol says: on class 1's training songs only, and on every test_noisy song.
-    from genremert import music_datasets
 
-    songs = music_datasets.load_artist20(tmp_path / "artist20")
-    noise = music_datasets.BandNoise((3000.0, 5000.0), -10.0, 0)
+    songs = genremert.load_artist20(tmp_path / "artist20")
+    noise = audio_files.BandNoise((3000.0, 5000.0), -10.0, 0)
     flags_by_split = {"train": [label == 1 for label in songs["train"]["label"]]}
-    slices = music_datasets.slice_songs(songs["train"], 16000, 1.0, noise=noise, noisy_songs=flags_by_split["train"])
-    clean = music_datasets.slice_songs(songs["train"], 16000, 1.0)
+    slices = genremert.slice_songs(songs["train"], 16000, 1.0, noise=noise, noisy_songs=flags_by_split["train"])
+    clean = genremert.slice_songs(songs["train"], 16000, 1.0)
     for row in range(0, len(slices), 3):
         label = slices[row]["label"]
         difference = np.abs(np.asarray(slices[row]["input_values"]) - np.asarray(clean[row]["input_values"])).max()

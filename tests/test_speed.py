@@ -9,18 +9,19 @@ import numpy as np
 import pytest
 import torch
 
-from genremert import training
-from genremert.backbone_cache import BackboneFeatureCache
+from genremert import BackboneFeatureCache
 
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_run_classification import tiny_flags  # noqa: E402
 from tiny_configs import tiny_crnn_fgnl_config, tiny_genremert_config  # noqa: E402
 
+from genremert.training import run
+
 
 def genremert_run(data_dir, output_dir, *extra):
     flags = tiny_flags(data_dir, output_dir, "--report_to", "none", *extra, model_type="genremert")
-    return training.main(flags)
+    return run.main(flags)
 
 
 def test_float32_backbone_cache_gives_the_metrics_of_training_without_it(tmp_path):
@@ -124,10 +125,10 @@ def test_long_recordings_go_through_the_model_in_bounded_batches(tmp_path):
 def test_evaluation_under_bfloat16_autocast(tmp_path):
     """`--eval_autocast bfloat16`: evaluation and prediction run under autocast and agree with float32."""
     flags = tiny_flags(tmp_path / "synthetic", tmp_path / "fp32", "--report_to", "none")
-    full = training.main(flags)
+    full = run.main(flags)
     flags = tiny_flags(tmp_path / "synthetic", tmp_path / "bf16", "--report_to", "none", "--eval_autocast", "bfloat16")
-    reduced = training.main(flags)
+    reduced = run.main(flags)
     for key in ("test_frame_accuracy", "test_song_accuracy", "eval_frame_f1"):
         assert np.isfinite(reduced[key]) and abs(reduced[key] - full[key]) <= 0.2, key
     with pytest.raises(ValueError, match="eval_autocast"):
-        training.main(tiny_flags(tmp_path / "synthetic", tmp_path / "x", "--eval_autocast", "int8"))
+        run.main(tiny_flags(tmp_path / "synthetic", tmp_path / "x", "--eval_autocast", "int8"))

@@ -18,10 +18,16 @@ from torch.nn import functional as F
 from transformers import pipeline
 
 from configuration_genremert import SelfAttentionTaggerConfig
-from genremert import MODEL_CLASSES
-from genremert.lca_trainer import SliceCollator, counterfactual_effect, lca_loss_terms, mean_entropy
-from genremert.magnatagatune import load_magnatagatune, read_annotations, song_of_clip, top_tags
-from genremert.tagging_metrics import compute_tagging_split_metrics
+from genremert import (
+    MODEL_CLASSES,
+    SliceCollator,
+    counterfactual_effect,
+    lca_loss_terms,
+    load_magnatagatune,
+    mean_entropy,
+)
+from genremert.data.magnatagatune import read_annotations, song_of_clip, top_tags
+from genremert.evaluation.tagging_metrics import compute_tagging_split_metrics
 from modeling_self_attention_tagger import SelfAttentionTaggerForAudioClassification
 
 
@@ -521,8 +527,8 @@ def write_tagged_parquet(root):
 
 
 def test_generic_dataset_with_tag_lists_is_multi_label(tmp_path):
-    from genremert.training import is_tagging, label_names_of
-    from genremert.your_data import load_dataset_songs
+    from genremert import load_dataset_songs
+    from genremert.training.preparation import is_tagging, label_names_of
 
     root = write_tagged_parquet(tmp_path)
     songs = load_dataset_songs(str(root), label_column="tags", group_column="song", audio_dir=tmp_path / "embedded")
@@ -548,7 +554,8 @@ def test_generic_tagged_dataset_trains_end_to_end(tmp_path):
 
 
 def test_tag_attention_heat_map(tmp_path):
-    from genremert.interpret_tagger import plot_tag_attention, tag_attention_maps
+    from genremert import tag_attention_maps
+    from genremert.analysis.tagger_maps import plot_tag_attention
 
     model = multi_label_model("self_attention_tagger", counterfactual="learned", num_hidden_layers=3)
     audio = waveform("self_attention_tagger", 1, seconds=1.0)[0].numpy()
@@ -564,8 +571,8 @@ def test_tag_attention_heat_map(tmp_path):
 
 
 def test_a_checkpoint_of_the_other_problem_type_is_refused_unless_transferred(tmp_path):
-    from genremert.training import load_or_build_model
-    from genremert.training_args import ModelArguments
+    from genremert import ModelArguments
+    from genremert.training.preparation import load_or_build_model
 
     tags = ["rock", "piano", "vocal"]
     torch.manual_seed(0)

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from genremert.tagging_metrics import tag_scores, tagging_metrics
+from genremert import tag_scores
+from genremert.evaluation import tagging_metrics
 
 
 TAGS = ["rock", "guitar", "vocal", "quiet"]

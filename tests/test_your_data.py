@@ -14,8 +14,11 @@ import pytest
 import soundfile as sf
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 
-from genremert import archives, music_datasets
-from genremert.your_data import group_split, load_dataset_songs
+import genremert
+from genremert import load_dataset_songs
+from genremert.data import archives
+from genremert.data.your_data import group_split
+from genremert.training import run
 
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -73,7 +76,7 @@ def test_audio_folder_with_metadata_keeps_songs_and_albums_together(tmp_path):
     assert not (albums["train"] & albums["test"]) and not (albums["train"] & albums["validation"])
     assert not (albums["validation"] & albums["test"])
     # Pieces of one recording share its song id (scored together at song level).
-    slices = music_datasets.slice_songs(songs["test"], 16000, 0.5)
+    slices = genremert.slice_songs(songs["test"], 16000, 0.5)
     assert len(set(slices["song_id"])) == len(set(songs["test"]["song_id"])) == len(songs["test"]) // 2
 
 
@@ -104,7 +107,7 @@ def test_parquet_with_embedded_bytes_in_mixed_formats_and_rates(tmp_path):
     folder = parquet_dataset(tmp_path / "parquet")
     songs = load_dataset_songs(str(folder), song_column="song", audio_dir=tmp_path / "audio")
     assert [len(songs[s]) for s in ("train", "validation", "test")] == [8, 4, 4]
-    slices = music_datasets.slice_songs(songs, 16000, 1.0)
+    slices = genremert.slice_songs(songs, 16000, 1.0)
     for row in slices["test"]:
         assert row["input_values"].shape == (16000,) and np.isfinite(row["input_values"]).all()
     assert {Path(p).suffix for p in songs["train"]["audio"]} == {".wav", ".flac", ".ogg", ".mp3"}
@@ -112,7 +115,7 @@ def test_parquet_with_embedded_bytes_in_mixed_formats_and_rates(tmp_path):
 
 def test_bad_rows_are_reported_by_split_and_index(tmp_path):
     folder = parquet_dataset(tmp_path / "parquet", bad_row=True)
-    with pytest.raises(music_datasets.BadAudioFilesError, match=r"test\[2\] .*: not a readable audio file"):
+    with pytest.raises(genremert.BadAudioFilesError, match=r"test\[2\] .*: not a readable audio file"):
         load_dataset_songs(str(folder), song_column="song", audio_dir=tmp_path / "audio")
     with pytest.warns(UserWarning, match=r"1 bad row"):
         songs = load_dataset_songs(str(folder), song_column="song", audio_dir=tmp_path / "audio", on_bad_file="skip")
@@ -159,7 +162,7 @@ def test_single_split_grouping_never_leaks_a_group(seed):
 def gtzan_archive(path: Path) -> Path:
     """A tiny genres.tar.gz in the real layout, with an AppleDouble file and the broken jazz.00054."""
     staging = path.parent / "staging"
-    for g_index, genre in enumerate(music_datasets.GTZAN_GENRES):
+    for g_index, genre in enumerate(genremert.GTZAN_GENRES):
         folder = staging / "genres" / genre
         folder.mkdir(parents=True)
         for number in range(50, 60):
@@ -184,7 +187,7 @@ def test_gtzan_from_the_hub_against_a_stand_in_download(tmp_path, monkeypatch):
 
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
     with pytest.warns(UserWarning, match="jazz.00054"):
-        songs = music_datasets.load_gtzan(split="random", gtzan_revision="abc123")
+        songs = genremert.load_gtzan(split="random", gtzan_revision="abc123")
     assert calls[0][:2] == ("marsyas/gtzan", "data/genres.tar.gz")
     assert calls[0][2]["repo_type"] == "dataset" and calls[0][2]["revision"] == "abc123"
     assert sum(len(songs[s]) for s in songs) == 99  # 100 clips, the broken one reported and skipped
@@ -193,12 +196,12 @@ def test_gtzan_from_the_hub_against_a_stand_in_download(tmp_path, monkeypatch):
     # Extracted once: a second load reuses the folder.
     stamp = (extracted / "genres" / "blues" / "blues.00050.wav").stat().st_mtime_ns
     with pytest.warns(UserWarning):
-        music_datasets.load_gtzan(split="random")
+        genremert.load_gtzan(split="random")
     assert (extracted / "genres" / "blues" / "blues.00050.wav").stat().st_mtime_ns == stamp
     # --data_dir may be the archive itself.
     local = gtzan_archive(tmp_path / "local" / "genres.tar.gz")
     with pytest.warns(UserWarning):
-        assert len(music_datasets.load_gtzan(local, split="random")["test"]) > 0
+        assert len(genremert.load_gtzan(local, split="random")["test"]) > 0
 
 
 def test_an_interrupted_extraction_is_never_taken_for_a_complete_one(tmp_path):
@@ -240,11 +243,9 @@ def test_run_classification_on_a_parquet_dataset_and_its_pipeline(tmp_path):
     from test_run_classification import TINY_CRNN
     from transformers import pipeline
 
-    from genremert import training
-
     folder = parquet_dataset(tmp_path / "parquet")
     output_dir = tmp_path / "run"
-    results = training.main(
+    results = run.main(
         [
             "--model_type", "crnn_fgnl", "--dataset_name", str(folder), "--song_column_name", "song",
             "--data_dir", str(tmp_path / "cache"), "--slice_seconds", "1.0", "--config_overrides", TINY_CRNN,
@@ -258,7 +259,7 @@ def test_run_classification_on_a_parquet_dataset_and_its_pipeline(tmp_path):
     answer = classifier({"array": tone(1.5, 44100, 300), "sampling_rate": 44100}, top_k=2)
     assert {entry["label"] for entry in answer} == {"low", "high"}
     # interpret.py on the same run: the dataset settings and the saved split come from the run folder.
-    from genremert import interpret_cli
+    from genremert.analysis import cli as interpret_cli
 
     assert interpret_cli.main(["--model_dir", str(output_dir), "--output_dir", str(tmp_path / "figures")]) == 0
     assert (tmp_path / "figures" / "interpretation.json").is_file()
@@ -273,7 +274,7 @@ def test_the_generic_path_gives_the_dedicated_loaders_songs_slices_and_predictio
     archive = gtzan_archive(tmp_path / "genres.tar.gz")
     tree = archives.extract_archive(archive, tmp_path / "tree")
     (tree / "genres" / "jazz" / "jazz.00054.wav").unlink()  # both paths would skip it; the generic one raises
-    dedicated = music_datasets.load_gtzan(tree, split="random", seed=4)
+    dedicated = genremert.load_gtzan(tree, split="random", seed=4)
     split_file = tmp_path / "split.json"
     split_file.write_text(
         json.dumps({"groups": {sid: split for split in dedicated for sid in dedicated[split]["song_id"]}})
@@ -282,13 +283,13 @@ def test_the_generic_path_gives_the_dedicated_loaders_songs_slices_and_predictio
     for split in ("train", "validation", "test"):
         assert generic[split]["song_id"] == dedicated[split]["song_id"]
         assert generic[split]["label"] == dedicated[split]["label"]
-    assert generic["train"].features["label"].names == list(music_datasets.GTZAN_GENRES)
+    assert generic["train"].features["label"].names == list(genremert.GTZAN_GENRES)
     torch.manual_seed(0)
     model = CRNNFGNLForAudioClassification(tiny_crnn_fgnl_config(num_labels=10)).eval()
     extractor = build_feature_extractor(model.config)
     outputs = []
     for songs in (dedicated, generic):
-        slices = music_datasets.slice_songs(songs["test"], 16000, 0.25)
+        slices = genremert.slice_songs(songs["test"], 16000, 0.25)
         batch = extractor([row["input_values"] for row in slices], sampling_rate=16000, return_tensors="pt")
         with torch.no_grad():
             outputs.append(model(batch["input_values"]).logits)

@@ -30,7 +30,7 @@ import numpy as np
 from datasets import Audio, ClassLabel, Dataset, DatasetDict, Features, List, Sequence, Value
 
 from .audio_files import AUDIO_SUFFIXES, BadAudioFile, BadAudioFilesError, validate_audio_files
-from .music_datasets import SPLITS
+from .songs import SPLITS
 
 
 DATA_FILE_SUFFIXES = {".parquet": "parquet", ".arrow": "arrow", ".json": "json", ".jsonl": "json", ".csv": "csv"}

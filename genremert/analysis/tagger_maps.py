@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .interpret import _as_waveform, _draw_log_mel, _new_figure, _predict, _require_kind, _save_figure, evaluation
+from .attention_maps import _as_waveform, _draw_log_mel, _new_figure, _predict, _require_kind, _save_figure, evaluation
 
 
 def tag_attention_maps(model, waveform, seed: int = 0) -> dict:

@@ -61,7 +61,7 @@ def remote_code_files(model_class=None) -> list[str]:
     Derived from the imports themselves, never kept by hand."""
     from transformers.dynamic_module_utils import get_relative_import_files
 
-    from . import MODEL_CLASSES
+    from ..registry import MODEL_CLASSES
 
     classes = [model_class] if model_class is not None else [model for _, model in MODEL_CLASSES.values()]
     names = set()
@@ -75,7 +75,7 @@ def remote_code_files(model_class=None) -> list[str]:
 def repository_modules() -> list[str]:
     """Modules of this repository that the verification process must not import, so that it proves the export folder
     works with its own copied code: the library package, the remote-code modules and the top-level scripts."""
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     scripts = [path.stem for path in root.glob("*.py")]
     return sorted({"genremert", *(name[:-3] for name in remote_code_files()), *scripts})
 
@@ -324,7 +324,7 @@ def _load_feature_extractor(output_dir: Path, config):
 
 def check_code_drift(output_dir: Path, allow_code_update: bool) -> list[str]:
     """The code files of `output_dir` that differ from this repository's (which the export will carry)."""
-    repository = Path(__file__).resolve().parent.parent
+    repository = Path(__file__).resolve().parents[2]
     changed = []
     for name in remote_code_files():
         theirs = Path(output_dir) / name

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from .lca_metrics import classification_scores, song_scores
+from ..evaluation.metrics import classification_scores, song_scores
 
 
 CORRUPTIONS = ("white_noise", "band_noise", "lowpass")
@@ -94,7 +94,7 @@ def pgd_attack(
 def corrupt(waveforms: torch.Tensor, kind: str, level: float, sampling_rate: int, seed: int = 0) -> torch.Tensor:
     """A non-adversarial corruption: `"white_noise"` / `"band_noise"` (3–5 kHz) at SNR `level` dB (per slice), or
     `"lowpass"` filtering at cutoff `level` Hz (an FFT mask)."""
-    from .synthetic_music import add_band_noise
+    from ..data.synthetic_music import add_band_noise
 
     rng = np.random.default_rng(seed)
     array = waveforms.detach().cpu().numpy()
@@ -243,7 +243,7 @@ def main(argv=None) -> int:
     import argparse
     import sys
 
-    from .interpret_cli import _load_slices, fill_from_run_arguments, load_model
+    from .cli import _load_slices, fill_from_run_arguments, load_model
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model_dir", action="append", required=True, help="A trained model folder (repeatable).")

@@ -85,7 +85,7 @@ def _format_bad_files(dataset: str, bad_files: Sequence[BadAudioFile]) -> str:
     return "\n".join(lines)
 
 
-def _handle_bad_files(dataset: str, bad_files: Sequence[BadAudioFile], on_bad_file: str) -> None:
+def handle_bad_files(dataset: str, bad_files: Sequence[BadAudioFile], on_bad_file: str) -> None:
     if not bad_files:
         return
     if on_bad_file == "raise":
@@ -93,7 +93,7 @@ def _handle_bad_files(dataset: str, bad_files: Sequence[BadAudioFile], on_bad_fi
     warnings.warn(_format_bad_files(dataset, bad_files) + "\nThese files are skipped.", stacklevel=3)
 
 
-def _check_on_bad_file(on_bad_file: str) -> None:
+def check_on_bad_file(on_bad_file: str) -> None:
     if on_bad_file not in ("skip", "raise"):
         raise ValueError(f"on_bad_file must be 'skip' or 'raise', got {on_bad_file!r}")
 

@@ -35,8 +35,8 @@ from pathlib import Path
 
 import torch
 
+from ..data.corpora import GTZAN_GENRES as GTZAN_LABELS  # the reference data module's label order
 from .mert_weights import map_mert_state_dict
-from .music_datasets import GTZAN_GENRES as GTZAN_LABELS  # the reference data module's label order
 
 
 # The head of the reference model: reference key → our key.

@@ -13,7 +13,7 @@ same kind of noise added to every class (``test_noisy``). The clean audio of a s
 on the bias settings, and the noise comes from its own random stream, so the two test conditions
 differ by exactly the noise.
 
-``music_datasets.load_synthetic`` wraps :func:`generate_synthetic_music` into a song-level
+``genremert.data.synthetic.load_synthetic`` wraps :func:`generate_synthetic_music` into a song-level
 ``datasets.DatasetDict``; this module only renders audio and writes wav files.
 """
 

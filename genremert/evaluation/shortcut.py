@@ -6,8 +6,9 @@ from __future__ import annotations
 import datasets
 import numpy as np
 
-from . import music_datasets
-from .lca_metrics import softmax, vote_songs
+from ..data.audio_files import BandNoise
+from ..data.synthetic import synthetic_metadata
+from .metrics import softmax, vote_songs
 
 
 def shortcut_rates(logits, labels, song_index, bias_class: int, aggregation: str = "vote") -> dict:
@@ -47,7 +48,7 @@ def resolve_bias(data_args, songs: datasets.DatasetDict, label_names: list[str])
     synthetic benchmark carries its own noise; on any other dataset `--bias_class` adds band noise to that class's
     training and validation songs, and a `test_noisy` split (the test songs, all with the noise) is added."""
     if data_args.dataset == "synthetic":
-        metadata = music_datasets.synthetic_metadata(songs["train"])
+        metadata = synthetic_metadata(songs["train"])
         return metadata.get("bias_class"), None, None
     if data_args.bias_class is None:
         return None, None, None
@@ -59,7 +60,7 @@ def resolve_bias(data_args, songs: datasets.DatasetDict, label_names: list[str])
     else:
         raise ValueError(f"--bias_class {name!r} is neither a class name nor a class id of the dataset: {label_names}.")
     songs["test_noisy"] = songs["test"]
-    noise = music_datasets.BandNoise(data_args.parsed_bias_band(), -float(data_args.bias_snr_db), data_args.split_seed)
+    noise = BandNoise(data_args.parsed_bias_band(), -float(data_args.bias_snr_db), data_args.split_seed)
     flags = {
         "train": [label == bias for label in songs["train"]["label"]],
         "validation": [label == bias for label in songs["validation"]["label"]],

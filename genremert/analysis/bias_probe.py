@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .interpret import (
+from ..data.synthetic_music import add_band_noise as _add_band_noise
+from .attention_maps import (
     DEFAULT_BIAS_BAND_HZ,
     DEFAULT_NOISE_DB,
     _as_waveform,
@@ -20,7 +21,6 @@ from .interpret import (
     _save_figure,
     _slice_waveform,
 )
-from .synthetic_music import add_band_noise as _add_band_noise
 
 
 def add_band_noise(

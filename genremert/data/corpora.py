@@ -1,4 +1,4 @@
-"""Music classification datasets for genremert: GTZAN, artist20, a synthetic singer set, and slicing.
+"""The corpora with published splits: GTZAN and artist20 (MagnaTagATune: `magnatagatune`).
 
 Every loader returns a ``datasets.DatasetDict`` of **songs** (``train``, ``validation``, ``test``;
 the synthetic set adds ``test_noisy``) whose ``audio`` column is a file path (a string: nothing is
@@ -21,64 +21,18 @@ before training starts, not an hour into it. See ``docs/data.md`` for the user d
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
-from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
+from datasets import DatasetDict
 
-from . import synthetic_music
-from .audio_files import (  # noqa: F401 - re-exported: the song datasets' audio helpers
-    AUDIO_SUFFIXES,
-    AudioDecodeError,
-    BadAudioFile,
-    BadAudioFilesError,
-    BandNoise,
-    _check_on_bad_file,
-    _handle_bad_files,
-    _workers,
-    audio_num_samples,
-    check_audio_file,
-    decode_audio,
-    fill_cache,
-    load_audio,
-    num_samples_at,
-    slice_songs,
-    slice_starts,
-    validate_audio_files,
-)
+from .audio_files import AUDIO_SUFFIXES, BadAudioFile, check_on_bad_file
+from .songs import SPLIT_LISTS_DIR, SPLITS, Song, build_songs, resolve_data_dir
 
-
-__all__ = [
-    "load_gtzan",
-    "load_artist20",
-    "load_magnatagatune",
-    "load_synthetic",
-    "synthetic_metadata",
-    "slice_songs",
-    "slice_starts",
-    "decode_audio",
-    "load_audio",
-    "fill_cache",
-    "audio_num_samples",
-    "num_samples_at",
-    "check_audio_file",
-    "validate_audio_files",
-    "find_gtzan_files",
-    "gtzan_split_ids",
-    "find_artist20_files",
-    "artist20_album_split",
-    "AudioDecodeError",
-    "BadAudioFile",
-    "BadAudioFilesError",
-    "GTZAN_GENRES",
-    "ARTIST20_ARTISTS",
-]
 
 GTZAN_GENRES = ("blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock")
 ARTIST20_ARTISTS = (
@@ -103,8 +57,6 @@ ARTIST20_ARTISTS = (
     "tori_amos",
     "u2",
 )
-SPLITS = ("train", "validation", "test")
-SPLIT_LISTS_DIR = Path(__file__).resolve().parent / "split_lists"
 
 GTZAN_LAYOUT = """\
 <data_dir>/genres/<genre>/<genre>.000NN.wav   (also genres_original/, Data/genres_original/,
@@ -116,114 +68,6 @@ ARTIST20_LAYOUT = """\
 
 
 # ============================================================================================= #
-# Building song-level DatasetDicts
-# ============================================================================================= #
-
-
-@dataclass
-class _Song:
-    song_id: str
-    label: Union[int, List[int]]  # a class id, or (tagging) the list of the song's tag ids
-    path: str
-    album: Optional[str] = None  # the group that never straddles two splits (album; MTAT: the song of a clip)
-
-
-def _song_features(
-    class_names: Sequence[str], with_album: bool, extra: Optional[Dict] = None, multi_label: bool = False
-) -> Features:
-    label = ClassLabel(names=list(class_names))
-    features = {"audio": Value("string"), "label": [label] if multi_label else label, "song_id": Value("string")}
-    if with_album:
-        features["album"] = Value("string")
-    features.update(extra or {})
-    return Features(features)
-
-
-def _build_songs(
-    dataset: str,
-    splits: Dict[str, List[_Song]],
-    class_names: Sequence[str],
-    with_album: bool,
-    on_bad_file: str,
-    num_workers: Optional[int],
-    stems_dir: Optional[Union[str, os.PathLike]],
-    missing: Sequence[BadAudioFile] = (),
-    allow_missing_files: bool = False,
-    multi_label: bool = False,
-) -> DatasetDict:
-    """Swap in vocal stems if asked, validate every file, report them (with `missing`, the listed
-    songs absent from disk) in one go, drop the unusable ones, build the DatasetDict.
-
-    Refused up front, before any training: listed songs missing from disk (unless
-    `allow_missing_files`), and a split left without a single song."""
-    if missing and not allow_missing_files:
-        listed = {name: len(songs) for name, songs in splits.items()}
-        per_split = {name: sum(f" {name} split" in b.reason for b in missing) for name in listed}
-        counts = ", ".join(f"{name} {per_split[name]} of {listed[name] + per_split[name]}" for name in listed)
-        examples = "\n".join(f"  {b.path}" for b in sorted(missing, key=lambda b: b.path)[:5])
-        raise BadAudioFilesError(
-            dataset,
-            list(missing),
-            summary=(
-                f"{dataset}: {len(missing)} song(s) of the split lists are not on disk ({counts} missing), e.g.\n"
-                f"{examples}\nIs the copy complete and the folder right? Pass allow_missing_files=True "
-                "(--allow_missing_files) to train on the songs that are there."
-            ),
-        )
-    if stems_dir is not None:
-        splits = _use_stems(dataset, splits, stems_dir)
-    bad = validate_audio_files([s.path for songs in splits.values() for s in songs], num_workers)
-    _handle_bad_files(dataset, sorted([*missing, *bad], key=lambda b: b.path), on_bad_file)
-    if bad:
-        bad_paths = {b.path for b in bad}
-        splits = {name: [s for s in songs if s.path not in bad_paths] for name, songs in splits.items()}
-    empty = [name for name in SPLITS if not splits[name]]
-    if empty:
-        counts = ", ".join(f"{name} {len(splits[name])}" for name in SPLITS)
-        raise ValueError(
-            f"{dataset}: the {' and '.join(empty)} split(s) hold no song ({counts} songs after dropping "
-            f"{len(bad)} unusable and {len(missing)} missing file(s)): too few usable songs for this split scheme. "
-            "Check the folder, or use a split whose lists match the copy."
-        )
-    features = _song_features(class_names, with_album, multi_label=multi_label)
-    result = DatasetDict()
-    for name in SPLITS:
-        songs = sorted(splits[name], key=lambda s: s.song_id)
-        columns = {
-            "audio": [s.path for s in songs],
-            "label": [s.label for s in songs],
-            "song_id": [s.song_id for s in songs],
-        }
-        if with_album:
-            columns["album"] = [s.album for s in songs]
-        result[name] = Dataset.from_dict(columns, features=features)
-    return result
-
-
-def _use_stems(dataset: str, splits: Dict[str, List[_Song]], stems_dir) -> Dict[str, List[_Song]]:
-    """Point every song at ``<stems_dir>/<song_id>/vocals.wav``; every missing stem is one error."""
-    stems_dir = Path(stems_dir)
-    if not stems_dir.is_dir():
-        raise FileNotFoundError(
-            f"{dataset}: stems_dir {stems_dir} does not exist or is not a folder "
-            f"(expected <stems_dir>/<song_id>/vocals.wav)"
-        )
-    missing = []
-    result = {}
-    for name, songs in splits.items():
-        result[name] = []
-        for s in songs:
-            stem = stems_dir / s.song_id / "vocals.wav"
-            if not stem.is_file():
-                missing.append(f"  song {s.song_id}: {stem}")
-            result[name].append(_Song(s.song_id, s.label, str(stem), s.album))
-    if missing:
-        raise FileNotFoundError(
-            f"{dataset}: {len(missing)} vocal stem(s) missing under {stems_dir} "
-            f"(expected <stems_dir>/<song_id>/vocals.wav):\n" + "\n".join(missing)
-        )
-    return result
-
 
 # ============================================================================================= #
 # GTZAN
@@ -347,21 +191,6 @@ def gtzan_split_ids(
     raise ValueError(f"GTZAN: unknown split {split!r}; expected one of {', '.join(GTZAN_SPLITS)}")
 
 
-def resolve_data_dir(data_dir, dataset: str, revision: Optional[str] = None) -> Path:
-    """The folder of a dataset: `data_dir` itself, the extraction of an archive given as `data_dir` (GTZAN's
-    `genres.tar.gz`, artist20's `artist20-mp3s-32k.tgz`; extracted once, safely, beside it), or for GTZAN without
-    `data_dir` the archive fetched from the Hub (`marsyas/gtzan`)."""
-    from .archives import extract_archive, extracted_folder, fetch_gtzan, is_archive
-
-    if data_dir is None:
-        if dataset != "gtzan":
-            raise ValueError(f"{dataset}: data_dir is required (the folder holding the audio, or its archive).")
-        return fetch_gtzan(revision)
-    if is_archive(data_dir):
-        return extract_archive(data_dir, extracted_folder(data_dir))
-    return Path(data_dir)
-
-
 def load_gtzan(
     data_dir: Optional[Union[str, os.PathLike]] = None,
     split: str = "fault_filtered",
@@ -388,7 +217,7 @@ def load_gtzan(
     missing from disk is an error (:class:`BadAudioFilesError` naming the counts per split) unless
     `allow_missing_files`; a split left empty is always an error.
     """
-    _check_on_bad_file(on_bad_file)
+    check_on_bad_file(on_bad_file)
     if split not in GTZAN_SPLITS:
         raise ValueError(f"GTZAN: unknown split {split!r}; expected one of {', '.join(GTZAN_SPLITS)}")
     data_dir = resolve_data_dir(data_dir, "gtzan", gtzan_revision)
@@ -397,7 +226,7 @@ def load_gtzan(
     ids = gtzan_split_ids(split, list(files), seed=seed, random_fractions=random_fractions, lists_dir=lists_dir)
     label_of = {g: i for i, g in enumerate(GTZAN_GENRES)}
     missing: List[BadAudioFile] = []
-    splits: Dict[str, List[_Song]] = {}
+    splits: Dict[str, List[Song]] = {}
     for name, song_ids in ids.items():
         splits[name] = []
         for song_id in song_ids:
@@ -410,8 +239,8 @@ def load_gtzan(
                     )
                 )
                 continue
-            splits[name].append(_Song(song_id, label_of[genre], files[song_id]))
-    return _build_songs(
+            splits[name].append(Song(song_id, label_of[genre], files[song_id]))
+    return build_songs(
         "GTZAN", splits, GTZAN_GENRES, False, on_bad_file, num_workers, stems_dir, missing, allow_missing_files
     )
 
@@ -540,114 +369,18 @@ def load_artist20(
     jackknife); see :func:`artist20_album_split`. No album is ever in two splits. Files are
     checked up front as in :func:`load_gtzan`; `stems_dir` as there.
     """
-    _check_on_bad_file(on_bad_file)
+    check_on_bad_file(on_bad_file)
     if split not in ARTIST20_SPLITS:
         raise ValueError(f"artist20: unknown split {split!r}; expected one of {', '.join(ARTIST20_SPLITS)}")
     data_dir = resolve_data_dir(data_dir, "artist20")
     tree = find_artist20_files(data_dir)
     assignment = artist20_album_split({artist: list(albums) for artist, albums in tree.items()}, split, seed)
     artists = list(tree)
-    splits: Dict[str, List[_Song]] = {name: [] for name in SPLITS}
+    splits: Dict[str, List[Song]] = {name: [] for name in SPLITS}
     for label, artist in enumerate(artists):
         for album, tracks in tree[artist].items():
             for stem, path in tracks.items():
                 splits[assignment[artist][album]].append(
-                    _Song(f"{artist}/{album}/{stem}", label, path, f"{artist}/{album}")
+                    Song(f"{artist}/{album}/{stem}", label, path, f"{artist}/{album}")
                 )
-    return _build_songs("artist20", splits, artists, True, on_bad_file, num_workers, stems_dir)
-
-
-# ============================================================================================= #
-# Synthetic
-# ============================================================================================= #
-
-
-def load_synthetic(
-    num_classes: int = 5,
-    albums_per_class: int = 4,
-    songs_per_album: int = 4,
-    song_seconds: float = 20.0,
-    sampling_rate: int = 16000,
-    difficulty: float = 0.5,
-    seed: int = 0,
-    split: str = "album",
-    bias_class: Optional[int] = None,
-    bias_band_hz: Tuple[float, float] = (3000.0, 5000.0),
-    bias_noise_db: float = -15.0,
-    bias_mode: str = "everywhere",
-    bias_burst_fraction: float = 0.3,
-    bias_burst_seconds: float = 0.5,
-    accompaniment_correlation: float = 0.6,
-    cache_dir: Optional[Union[str, os.PathLike]] = None,
-    num_workers: Optional[int] = None,
-) -> DatasetDict:
-    """The synthetic singer dataset (see ``synthetic_music``), generated once into `cache_dir` and reused.
-
-    Returns ``train``, ``validation``, ``test`` (clean) and ``test_noisy`` (the same test songs
-    with band noise on every class; ``bias_mode="bursts"`` puts the noise on ``bias_burst_fraction``
-    of the time only, in bursts of ``bias_burst_seconds``: a shortcut an attention can avoid). Columns: ``audio`` (path of a float wav at `sampling_rate`),
-    ``label`` (``ClassLabel`` ``singer_0``…), ``song_id`` (``singer_k/album_a/song_s``), ``album``,
-    ``noise_added`` (bool: this file carries the band noise). With ``bias_class=k`` the training
-    songs of class k carry the noise (paper Fig. 1). ``split="album"`` keeps albums whole
-    (1 test, 1 validation, the rest train per singer); ``split="song"`` spreads each album's songs
-    over the splits (album leakage). :func:`synthetic_metadata` returns the bias settings.
-    Default cache: ``~/.cache/genremert/synthetic/<hash of the parameters>`` (``$GENREMERT_CACHE``).
-    """
-    config = synthetic_music.SyntheticMusicConfig(
-        num_classes=num_classes,
-        albums_per_class=albums_per_class,
-        songs_per_album=songs_per_album,
-        song_seconds=song_seconds,
-        sampling_rate=sampling_rate,
-        difficulty=difficulty,
-        seed=seed,
-        split=split,
-        bias_class=bias_class,
-        bias_band_hz=tuple(bias_band_hz),
-        bias_noise_db=bias_noise_db,
-        bias_mode=bias_mode,
-        bias_burst_fraction=bias_burst_fraction,
-        bias_burst_seconds=bias_burst_seconds,
-        accompaniment_correlation=accompaniment_correlation,
-    )
-    workers = num_workers if num_workers is not None else min(2, os.cpu_count() or 1)
-    generated = synthetic_music.generate_synthetic_music(config, cache_dir=cache_dir, num_workers=workers)
-    metadata = generated.metadata()
-    features = _song_features(config.class_names, True, {"noise_added": Value("bool")})
-    result = DatasetDict()
-    for name in ("train", "validation", "test", "test_noisy"):
-        source = "test" if name == "test_noisy" else name
-        rows = sorted((s for s in generated.songs if s.split == source), key=lambda s: s.song_id)
-        noisy = [name == "test_noisy" or (name == "train" and s.label == bias_class) for s in rows]
-        columns = {
-            "audio": [s.noisy_path if n else s.clean_path for s, n in zip(rows, noisy)],
-            "label": [s.label for s in rows],
-            "song_id": [s.song_id for s in rows],
-            "album": [s.album for s in rows],
-            "noise_added": noisy,
-        }
-        dataset = Dataset.from_dict(columns, features=features)
-        dataset.info.description = json.dumps({"genremert_synthetic": metadata})
-        result[name] = dataset
-    return result
-
-
-def synthetic_metadata(dataset: Union[Dataset, DatasetDict]) -> Dict:
-    """The generator settings of a :func:`load_synthetic` split: ``bias_class``, ``bias_class_name``,
-    ``bias_band_hz``, ``bias_noise_db``, ``class_names``, ``sampling_rate``, ``difficulty``, ``root``, ``config``."""
-    if isinstance(dataset, DatasetDict):
-        dataset = next(iter(dataset.values()))
-    try:
-        return json.loads(dataset.info.description)["genremert_synthetic"]
-    except (TypeError, ValueError, KeyError) as error:
-        raise ValueError(
-            "this dataset was not made by load_synthetic (no generator metadata in info.description)"
-        ) from error
-
-
-def load_magnatagatune(data_dir, split: str = "directory", seed: int = 0, **kwargs) -> DatasetDict:
-    """MagnaTagATune clips with their top-50 tags (multi-label); see :func:`genremert.magnatagatune.load_magnatagatune`,
-    which builds on the helpers of this module."""
-    from .magnatagatune import load_magnatagatune as load
-
-    return load(data_dir, split, seed, **kwargs)
+    return build_songs("artist20", splits, artists, True, on_bad_file, num_workers, stems_dir)

@@ -502,7 +502,7 @@ def _predict(model, waveforms, counterfactual: bool = False, seed: int = 0, **fo
 
 
 def collect_representations(model, slices, batch_size: int = 16, max_slices: int | None = None):
-    """Run `model` (eval mode) over `slices` (rows with `input_values` and `label`, e.g. `music_datasets.slice_songs`)
+    """Run `model` (eval mode) over `slices` (rows with `input_values` and `label`, e.g. `genremert.slice_songs`)
     and return `(representations (N, D), labels (N,), predictions (N,))` as numpy arrays."""
     _model_kind(model)
     representations, labels, predictions = [], [], []

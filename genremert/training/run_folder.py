@@ -10,10 +10,10 @@ import socket
 
 import transformers
 
-from .lca_trainer import NonFiniteLossError
+from .trainer import NonFiniteLossError
 
 
-logger = logging.getLogger("genremert.training")
+logger = logging.getLogger(__name__)
 
 
 LOCK_NAME = ".genremert-run.lock"

@@ -12,8 +12,8 @@ from transformers import HfArgumentParser
 
 from configuration_genremert import COUNTERFACTUAL_MODES
 
-from . import MODEL_CLASSES as MODEL_TYPES
-from .lca_trainer import LCATrainingArguments
+from ..registry import MODEL_CLASSES as MODEL_TYPES
+from .trainer import LCATrainingArguments
 
 
 DATASETS = ("gtzan", "artist20", "magnatagatune", "synthetic", "custom")
@@ -154,7 +154,7 @@ class DataTrainingArguments:
     synthetic_options: str | None = field(
         default=None,
         metadata={
-            "help": "Synthetic dataset: JSON object of music_datasets.load_synthetic arguments, e.g. "
+            "help": "Synthetic dataset: JSON object of load_synthetic arguments, e.g. "
             '\'{"num_classes": 5, "song_seconds": 20}\'.'
         },
     )
@@ -232,7 +232,7 @@ class DataTrainingArguments:
         if self.dataset == "custom" and self.dataset_name is None:
             raise ValueError("--dataset custom needs --dataset_name (a Hub dataset id or a local folder).")
         if self.dataset in ("gtzan", "artist20", "magnatagatune"):
-            from .archives import is_archive
+            from ..data.archives import is_archive
 
             if self.data_dir is None and self.dataset != "gtzan":
                 raise ValueError(

@@ -20,7 +20,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 from audio_genremert import aggregate_songs
 
-from .lca_metrics import split_predictions
+from .metrics import split_predictions
 
 
 def tag_scores(probabilities: np.ndarray, targets: np.ndarray, tag_names: Sequence[str]) -> dict:

@@ -26,8 +26,8 @@ from typing import Dict, List, Optional, Tuple, Union
 
 from datasets import DatasetDict
 
-from .audio_files import BadAudioFile, _check_on_bad_file
-from .music_datasets import SPLITS, _build_songs, _Song, resolve_data_dir
+from .audio_files import BadAudioFile, check_on_bad_file
+from .songs import SPLITS, Song, build_songs, resolve_data_dir
 
 
 MTAT_LAYOUT = """\
@@ -126,7 +126,7 @@ def load_magnatagatune(
     """MagnaTagATune clips with their top-`num_tags` tags: ``train`` / ``validation`` / ``test`` (see the module
     docstring for the columns, the split and the rules). `seed` is unused (the directory split is fixed); it is
     accepted like the other loaders'. `data_dir` may also be a .tar.gz/.zip of the layout."""
-    _check_on_bad_file(on_bad_file)
+    check_on_bad_file(on_bad_file)
     if split not in MTAT_SPLITS:
         raise ValueError(f"MagnaTagATune: unknown split {split!r}; expected one of {', '.join(MTAT_SPLITS)}.")
     if num_tags < 1:
@@ -148,7 +148,7 @@ def load_magnatagatune(
             stacklevel=2,
         )
     root = _mp3_root(data_dir)
-    splits: Dict[str, List[_Song]] = {name: [] for name in SPLITS}
+    splits: Dict[str, List[Song]] = {name: [] for name in SPLITS}
     missing: List[BadAudioFile] = []
     untagged = 0
     for clip_id, values, mp3_path in rows:
@@ -162,14 +162,14 @@ def load_magnatagatune(
             missing.append(BadAudioFile(str(path), f"missing: clip {clip_id} of the {name} split, not on disk"))
             continue
         song_id = mp3_path[: -len(".mp3")] if mp3_path.endswith(".mp3") else mp3_path
-        splits[name].append(_Song(song_id, clip_tags, str(path), song_of_clip(mp3_path)))
+        splits[name].append(Song(song_id, clip_tags, str(path), song_of_clip(mp3_path)))
     if untagged:
         warnings.warn(
             f"MagnaTagATune: {untagged} clip(s) carry none of the top-{len(kept)} tags and are left out "
             "(keep_untagged=True keeps them).",
             stacklevel=2,
         )
-    return _build_songs(
+    return build_songs(
         "MagnaTagATune",
         splits,
         kept,

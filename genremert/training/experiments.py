@@ -100,7 +100,7 @@ def _marker(run_dir: str) -> dict:
 
 def resume_flags(run_dir: str) -> list[str]:
     """How an unfinished run's folder is reused: from its last good checkpoint, or from scratch."""
-    from .training import last_complete_checkpoint
+    from .run_folder import last_complete_checkpoint
 
     try:
         checkpoint = last_complete_checkpoint(run_dir)
@@ -125,7 +125,7 @@ def run_all(
     `runner(argv)` trains one run (default: `genremert.training.main`, in this process: under `accelerate launch`
     every process of the launch takes part in each run)."""
     if runner is None:
-        from .training import main as runner
+        from .run import main as runner
     main_process = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) == 0  # under `accelerate launch`
     os.makedirs(output_dir, exist_ok=True)
     for name, flags in variants.items():

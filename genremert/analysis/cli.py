@@ -8,8 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .bias_probe import add_band_noise, bias_probe, branch_accuracy, plot_bias_probe
-from .interpret import (
+from .attention_maps import (
     DEFAULT_BIAS_BAND_HZ,
     DEFAULT_NOISE_DB,
     _has_counterfactual_branch,
@@ -22,7 +21,8 @@ from .interpret import (
     plot_time_attention,
     plot_tsne,
 )
-from .interpret_tagger import plot_tag_attention
+from .bias_probe import add_band_noise, bias_probe, branch_accuracy, plot_bias_probe
+from .tagger_maps import plot_tag_attention
 
 
 def load_model(model_dir):
@@ -39,7 +39,10 @@ def load_model(model_dir):
 
 def _load_slices(args, model):
     """The test slices (and, for the synthetic benchmark, the noisy test slices) at the model's rate and slice length."""
-    from . import music_datasets
+    from ..data.audio_files import slice_songs
+    from ..data.corpora import load_artist20, load_gtzan
+    from ..data.magnatagatune import load_magnatagatune
+    from ..data.synthetic import load_synthetic, synthetic_metadata
 
     if args.dataset == "synthetic":
         try:
@@ -54,22 +57,22 @@ def _load_slices(args, model):
             kwargs["split"] = args.split
         if args.data_dir:
             kwargs["cache_dir"] = args.data_dir
-        songs = music_datasets.load_synthetic(**kwargs)
+        songs = load_synthetic(**kwargs)
         if args.bias_class is None:  # the probe follows the benchmark's own biased class
-            args.bias_class = music_datasets.synthetic_metadata(songs)["bias_class"]
+            args.bias_class = synthetic_metadata(songs)["bias_class"]
     elif args.dataset == "custom":  # your own data: the training run's loader arguments and its saved split
-        from .training import load_songs
-        from .training_args import DataTrainingArguments
+        from ..training.arguments import DataTrainingArguments
+        from ..training.preparation import load_songs
 
         names = {field.name for field in dataclasses.fields(DataTrainingArguments)}
         data_args = DataTrainingArguments(**{k: v for k, v in args.run_data_args.items() if k in names})
         songs = load_songs(data_args, data_args.split_seed, args.model_dir)
     elif args.dataset == "gtzan":
-        songs = music_datasets.load_gtzan(args.data_dir, **({"split": args.split} if args.split else {}))
+        songs = load_gtzan(args.data_dir, **({"split": args.split} if args.split else {}))
     elif args.dataset == "magnatagatune":
-        songs = music_datasets.load_magnatagatune(args.data_dir, **({"split": args.split} if args.split else {}))
+        songs = load_magnatagatune(args.data_dir, **({"split": args.split} if args.split else {}))
     else:
-        songs = music_datasets.load_artist20(args.data_dir, **({"split": args.split} if args.split else {}))
+        songs = load_artist20(args.data_dir, **({"split": args.split} if args.split else {}))
     if args.eval_split not in songs:
         raise ValueError(
             f"--eval_split {args.eval_split!r} is not in the {args.dataset} dataset (splits: {list(songs)})."
@@ -82,7 +85,7 @@ def _load_slices(args, model):
         args.bias_class = label_names.index(args.bias_class)
 
     def sliced(split):  # the slicing of the model's song rule (its evaluation and pipeline)
-        return music_datasets.slice_songs(
+        return slice_songs(
             songs[split],
             model.config.sampling_rate,
             model.config.slice_seconds,

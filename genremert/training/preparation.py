@@ -1,0 +1,327 @@
+"""What a run needs before it trains: its songs, its labels, its config and model, the checkpoint to resume."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import os
+
+import datasets
+import torch
+import transformers
+from transformers import AutoConfig
+from transformers.trainer_utils import get_last_checkpoint
+
+from ..data.corpora import load_artist20, load_gtzan
+from ..data.magnatagatune import load_magnatagatune
+from ..data.synthetic import load_synthetic
+from ..publishing.mert_weights import load_mert_weights
+from ..registry import MODEL_CLASSES as MODEL_TYPES
+from .arguments import (
+    DEFAULT_SPLITS,
+    DataTrainingArguments,
+    ModelArguments,
+    parse_config_overrides,
+)
+from .run_folder import (
+    checkpoint_problem,
+    last_complete_checkpoint,
+)
+from .trainer import (
+    LCATrainingArguments,
+)
+
+
+logger = logging.getLogger(__name__)
+
+# Config keys that come from the dataset, never from --config_overrides.
+LABEL_KEYS = ("num_labels", "id2label", "label2id")
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Data
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def load_songs(data_args: DataTrainingArguments, seed: int, output_dir: str | None = None) -> datasets.DatasetDict:
+    """The song-level DatasetDict of the chosen dataset (`train`, `validation`, `test` [, `test_noisy`])."""
+    if data_args.dataset == "custom":
+        from ..data.your_data import load_dataset_songs
+
+        return load_dataset_songs(
+            data_args.dataset_name,
+            data_args.dataset_config_name,
+            audio_column=data_args.audio_column_name,
+            label_column=data_args.label_column_name,
+            song_column=data_args.song_column_name,
+            group_column=data_args.group_column_name,
+            train_split=data_args.train_split_name,
+            validation_split=data_args.validation_split_name,
+            test_split=data_args.test_split_name,
+            split_fractions=tuple(float(part) for part in data_args.split_fractions.split(",")),
+            split_seed=seed,
+            split_file=os.path.join(output_dir, "split.json") if output_dir else None,
+            audio_dir=os.path.join(data_args.data_dir, "embedded_audio") if data_args.data_dir else None,
+            revision=data_args.dataset_revision,
+        )
+    split = data_args.split or DEFAULT_SPLITS[data_args.dataset]
+    if data_args.dataset == "synthetic":
+        options = {}
+        if data_args.synthetic_options:
+            try:
+                options = json.loads(data_args.synthetic_options)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"--synthetic_options is not valid JSON: {error}") from None
+            if not isinstance(options, dict):
+                raise ValueError("--synthetic_options must be a JSON object of load_synthetic arguments.")
+            allowed = set(inspect.signature(load_synthetic).parameters)
+            unknown = sorted(set(options) - allowed)
+            if unknown:
+                raise ValueError(f"--synthetic_options: unknown argument(s) {unknown}; allowed: {sorted(allowed)}.")
+        options.setdefault("split", split)
+        if data_args.bias_class is not None:
+            options["bias_class"] = int(data_args.bias_class)
+        if data_args.data_dir is not None:
+            options.setdefault("cache_dir", data_args.data_dir)
+        return load_synthetic(**options)
+    loaders = {"gtzan": load_gtzan, "artist20": load_artist20, "magnatagatune": load_magnatagatune}
+    loader = loaders.get(data_args.dataset)
+    if loader is None:
+        raise ValueError(f"--dataset {data_args.dataset!r}: no loader; expected one of {', '.join(loaders)}.")
+    extra = {}
+    if data_args.dataset == "gtzan":
+        extra["gtzan_revision"] = data_args.gtzan_revision
+    if data_args.dataset in ("gtzan", "magnatagatune") and data_args.allow_missing_files:
+        extra["allow_missing_files"] = True
+    return loader(data_args.data_dir, split=split, seed=seed, stems_dir=data_args.stems_dir, **extra)
+
+
+def select_songs(songs: datasets.Dataset, max_songs: int | None, seed: int) -> datasets.Dataset:
+    """At most `max_songs` songs, drawn with `seed` (the `--max_*_samples` flags count songs, not slices)."""
+    if max_songs is None or max_songs >= len(songs):
+        return songs
+    return songs.shuffle(seed=seed).select(range(max_songs))
+
+
+def label_names_of(songs: datasets.DatasetDict) -> list[str]:
+    """The class names (a `ClassLabel` column) or the tag names (a `List(ClassLabel)` column: multi-label)."""
+    feature = songs["train"].features["label"]
+    if is_tagging(songs):
+        feature = feature.feature
+    if not hasattr(feature, "names"):
+        raise ValueError(
+            f"the dataset's `label` column must be a ClassLabel (classes) or a list of ClassLabel (tags), got {feature}."
+        )
+    return list(feature.names)
+
+
+def is_tagging(songs: datasets.DatasetDict) -> bool:
+    """True when every song carries a list of tags (multi-label tagging) instead of one class."""
+    return isinstance(getattr(songs["train"].features["label"], "feature", None), datasets.ClassLabel)
+
+
+def check_label_names(config, label_names: list[str], source: str) -> None:
+    """Refuses a checkpoint whose `id2label` differs from the dataset's class names (order included)."""
+    id2label = {int(k): v for k, v in (config.id2label or {}).items()}
+    checkpoint_names = [id2label[i] for i in sorted(id2label)]
+    if checkpoint_names != list(label_names):
+        raise ValueError(
+            f"the labels of {source} do not match the dataset: checkpoint id2label = {checkpoint_names}, dataset "
+            f"labels = {list(label_names)}. Use a checkpoint trained on this dataset, or train a new model."
+        )
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Model
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def build_config(
+    model_args: ModelArguments, label_names: list[str], slice_seconds: float | None, multi_label: bool = False
+):
+    """A new model's config: the model type's defaults, the dataset's labels (and, for tags, the multi-label problem
+    type with the mean of the slices as the song rule), then `--config_overrides`."""
+    config_class, _ = MODEL_TYPES[model_args.model_type]
+    kwargs = {
+        "num_labels": len(label_names),
+        "id2label": dict(enumerate(label_names)),
+        "label2id": {name: i for i, name in enumerate(label_names)},
+        "counterfactual": model_args.counterfactual,
+        "problem_type": "multi_label_classification" if multi_label else "single_label_classification",
+    }
+    if multi_label:
+        kwargs["song_aggregation"] = "mean"
+    if slice_seconds is not None:
+        kwargs["slice_seconds"] = slice_seconds
+    allowed = set(inspect.signature(config_class.__init__).parameters) - {
+        "self",
+        "kwargs",
+    }
+    for key, value in parse_config_overrides(model_args.config_overrides).items():
+        top, _, nested = key.partition(".")
+        if top in LABEL_KEYS or top in ("counterfactual", "problem_type"):
+            raise ValueError(f"--config_overrides cannot set {top!r}: it comes from the dataset or --counterfactual.")
+        if top not in allowed:
+            raise ValueError(
+                f"--config_overrides: unknown field {top!r} for --model_type {model_args.model_type}; known fields: "
+                f"{sorted(allowed)}."
+            )
+        if nested:
+            if top != "backbone_config":
+                raise ValueError(f"--config_overrides: {key!r}: only backbone_config has nested fields.")
+            from configuration_genremert import MERT_V1_95M_BACKBONE
+
+            backbone = kwargs.setdefault("backbone_config", dict(MERT_V1_95M_BACKBONE))
+            backbone[nested] = value
+        else:
+            kwargs[top] = value
+    if multi_label and kwargs.get("song_aggregation") != "mean":
+        raise ValueError(
+            f"--config_overrides song_aggregation={kwargs.get('song_aggregation')!r}: a tagging model scores a song by "
+            "the mean of its slices' probabilities; a majority vote has no meaning for independent tags."
+        )
+    try:
+        return config_class(**kwargs)
+    except (ValueError, TypeError) as error:
+        raise ValueError(
+            f"--config_overrides {model_args.config_overrides!r} gives an invalid {config_class.__name__}: {error}"
+        ) from error
+
+
+def load_or_build_model(
+    model_args: ModelArguments, label_names: list[str], slice_seconds: float | None, multi_label: bool = False
+):
+    """The model to train: loaded from `--model_name_or_path` (labels checked) or built new; MERT weights loaded."""
+    _, model_class = MODEL_TYPES[model_args.model_type]
+    hub_kwargs = {
+        "cache_dir": model_args.cache_dir,
+        "revision": model_args.model_revision,
+        "token": model_args.token,
+    }
+    if model_args.model_name_or_path is not None:
+        config = AutoConfig.from_pretrained(model_args.model_name_or_path, trust_remote_code=True, **hub_kwargs)
+        if config.model_type != model_args.model_type:
+            raise ValueError(
+                f"--model_name_or_path {model_args.model_name_or_path} holds a {config.model_type!r} model, but "
+                f"--model_type is {model_args.model_type!r}."
+            )
+        transfer = model_args.finetune in ("head", "all")
+        id2label = {int(k): v for k, v in (config.id2label or {}).items()}
+        new_labels = [id2label[i] for i in sorted(id2label)] != list(label_names)
+        if transfer:
+            source_labels = [id2label[i] for i in sorted(id2label)]
+            config.num_labels = len(label_names)
+            config.id2label = dict(enumerate(label_names))
+            config.label2id = {name: i for i, name in enumerate(label_names)}
+            config.finetuned_from = {
+                "model": model_args.model_name_or_path,
+                "finetune": model_args.finetune,
+                "labels": source_labels,
+            }
+        else:
+            check_label_names(config, label_names, f"--model_name_or_path {model_args.model_name_or_path}")
+        config.counterfactual = model_args.counterfactual
+        if slice_seconds is not None:
+            config.slice_seconds = float(slice_seconds)
+        if (config.problem_type == "multi_label_classification") != multi_label:
+            if not transfer:
+                raise ValueError(
+                    f"--model_name_or_path {model_args.model_name_or_path} is a "
+                    f"{config.problem_type or 'single_label_classification'} model, but the dataset is "
+                    f"{'multi-label (tags)' if multi_label else 'single-label (classes)'}; use --finetune head/all to "
+                    "transfer it."
+                )
+            config.problem_type = "multi_label_classification" if multi_label else "single_label_classification"
+            if multi_label:
+                config.song_aggregation, config.vote_threshold = "mean", None
+        model = model_class.from_pretrained(
+            model_args.model_name_or_path, config=config, ignore_mismatched_sizes=transfer, **hub_kwargs
+        )
+        if transfer:
+            prepare_transfer(model, model_args.finetune, new_head=new_labels)
+    else:
+        config = build_config(model_args, label_names, slice_seconds, multi_label)
+        model = model_class(config)
+    if model_args.backbone_name_or_path is not None:
+        load_mert_weights(
+            model,
+            model_args.backbone_name_or_path,
+            revision=model_args.model_revision,
+            token=model_args.token,
+            cache_dir=model_args.cache_dir,
+        )
+    elif model_args.model_type == "genremert" and model_args.model_name_or_path is None:
+        logger.warning(
+            "GenreMERT with a randomly initialised backbone: pass --backbone_name_or_path m-a-p/MERT-v1-95M (or a "
+            "folder with MERT's weights) to reproduce the paper."
+        )
+    return model
+
+
+def prepare_transfer(model, mode: str, new_head: bool) -> None:
+    """Transfer learning from a model of another label set: a new classifier (re-initialised whenever the labels
+    differ, even when their number is the same); with `mode="head"` every other parameter is frozen and BatchNorm
+    layers stay in eval mode, with `"all"` everything trains (a frozen backbone stays frozen)."""
+    classifier = model.output_classifier()
+    if new_head:
+        with torch.no_grad():
+            if getattr(model.config, "initialization", "pytorch") == "keras":
+                torch.nn.init.xavier_uniform_(classifier.weight)
+                torch.nn.init.zeros_(classifier.bias)
+            else:
+                classifier.reset_parameters()  # PyTorch's default, the models' own rule
+    if mode == "head":
+        model.requires_grad_(False)
+        classifier.requires_grad_(True)
+        for module in model.modules():
+            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                # A frozen feature extractor: its BatchNorm layers stay in eval mode (running statistics used, not
+                # updated), whatever mode the Trainer puts the model in; only the classifier changes.
+                module.train = lambda mode=True, module=module: torch.nn.Module.train(module, False)
+                module.eval()
+    trainable = [name for name, parameter in model.named_parameters() if parameter.requires_grad]
+    logger.info(f"--finetune {mode}: {len(trainable)} trainable parameter tensors ({', '.join(trainable[:4])}, ...).")
+
+
+def resolve_checkpoint(training_args: LCATrainingArguments, label_names: list[str]) -> str | None:
+    """`--resume_from_checkpoint`: a folder, or `last`/`true` for the newest complete `checkpoint-*` in
+    `--output_dir`. The checkpoint's labels are checked against the dataset before anything is trained."""
+    value = training_args.resume_from_checkpoint
+    if value is None or str(value).lower() in ("false", "none", ""):
+        last = get_last_checkpoint(training_args.output_dir) if os.path.isdir(training_args.output_dir) else None
+        if last is not None and training_args.do_train:
+            logger.warning(
+                f"{training_args.output_dir} already holds {last}; training starts from scratch and will overwrite "
+                "checkpoints. Pass --resume_from_checkpoint last to continue that run instead."
+            )
+        return None
+    if str(value).lower() in ("last", "true"):
+        checkpoint = last_complete_checkpoint(training_args.output_dir)
+        if checkpoint is None:
+            raise ValueError(
+                f"--resume_from_checkpoint {value}: no complete checkpoint-* folder in {training_args.output_dir}."
+            )
+    else:
+        checkpoint = value
+        if not os.path.isdir(checkpoint):
+            raise ValueError(f"--resume_from_checkpoint {checkpoint}: no such folder.")
+        problem = checkpoint_problem(checkpoint)
+        if problem is not None:
+            raise ValueError(
+                f"--resume_from_checkpoint {checkpoint} cannot be resumed from: {problem}. Resume from an earlier "
+                "checkpoint (--resume_from_checkpoint last picks the newest good one)."
+            )
+    config_file = os.path.join(checkpoint, "config.json")
+    if not os.path.isfile(config_file):
+        raise ValueError(f"--resume_from_checkpoint {checkpoint}: no config.json there; not a Trainer checkpoint.")
+    with open(config_file) as handle:
+        saved = json.load(handle)
+    check_label_names(
+        transformers.PretrainedConfig(id2label=saved.get("id2label")),
+        label_names,
+        f"checkpoint {checkpoint}",
+    )
+    # Training resumes in the checkpoint's weights: the model must be built with the same architecture.
+    training_args.resume_from_checkpoint = checkpoint
+    return checkpoint

@@ -1,0 +1,357 @@
+"""The training script's library: load the songs, build or load the model, train with `LCATrainer`, evaluate at frame
+and song level, write the output folder. `run_classification.py` is its command line (see its docstring)."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import sys
+
+import datasets
+import torch
+import transformers
+from transformers import set_seed
+
+from modeling_lca_genremert import build_feature_extractor, is_multi_label
+
+from ..data.audio_files import fill_cache, slice_songs
+from ..evaluation.metrics import (
+    LCAMetrics,
+    choose_vote_threshold,
+    compute_split_metrics,
+    softmax,
+    split_predictions,
+    write_split_reports,
+)
+from ..evaluation.shortcut import resolve_bias, shortcut_metrics, shortcut_rates
+from ..evaluation.tagging_metrics import TaggingMetrics, write_tagging_reports
+from .arguments import (
+    parse_arguments,
+)
+from .preparation import (
+    is_tagging,
+    label_names_of,
+    load_or_build_model,
+    load_songs,
+    resolve_checkpoint,
+    select_songs,
+)
+from .run_folder import (
+    ChecksumCallback,
+    OutputDirLock,
+    check_checkpoint_matches_model,
+    check_output_dir,
+    non_finite_tensors,
+    whole_run_train_loss,
+)
+from .trainer import (
+    LCATrainer,
+    LCATrainingArguments,
+    NonFiniteLossError,
+    SliceCollator,
+)
+
+
+logger = logging.getLogger(__name__)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Main
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def setup_logging(training_args: LCATrainingArguments) -> None:
+    logging.basicConfig(
+        format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
+        datefmt="%m/%d/%Y %H:%M:%S",
+        handlers=[logging.StreamHandler(sys.stdout)],
+    )
+    log_level = training_args.get_process_log_level()
+    logger.setLevel(log_level)
+    datasets.utils.logging.set_verbosity(log_level)
+    transformers.utils.logging.set_verbosity(log_level)
+    transformers.utils.logging.enable_default_handler()
+    transformers.utils.logging.enable_explicit_format()
+
+
+def evaluate_split(
+    trainer: LCATrainer,
+    slices,
+    split_name: str,
+    label_names: list[str],
+    vote_threshold,
+    choose_threshold: bool = False,
+    aggregation: str = "vote",
+    bias_class: int | None = None,
+) -> tuple[dict, float | None]:
+    """Predicts one split (all processes), scores it once on the gathered slices, writes its reports.
+
+    Songs are scored by `aggregation` (the model's `config.song_aggregation`, the rule of its pipeline). With
+    `choose_threshold` (and `"vote"`), the vote threshold is chosen on this split (validation) and returned. A
+    multi-label model is scored by ROC-AUC / PR-AUC (frame, and song = mean of its slices), per tag in
+    `<split>_tag_report.json`, with the tags that cannot be scored named in a warning.
+    """
+    output = trainer.predict(slices, metric_key_prefix=split_name)
+    logits, counterfactual_logits, labels, song_index = split_predictions(output.predictions, output.label_ids)
+    if is_multi_label(trainer.accelerator.unwrap_model(trainer.model).config):
+        metrics = dict(output.metrics)
+        if trainer.is_world_process_zero():
+            scores = write_tagging_reports(trainer.args.output_dir, split_name, logits, labels, song_index, label_names)
+            for level in ("frame", "song"):
+                if scores[f"{level}_excluded_tags"]:
+                    logger.warning(
+                        f"{split_name}: {len(scores[f'{level}_excluded_tags'])} tag(s) have no positive or no negative "
+                        f"{level} in this split and are left out of the {level}-level macro AUCs: "
+                        f"{', '.join(scores[f'{level}_excluded_tags'])}."
+                    )
+        return metrics, None
+    num_labels = len(label_names)
+    if aggregation != "vote":
+        vote_threshold = None
+    elif choose_threshold:
+        vote_threshold, _ = choose_vote_threshold(softmax(logits), labels, song_index, num_labels)
+    metrics = {k: v for k, v in output.metrics.items()}
+    if bias_class is not None:
+        metrics.update(
+            {
+                f"{split_name}_{k}": v
+                for k, v in shortcut_rates(logits, labels, song_index, bias_class, aggregation).items()
+            }
+        )
+    scores = compute_split_metrics(
+        logits, labels, song_index, num_labels, counterfactual_logits, vote_threshold, aggregation
+    )
+    metrics.update({f"{split_name}_{key}": value for key, value in scores.items()})
+    if trainer.is_world_process_zero():
+        write_split_reports(
+            trainer.args.output_dir,
+            split_name,
+            logits,
+            labels,
+            song_index,
+            label_names,
+            vote_threshold,
+            aggregation,
+        )
+    return metrics, vote_threshold
+
+
+def save_run_arguments(output_dir: str, model_args, data_args, training_args) -> str:
+    """Write every argument of the run to `run_args.json` (JSON, never a pickle): the model card of `hub_upload.py`
+    reads the LCA weights and the training configuration from it, since `training_args.bin` is a pickle that must
+    not be opened. Written to a temporary file and renamed, so a crash never leaves half a file."""
+    os.makedirs(output_dir, exist_ok=True)
+    arguments = {
+        "model_args": dataclasses.asdict(model_args),
+        "data_args": dataclasses.asdict(data_args),
+        "training_args": json.loads(training_args.to_json_string()),
+        # The same seed gives slightly different results with another number of torch threads (float reductions).
+        "torch_num_threads": torch.get_num_threads(),
+    }
+    path = os.path.join(output_dir, "run_args.json")
+    temporary = path + ".tmp"
+    with open(temporary, "w", encoding="utf-8") as file:
+        json.dump(arguments, file, indent=2, sort_keys=True, default=str)
+    os.replace(temporary, path)
+    return path
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Runs what `--do_train/--do_eval/--do_predict` ask for; returns the content of `all_results.json`.
+
+    A folder holding a finished run is refused unless `--overwrite_output_dir`; the folder is locked while the run
+    writes it (one lock per run, taken by the main process)."""
+    model_args, data_args, training_args = parse_arguments(argv)
+    check_output_dir(
+        training_args.output_dir,
+        training_args.do_train,
+        training_args.overwrite_output_dir,
+        training_args.resume_from_checkpoint,
+    )
+    lock = OutputDirLock(training_args.output_dir) if training_args.process_index == 0 else contextlib.nullcontext()
+    with lock:
+        results = run(model_args, data_args, training_args)
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()  # every rank leaves together: none exits while another still writes
+    return results
+
+
+def end_process_group() -> None:
+    """The end of a multi-process script: wait for every rank, then close the process group, so that no rank tears its
+    communication threads down while another still works (a rank that left early could abort at exit)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+
+
+def run(model_args, data_args, training_args: LCATrainingArguments) -> dict:
+    """The body of `main`, on parsed arguments."""
+    setup_logging(training_args)
+    # Slice rows are decoded on the fly; the song index travels with the labels for song-level voting.
+    training_args.remove_unused_columns = False
+    training_args.label_names = ["labels", "song_index"]
+    if training_args.device.type == "cpu":
+        training_args.dataloader_pin_memory = False  # nothing to pin to without an accelerator
+    logger.warning(
+        f"process rank {training_args.process_index} of {training_args.world_size}, device {training_args.device}, "
+        f"distributed: {training_args.parallel_mode.value}, bf16: {training_args.bf16}, fp16: {training_args.fp16}"
+    )
+    set_seed(training_args.seed)
+
+    with training_args.main_process_first(desc="load and slice the songs"):
+        songs = load_songs(data_args, data_args.split_seed, training_args.output_dir)
+        label_names = label_names_of(songs)
+        multi_label = is_tagging(songs)
+        if multi_label and data_args.bias_class is not None:
+            raise ValueError(
+                f"--bias_class {data_args.bias_class!r}: the shortcut protocol scores one class per song; the "
+                f"{data_args.dataset} songs carry tags (multi-label)."
+            )
+        limits = {
+            "train": data_args.max_train_samples,
+            "validation": data_args.max_eval_samples,
+        }
+        for split_name in songs:
+            limit = limits.get(split_name, data_args.max_predict_samples)
+            songs[split_name] = select_songs(songs[split_name], limit, data_args.split_seed)
+        checkpoint = resolve_checkpoint(training_args, label_names)
+        model = load_or_build_model(model_args, label_names, data_args.slice_seconds, multi_label)
+        if checkpoint is not None:
+            check_checkpoint_matches_model(checkpoint, model)
+        # The song rule travels in the config: the pipeline slices and scores songs exactly as evaluated here.
+        model.config.slice_overlap_seconds = float(data_args.slice_overlap_seconds)
+        slice_seconds = model.config.slice_seconds
+        bias_class, bias_noise, noisy_songs = resolve_bias(data_args, songs, label_names)
+        if data_args.audio_cache_dir is not None:
+            # Decode every sample of every song now: a bad song is named before training, not hours into it.
+            fill_cache(songs, model.config.sampling_rate, data_args.audio_cache_dir)
+        slices = slice_songs(
+            songs,
+            model.config.sampling_rate,
+            slice_seconds,
+            data_args.slice_overlap_seconds,
+            keep_remainder=model.config.slice_remainder == "end",
+            cache_dir=data_args.audio_cache_dir,
+            noise=bias_noise,
+            noisy_songs=noisy_songs,
+        )
+    all_song_ids = sorted({song_id for split in songs.values() for song_id in split["song_id"]})
+    song_index_of = {song_id: i for i, song_id in enumerate(all_song_ids)}
+    feature_extractor = build_feature_extractor(model.config)
+    logger.info(
+        "songs / slices per split: "
+        + ", ".join(f"{name} {len(songs[name])}/{len(slices[name])}" for name in songs)
+        + f"; slices of {slice_seconds} s with {data_args.slice_overlap_seconds} s overlap"
+    )
+
+    vote_threshold = data_args.parsed_vote_threshold()
+    needs_validation = training_args.do_eval or training_args.eval_strategy != "no" or vote_threshold == "auto"
+    trainer = LCATrainer(
+        callbacks=[ChecksumCallback()],
+        model=model,
+        args=training_args,
+        train_dataset=slices["train"] if training_args.do_train else None,
+        eval_dataset=slices["validation"] if needs_validation else None,
+        processing_class=feature_extractor,
+        data_collator=SliceCollator(feature_extractor, song_index_of, len(label_names) if multi_label else None),
+        compute_metrics=TaggingMetrics(label_names) if multi_label else LCAMetrics(num_labels=len(label_names)),
+    )
+
+    run_info = {
+        "world_size": training_args.world_size,
+        "distributed_type": str(trainer.accelerator.distributed_type),
+        "model_type": model_args.model_type,
+        "counterfactual": model.config.counterfactual,
+        "dataset": data_args.dataset,
+        "slice_seconds": slice_seconds,
+        "slice_overlap_seconds": data_args.slice_overlap_seconds,
+    }
+    results = dict(run_info)
+    trainer.save_metrics("run", run_info)
+    if trainer.is_world_process_zero():
+        save_run_arguments(training_args.output_dir, model_args, data_args, training_args)
+
+    if training_args.do_train:
+        try:
+            train_result = trainer.train(resume_from_checkpoint=checkpoint)
+        except NonFiniteLossError as error:
+            logger.error(str(error))
+            raise
+        bad = non_finite_tensors(model)
+        if bad:  # e.g. an inf BatchNorm running variance: the loss guard cannot see it
+            raise NonFiniteLossError(
+                f"training ended with NaN/inf in the model's state ({', '.join(bad[:5])}); the final model is not saved."
+            )
+        trainer.save_model()  # the final model folder: weights, config (auto_map), preprocessor, code files
+        metrics = dict(train_result.metrics)
+        if checkpoint is not None:
+            metrics["train_loss"] = whole_run_train_loss(trainer, checkpoint, metrics["train_loss"])
+        metrics["train_songs"] = len(songs["train"])
+        metrics["train_slices"] = len(slices["train"])
+        trainer.log_metrics("train", metrics)
+        trainer.save_metrics("train", metrics)
+        trainer.save_state()
+        results.update(metrics)
+
+    chosen_threshold = None if vote_threshold == "auto" else vote_threshold
+    if training_args.do_eval or (training_args.do_predict and vote_threshold == "auto"):
+        metrics, threshold = evaluate_split(
+            trainer,
+            slices["validation"],
+            "eval",
+            label_names,
+            chosen_threshold,
+            choose_threshold=vote_threshold == "auto",
+            aggregation=model.config.song_aggregation,
+            bias_class=bias_class,
+        )
+        chosen_threshold = threshold
+        metrics["eval_songs"] = len(songs["validation"])
+        trainer.log_metrics("eval", metrics)
+        trainer.save_metrics("eval", metrics)
+        log_to_integrations(trainer, metrics)
+        results.update(metrics)
+    save_song_rule(model, chosen_threshold, training_args)
+
+    if training_args.do_predict:
+        for split_name in [name for name in songs if name.startswith("test")]:
+            metrics, _ = evaluate_split(
+                trainer,
+                slices[split_name],
+                split_name,
+                label_names,
+                chosen_threshold,
+                aggregation=model.config.song_aggregation,
+                bias_class=bias_class,
+            )
+            metrics[f"{split_name}_songs"] = len(songs[split_name])
+            trainer.log_metrics(split_name, metrics)
+            trainer.save_metrics(split_name, metrics)
+            log_to_integrations(trainer, metrics)
+            results.update(metrics)
+        shortcut = shortcut_metrics(results)
+        if shortcut:
+            trainer.save_metrics("shortcut", shortcut)
+            log_to_integrations(trainer, shortcut)
+            results.update(shortcut)
+    return results
+
+
+def log_to_integrations(trainer, metrics: dict) -> None:
+    """The final evaluation and test scores to TensorBoard (and every other `report_to` integration) at the last
+    step, next to the training curves."""
+    numbers = {key: float(value) for key, value in metrics.items() if isinstance(value, (int, float))}
+    if numbers:
+        trainer.log(numbers)
+
+
+def save_song_rule(model, vote_threshold: float | None, training_args: LCATrainingArguments) -> None:
+    """Put the validation-chosen vote threshold into the config, and rewrite the saved model's `config.json` with it,
+    so that the pipeline of the output folder applies the rule whose song figures `all_results.json` reports."""
+    model.config.vote_threshold = None if vote_threshold is None else float(vote_threshold)
+    saved_config = os.path.join(training_args.output_dir, "config.json")
+    if training_args.do_train and os.path.isfile(saved_config) and training_args.should_save:
+        model.config.save_pretrained(training_args.output_dir)
