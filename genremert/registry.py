@@ -27,3 +27,24 @@ MODEL_CLASSES = {
     "crnn_fgnl": (CRNNFGNLConfig, CRNNFGNLForAudioClassification),
     "self_attention_tagger": (SelfAttentionTaggerConfig, SelfAttentionTaggerForAudioClassification),
 }
+
+
+def untrusted_code_message(source: str, flag: str) -> str:
+    """The refusal when a folder or Hub id would need its own code to load: who asked, and the opt-in flag."""
+    return (
+        f"{flag} {source}: loading it would run the Python code shipped with it (its config names a model type this "
+        "library does not register). That code runs only with --trust_remote_code (as in Transformers' example "
+        "scripts): pass it only for a source you trust."
+    )
+
+
+def load_pretrained(loader, source, *, trust_remote_code: bool = False, flag: str = "--model_name_or_path", **kwargs):
+    """`loader.from_pretrained(source, trust_remote_code=..., **kwargs)` with the library's trust rule: our own model
+    types are registered, so they never need remote code; anything else runs the source's code only when the user
+    opted in. A refusal names the flag, the source and `--trust_remote_code`; nothing of the source has run then."""
+    try:
+        return loader.from_pretrained(source, trust_remote_code=bool(trust_remote_code), **kwargs)
+    except ValueError as error:
+        if not trust_remote_code and "trust_remote_code" in str(error):
+            raise ValueError(untrusted_code_message(str(source), flag)) from error
+        raise

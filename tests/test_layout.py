@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from genremert.publishing.hub_upload import remote_code_files, repository_modules
+from genremert.publishing.verification import remote_code_files, repository_modules
 
 
 REPO = Path(__file__).resolve().parent.parent

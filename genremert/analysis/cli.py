@@ -25,14 +25,23 @@ from .bias_probe import add_band_noise, bias_probe, branch_accuracy, plot_bias_p
 from .tagger_maps import plot_tag_attention
 
 
-def load_model(model_dir):
-    """A genremert model folder (training output or export), from safetensors only, in eval mode."""
+def load_model(model_dir, trust_remote_code: bool = False):
+    """A genremert model folder (training output or export), from safetensors only, in eval mode. The folder's own
+    code files run only with `trust_remote_code` (our model types never need them)."""
     model_dir = Path(model_dir)
     if not (model_dir / "config.json").is_file():
         raise FileNotFoundError(f"--model_dir {model_dir} has no config.json: expected a genremert model folder.")
     from transformers import AutoModelForAudioClassification
 
-    model = AutoModelForAudioClassification.from_pretrained(model_dir, use_safetensors=True)
+    from ..registry import load_pretrained
+
+    model = load_pretrained(
+        AutoModelForAudioClassification,
+        model_dir,
+        trust_remote_code=trust_remote_code,
+        flag="--model_dir",
+        use_safetensors=True,
+    )
     _model_kind(model)
     return model.eval()
 
@@ -215,6 +224,11 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model_dir", required=True, help="A genremert model folder (training output or Hub export).")
     parser.add_argument(
+        "--trust_remote_code",
+        action="store_true",
+        help="Run Python code shipped in --model_dir (only needed for model types this library does not register).",
+    )
+    parser.add_argument(
         "--dataset",
         default=None,
         choices=("synthetic", "gtzan", "artist20", "magnatagatune", "custom"),
@@ -268,7 +282,7 @@ def main(argv=None) -> int:
     if args.dataset in ("gtzan", "artist20") and not args.data_dir:
         parser.error(f"--data_dir is required for --dataset {args.dataset}.")
     try:
-        model = load_model(args.model_dir)
+        model = load_model(args.model_dir, trust_remote_code=args.trust_remote_code)
         slices, noisy_slices, label_names = _load_slices(args, model)
         summary = run_interpretation(
             model,

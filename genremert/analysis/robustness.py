@@ -247,6 +247,11 @@ def main(argv=None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model_dir", action="append", required=True, help="A trained model folder (repeatable).")
+    parser.add_argument(
+        "--trust_remote_code",
+        action="store_true",
+        help="Run Python code shipped in a --model_dir (only needed for model types this library does not register).",
+    )
     parser.add_argument("--name", action="append", default=None, help="A name per --model_dir for the plot.")
     parser.add_argument("--output_dir", required=True)
     parser.add_argument("--snr_db", type=float, nargs="+", default=[40.0, 30.0, 20.0, 10.0])
@@ -269,7 +274,7 @@ def main(argv=None) -> int:
         )  # fmt: skip
         try:
             fill_from_run_arguments(loader)
-            models[name] = load_model(folder)
+            models[name] = load_model(folder, trust_remote_code=args.trust_remote_code)
             if slices is None:
                 slices = _load_slices(loader, models[name])[0]
         except (ValueError, FileNotFoundError) as error:

@@ -4,9 +4,13 @@ safely, once.
 - `fetch_gtzan()` downloads `data/genres.tar.gz` from the Hub dataset repo `marsyas/gtzan` (its loading script no longer
   runs with `datasets` >= 4, but the archive is a plain file of the repo) through `huggingface_hub` into the Hugging
   Face cache, with a progress bar, and extracts it next to the download.
-- `extract_archive(archive, target)` refuses members with an absolute path or `..`, links of any kind and device
-  files, naming the member; extracts into a temporary folder beside `target` and renames it into place only when
-  complete, so an interrupted extraction is never taken for a complete one.
+- `extract_archive(archive, target)` refuses members with an absolute path or `..`, links of any kind, device files
+  and a file and a folder of one name, naming the member; stops an archive that expands beyond `max_ratio` times its
+  own size or `max_bytes` in all (a zip bomb), naming the member; extracts into a fresh temporary folder beside
+  `target` and renames it into place only when complete, so an interrupted extraction is never taken for a complete
+  one. It never deletes a folder it did not create: an existing non-empty `target` without this code's completion
+  marker is refused. When two processes extract one archive, the second to finish takes the first one's folder.
+- A damaged, truncated or non-archive file is reported as such, naming the file.
 """
 
 from __future__ import annotations
@@ -14,7 +18,9 @@ from __future__ import annotations
 import os
 import shutil
 import tarfile
+import tempfile
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 
 
@@ -24,10 +30,20 @@ GTZAN_FILENAME = "data/genres.tar.gz"
 GTZAN_REVISION = "main"
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
 COMPLETE_MARKER = ".genremert-extracted"
+# Zip-bomb limits: an archive may expand to at most MAX_RATIO times its own size, and to MAX_BYTES in all. Audio barely
+# compresses (GTZAN's genres.tar.gz: 1.1×), so these leave every real corpus room and stop a bomb early.
+MAX_RATIO = 100.0
+MAX_BYTES = 512 * 1024**3
+# What a damaged, truncated or foreign file raises while it is read as an archive.
+ARCHIVE_ERRORS = (tarfile.TarError, zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, zlib.error, OSError)
 
 
 class UnsafeArchiveError(ValueError):
-    """An archive member that would write outside the target folder, or a link or device file."""
+    """An archive member that would write outside the target folder, a link or device file, or a zip bomb."""
+
+
+class DamagedArchiveError(ValueError):
+    """A file that cannot be read as an archive: truncated, damaged, lying about its sizes, or not an archive."""
 
 
 def is_archive(path) -> bool:
@@ -65,18 +81,72 @@ def _members(archive: Path):
     return "tar", opened, members
 
 
-def extract_archive(archive, target) -> Path:
-    """Extract `archive` into the folder `target` (once: a complete earlier extraction is reused). Returns `target`."""
+def _check_file_folder_clashes(archive: Path, names: list[str]) -> None:
+    """A file and a folder of one name (`a` and `a/b`), or one file twice, cannot both be extracted."""
+    files, folders = set(), set()
+    for name in names:
+        parts = PurePosixPath(name.replace("\\", "/")).parts
+        folders.update("/".join(parts[:i]) for i in range(1, len(parts)))
+    for name in names:
+        clean = "/".join(PurePosixPath(name.replace("\\", "/")).parts)
+        if name.endswith("/"):
+            continue
+        if clean in folders:
+            raise UnsafeArchiveError(
+                f"{archive}: member {name!r} is a file, and other members use {clean!r} as a folder; refusing to extract."
+            )
+        if clean in files:
+            raise UnsafeArchiveError(f"{archive}: member {name!r} appears twice; refusing to extract.")
+        files.add(clean)
+
+
+def _copy_limited(source, sink, name: str, archive: Path, budget: list[int], limit_text: str) -> None:
+    """Copy one member, stopping as soon as the archive's expansion budget is spent (the declared sizes may lie)."""
+    while True:
+        chunk = source.read(1 << 20)
+        if not chunk:
+            return
+        budget[0] -= len(chunk)
+        if budget[0] < 0:
+            raise UnsafeArchiveError(
+                f"{archive}: member {name!r} expands the archive beyond {limit_text} (a zip bomb?); refusing to extract. "
+                "Pass max_ratio= / max_bytes= to extract_archive if the archive is genuine."
+            )
+        sink.write(chunk)
+
+
+def extract_archive(archive, target, max_ratio: float = MAX_RATIO, max_bytes: int = MAX_BYTES) -> Path:
+    """Extract `archive` into the folder `target` (once: a complete earlier extraction is reused). Returns `target`.
+
+    Refused, naming the member: unsafe names and kinds (see the module docstring), and expansion beyond `max_ratio`
+    times the archive's size or `max_bytes` in all. Refused, naming the folder: a non-empty `target` that this code did
+    not complete (no completion marker): it is never deleted. A damaged or foreign file raises `DamagedArchiveError`."""
     archive, target = Path(archive), Path(target)
     if (target / COMPLETE_MARKER).is_file():
         return target
-    if target.exists():  # an interrupted extraction: start again
-        shutil.rmtree(target)
-    kind, opened, members = _members(archive)
-    partial = target.with_name(target.name + f".partial-{os.getpid()}")
-    if partial.exists():
-        shutil.rmtree(partial)
-    partial.mkdir(parents=True)
+    if target.exists():
+        if not target.is_dir() or any(target.iterdir()):
+            raise FileExistsError(
+                f"{target} exists and is not an extraction of {archive} by this code (no {COMPLETE_MARKER} marker); "
+                "refusing to overwrite or delete it. Move it away, or give the extracted folder itself as --data_dir."
+            )
+        target.rmdir()  # an empty folder holds nothing to lose
+    try:
+        kind, opened, members = _members(archive)
+    except UnsafeArchiveError:
+        raise
+    except ARCHIVE_ERRORS as error:
+        raise DamagedArchiveError(
+            f"{archive}: not a readable archive ({type(error).__name__}: {error}); is the download complete? "
+            f"Expected one of {', '.join(ARCHIVE_SUFFIXES)}."
+        ) from error
+    names = [info.filename for info in members] if kind == "zip" else [member.name for member in members]
+    _check_file_folder_clashes(archive, names)
+    limit = min(max_bytes, int(max_ratio * max(archive.stat().st_size, 1)))
+    limit_text = f"{limit:,} bytes ({max_ratio:g}× its {archive.stat().st_size:,} bytes, at most {max_bytes:,})"
+    budget = [limit]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=target.name + ".partial-", dir=target.parent))  # ours alone
     try:
         with opened:
             if kind == "zip":
@@ -92,10 +162,25 @@ def extract_archive(archive, target) -> Path:
                     destination.mkdir(parents=True, exist_ok=True)
                     continue
                 destination.parent.mkdir(parents=True, exist_ok=True)
-                with open_member() as source, open(destination, "wb") as sink:
-                    shutil.copyfileobj(source, sink)
+                try:
+                    with open_member() as source, open(destination, "wb") as sink:
+                        _copy_limited(source, sink, name, archive, budget, limit_text)
+                except UnsafeArchiveError:
+                    raise
+                except ARCHIVE_ERRORS as error:
+                    if isinstance(error, OSError) and error.errno is not None and not isinstance(error, EOFError):
+                        raise  # a full disk or a permission problem: not the archive's fault
+                    raise DamagedArchiveError(
+                        f"{archive}: member {name!r} cannot be read ({type(error).__name__}: {error}); the archive is "
+                        "truncated or damaged. Download it again."
+                    ) from error
         (partial / COMPLETE_MARKER).write_text(str(archive), encoding="utf-8")
-        os.replace(partial, target)
+        try:
+            os.replace(partial, target)
+        except OSError:
+            if (target / COMPLETE_MARKER).is_file():  # another process completed the same extraction meanwhile
+                return target
+            raise
     finally:
         if partial.exists():
             shutil.rmtree(partial, ignore_errors=True)

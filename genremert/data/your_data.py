@@ -92,21 +92,22 @@ def _read_audio_folder(root: Path) -> DatasetDict:
 
 
 def _open_dataset(name: str, config_name: Optional[str], revision: Optional[str], cache_dir: Optional[str]):
-    """The raw DatasetDict of a local folder (save_to_disk, data files, audio folder) or a Hub id."""
+    """`(raw DatasetDict, the folder its paths are relative to)` of a local folder (save_to_disk, data files, audio
+    folder; the folder itself) or a Hub id (`None`: no folder; a Hub audio folder: its snapshot)."""
     import datasets
 
     path = Path(name)
     if path.is_dir():
         if (path / "dataset_dict.json").is_file() or (path / "dataset_info.json").is_file():
             loaded = datasets.load_from_disk(str(path))
-            return loaded if isinstance(loaded, DatasetDict) else DatasetDict({"train": loaded})
+            return (loaded if isinstance(loaded, DatasetDict) else DatasetDict({"train": loaded})), path
         files = [p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")]
         kinds = {DATA_FILE_SUFFIXES[p.suffix.lower()] for p in files if p.suffix.lower() in DATA_FILE_SUFFIXES}
         if (path / "metadata.csv").is_file():
             kinds.discard("csv")  # an audio folder's metadata, not a table of the dataset
         has_audio = any(p.suffix.lower() in AUDIO_SUFFIXES for p in files)
         if has_audio and not kinds:
-            return _read_audio_folder(path)
+            return _read_audio_folder(path), path
         if len(kinds) == 1:
             kind = kinds.pop()
             by_split = defaultdict(list)
@@ -114,7 +115,7 @@ def _open_dataset(name: str, config_name: Optional[str], revision: Optional[str]
                 if p.suffix.lower() in DATA_FILE_SUFFIXES:
                     split = next((SPLIT_FOLDERS[s] for s in SPLIT_FOLDERS if s in p.stem.lower()), "train")
                     by_split[split].append(str(p))
-            return datasets.load_dataset(kind, data_files=dict(by_split), cache_dir=cache_dir)
+            return datasets.load_dataset(kind, data_files=dict(by_split), cache_dir=cache_dir), path
         raise ValueError(
             f"--dataset_name {name}: a folder, but not one this project can read: expected audio files (with label "
             f"sub-folders or a metadata.csv), parquet/arrow/json/csv files of one kind (found {sorted(kinds) or 'none'}), "
@@ -132,18 +133,39 @@ def _open_dataset(name: str, config_name: Optional[str], revision: Optional[str]
 
         local = snapshot_download(name, repo_type="dataset", revision=revision, cache_dir=cache_dir)
         return _open_dataset(local, config_name, None, cache_dir)
-    return loaded if isinstance(loaded, DatasetDict) else DatasetDict({"train": loaded})
+    return (loaded if isinstance(loaded, DatasetDict) else DatasetDict({"train": loaded})), None
 
 
-def _materialise(cell, audio_dir: Path, base_dir: Optional[Path] = None) -> Tuple[Optional[str], Optional[str]]:
-    """`(path, None)` of a row's audio (embedded bytes are written once, named by their hash; a relative path is taken
-    relative to the dataset's folder when it does not exist from here), or `(None, reason)`."""
+def _inside(path: str, root: Path) -> bool:
+    """Whether `path` lies inside `root` by its name (`..` and absolute paths elsewhere are outside; links the user
+    put inside the dataset folder are the user's own choice and are followed)."""
+    return os.path.normpath(os.path.abspath(path)).startswith(os.path.normpath(os.path.abspath(root)) + os.sep)
+
+
+def _materialise(
+    cell, audio_dir: Path, base_dir: Optional[Path] = None, allow_outside: bool = False
+) -> Tuple[Optional[str], Optional[str]]:
+    """`(path, None)` of a row's audio, or `(None, reason)`. Embedded bytes are written once, named by their hash.
+    A path is taken relative to the dataset's folder `base_dir`, never to the current directory; one that lands outside
+    it (absolute elsewhere, `../`) is refused unless `allow_outside`. Without a folder (a Hub dataset), only embedded
+    audio is read, unless `allow_outside`."""
     if isinstance(cell, str):
         if not cell:
             return None, "empty audio path"
-        if base_dir is not None and not os.path.isabs(cell) and not os.path.exists(cell):
-            cell = str(base_dir / cell)
-        return cell, None
+        if base_dir is None:
+            if not allow_outside:
+                return None, (
+                    f"audio path {cell!r} of a dataset without a folder: only embedded audio (bytes) is read from it; "
+                    "pass --allow_paths_outside_dataset to read this path"
+                )
+            return cell, None
+        path = cell if os.path.isabs(cell) else str(base_dir / cell)
+        if not allow_outside and not _inside(path, base_dir):
+            return None, (
+                f"audio path {cell!r} lies outside the dataset folder {base_dir}; pass --allow_paths_outside_dataset "
+                "to read it"
+            )
+        return path, None
     if not isinstance(cell, dict):
         return None, f"audio cell of type {type(cell).__name__}, expected a path or {{'bytes', 'path'}}"
     data, source = cell.get("bytes"), cell.get("path")
@@ -158,7 +180,7 @@ def _materialise(cell, audio_dir: Path, base_dir: Optional[Path] = None) -> Tupl
             os.replace(temporary, target)
         return str(target), None
     if source:
-        return _materialise(source, audio_dir, base_dir)
+        return _materialise(source, audio_dir, base_dir, allow_outside)
     return None, "the audio cell holds neither bytes nor a path"
 
 
@@ -227,6 +249,7 @@ def load_dataset_songs(
     cache_dir: Optional[str] = None,
     on_bad_file: str = "raise",
     num_workers: Optional[int] = None,
+    allow_outside_paths: bool = False,
 ) -> DatasetDict:
     """Any `datasets` dataset as songs: `train`, `validation`, `test` with `audio` (a file path), `label`
     (`ClassLabel`; for a column of tag lists, `List(ClassLabel)`: multi-label tagging), `song_id` (the song column, else one song per row) and `album` (the group column, if any).
@@ -235,8 +258,12 @@ def load_dataset_songs(
     group column) are split by `split_fractions` with `split_seed`, stratified by label, and the assignment is written
     to `split_file` (JSON, reread when it exists: the same run gets the same split). Every file is checked first; bad
     rows are reported by split, row index and reason (`on_bad_file="raise"`, the default, or `"skip"`).
+
+    Paths in a table (metadata.csv `file_name`, a CSV / parquet column of paths) are relative to the dataset's folder,
+    never to the current directory; a path leading outside the folder (absolute elsewhere, `../`) is a bad row naming
+    row and path, unless `allow_outside_paths` (`--allow_paths_outside_dataset`).
     """
-    raw = _open_dataset(name, config_name, revision, cache_dir)
+    raw, root = _open_dataset(name, config_name, revision, cache_dir)
     wanted = {"train": train_split, "validation": validation_split, "test": test_split}
     for split in raw.values():
         missing = [c for c in (audio_column, label_column, song_column, group_column) if c and c not in split.features]
@@ -273,7 +300,7 @@ def load_dataset_songs(
         labels = table[label_column]
         entries = []
         for index, cell in enumerate(table[audio_column]):
-            path, reason = _materialise(cell, audio_dir, Path(name) if Path(name).is_dir() else None)
+            path, reason = _materialise(cell, audio_dir, root, allow_outside_paths)
             label = labels[index]
             if label is None:
                 bad.append(BadAudioFile(f"{our_split}[{index}]", f"no label in column {label_column!r}"))

@@ -77,6 +77,30 @@ def _content_problem(path: Path, kind: str) -> str | None:
     return None
 
 
+def linked_files(folder: Path, names) -> list[str]:
+    """The entries of `folder` among `names` (file names or glob patterns) that are symbolic links or resolve outside
+    `folder`, each with where it points: a run folder's files are published only when they are its own."""
+    folder = Path(folder)
+    root = folder.resolve()
+    found = []
+    for pattern in names:
+        for path in sorted(folder.glob(pattern)):
+            target = path.resolve()
+            if path.is_symlink() or not target.is_relative_to(root):
+                found.append(f"{path.name} → {target}")
+    return sorted(set(found))
+
+
+def check_no_links(folder: Path, names) -> None:
+    """Raise `ExportError` naming every entry of `folder` matching `names` that is a link or points outside it."""
+    links = linked_files(folder, names)
+    if links:
+        raise ExportError(
+            f"{folder} holds symbolic links (or files resolving outside it), which are never published or read for "
+            "publishing:\n  " + "\n  ".join(links) + "\nReplace each link by the file itself if it belongs to this run."
+        )
+
+
 def check_export_contents(folder: Path) -> None:
     """Every file of the export folder must be on the allow-list and hold what its type promises (PNG signature,
     valid JSON, a safetensors header, UTF-8 text): a pickle renamed to `.png` or `.json` is caught by its content.
@@ -85,9 +109,12 @@ def check_export_contents(folder: Path) -> None:
 
     problems = []
     for path in sorted(Path(folder).rglob("*")):
+        name = str(path.relative_to(folder))
+        if path.is_symlink():
+            problems.append(f"{name}: a symbolic link (→ {path.resolve()}); only plain files are published")
+            continue
         if not path.is_file():
             continue
-        name = str(path.relative_to(folder))
         kinds = [kind for pattern, kind in EXPORT_ALLOW_LIST if "/" not in name and fnmatch.fnmatch(name, pattern)]
         if not kinds:
             problems.append(f"{name}: not on the allow-list of published files")

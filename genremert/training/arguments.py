@@ -76,6 +76,14 @@ class ModelArguments:
     cache_dir: str | None = field(default=None, metadata={"help": "Where Hub downloads are stored."})
     model_revision: str = field(default="main", metadata={"help": "Hub revision (branch, tag or commit)."})
     token: str | None = field(default=None, metadata={"help": "Hub token for private weights."})
+    trust_remote_code: bool = field(
+        default=False,
+        metadata={
+            "help": "Run Python code shipped with --model_name_or_path (a folder or Hub id whose model type this "
+            "library does not register). Off by default: our own model types never need it; turn it on only for a "
+            "source you trust."
+        },
+    )
 
     def __post_init__(self):
         if self.finetune not in (None, "none", "head", "all"):
@@ -124,6 +132,14 @@ class DataTrainingArguments:
         metadata={
             "help": "gtzan: train on the songs that are on disk when some songs of the split lists are missing "
             "(refused by default: an incomplete copy usually means a wrong folder)."
+        },
+    )
+    allow_paths_outside_dataset: bool = field(
+        default=False,
+        metadata={
+            "help": "--dataset_name: accept audio paths that lead outside the dataset's folder (absolute paths "
+            "elsewhere, ../) or, for a Hub dataset, paths instead of embedded audio. Off by default: a table's paths "
+            "are relative to its folder, and a path leaving it is refused naming the row."
         },
     )
     stems_dir: str | None = field(

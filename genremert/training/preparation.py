@@ -18,6 +18,7 @@ from ..data.magnatagatune import load_magnatagatune
 from ..data.synthetic import load_synthetic
 from ..publishing.mert_weights import load_mert_weights
 from ..registry import MODEL_CLASSES as MODEL_TYPES
+from ..registry import load_pretrained
 from .arguments import (
     DEFAULT_SPLITS,
     DataTrainingArguments,
@@ -64,6 +65,7 @@ def load_songs(data_args: DataTrainingArguments, seed: int, output_dir: str | No
             split_file=os.path.join(output_dir, "split.json") if output_dir else None,
             audio_dir=os.path.join(data_args.data_dir, "embedded_audio") if data_args.data_dir else None,
             revision=data_args.dataset_revision,
+            allow_outside_paths=data_args.allow_paths_outside_dataset,
         )
     split = data_args.split or DEFAULT_SPLITS[data_args.dataset]
     if data_args.dataset == "synthetic":
@@ -200,7 +202,9 @@ def load_or_build_model(
         "token": model_args.token,
     }
     if model_args.model_name_or_path is not None:
-        config = AutoConfig.from_pretrained(model_args.model_name_or_path, trust_remote_code=True, **hub_kwargs)
+        config = load_pretrained(
+            AutoConfig, model_args.model_name_or_path, trust_remote_code=model_args.trust_remote_code, **hub_kwargs
+        )
         if config.model_type != model_args.model_type:
             raise ValueError(
                 f"--model_name_or_path {model_args.model_name_or_path} holds a {config.model_type!r} model, but "
@@ -235,7 +239,7 @@ def load_or_build_model(
             config.problem_type = "multi_label_classification" if multi_label else "single_label_classification"
             if multi_label:
                 config.song_aggregation, config.vote_threshold = "mean", None
-        model = model_class.from_pretrained(
+        model = model_class.from_pretrained(  # our own class: the source's code files are never imported
             model_args.model_name_or_path, config=config, ignore_mismatched_sizes=transfer, **hub_kwargs
         )
         if transfer:
