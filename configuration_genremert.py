@@ -42,6 +42,8 @@ BACKBONE_INPUTS = {
 # The CAL ablation's random attention: renormalised to the main attention's sum (ours), or CAL's raw uniform [0, 2).
 RANDOM_ATTENTION_SCALES = ("renormalised", "raw")
 FGNL_SOFTMAX_AXES = ("key", "query")
+# What GenreMERT's time attention scores a frame from: its features' mean (the reference) or the whole vector.
+TIME_ATTENTION_INPUTS = ("mean", "features")
 
 # The audio-classification pipeline of a saved model folder: one pass per training-length slice,
 # then the song-level answer (see pipeline_genremert.py).
@@ -144,6 +146,10 @@ class GenreMERTConfig(PretrainedConfig):
             to all of them (13 for MERT-v1-95M).
         attention_hidden_size (`int`, *optional*, defaults to 16):
             Channels of the time attention's hidden 1×1 convolution.
+        time_attention_input (`str`, *optional*, defaults to `"mean"`):
+            What the time attention scores a frame from: `"mean"`, the mean of the frame's features (the reference
+            genreMERT: frames that differ in direction but not in mean look alike to it), or `"features"`, the whole
+            feature vector (a 1×1 convolution hidden → `attention_hidden_size`; it can tell such frames apart).
         representation_size (`int`, *optional*, defaults to 32):
             Size of the shared projection between the pooled features and the classifier.
         classifier_dropout (`float`, *optional*, defaults to 0.3):
@@ -197,6 +203,7 @@ class GenreMERTConfig(PretrainedConfig):
         vote_threshold=None,
         slice_overlap_seconds=0.0,
         slice_remainder="drop",
+        time_attention_input="mean",
         **kwargs,
     ):
         if backbone_config is None:
@@ -238,6 +245,7 @@ class GenreMERTConfig(PretrainedConfig):
         self.aggregation_layers = aggregation_layers
 
         _check_positive("attention_hidden_size", attention_hidden_size)
+        _check_choice("time_attention_input", time_attention_input, TIME_ATTENTION_INPUTS)
         _check_positive("representation_size", representation_size)
         _check_probability("classifier_dropout", classifier_dropout)
         _check_probability("counterfactual_dropout", counterfactual_dropout)
@@ -249,6 +257,7 @@ class GenreMERTConfig(PretrainedConfig):
         )
 
         self.attention_hidden_size = attention_hidden_size
+        self.time_attention_input = time_attention_input
         self.representation_size = representation_size
         self.classifier_dropout = classifier_dropout
         self.counterfactual_dropout = counterfactual_dropout

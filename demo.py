@@ -1,9 +1,9 @@
 #!/usr/bin/env python
-"""The shortcut demo: CRNN_FGNL trained plain and with LCA on the synthetic benchmark whose training songs of one
-class carry band noise (paper Fig. 1).
+"""The main job: the ground-truth attention study's quick version (where does the attention go, and does LCA move it?).
 
-    python demo.py            # the full demo
-    python demo.py --quick    # a smoke version
+    python demo.py            # 2 bias structures × plain / LCA / oracle × 5 seeds, a few minutes on 2 CPU cores
+    python demo.py --quick    # seconds
+    python demo.py --audio    # the audio shortcut demo of CRNN_FGNL (also --audio --quick)
 
 The command line of `genremert.demo` (its docstring and `--help` describe every option).
 """

@@ -38,17 +38,23 @@ class GenreMERTLayerAggregation(nn.Module):
 
 class GenreMERTTimeAttention(nn.Module):
     """Time attention of the reference genreMERT: mean over the features of each frame → 1×1 conv 1→16 → tanh →
-    1×1 conv 16→1 → softmax over time. Padded frames (`frame_mask == False`) get weight 0."""
+    1×1 conv 16→1 → softmax over time. Padded frames (`frame_mask == False`) get weight 0. With
+    `config.time_attention_input="features"` the first 1×1 conv reads the whole frame (hidden → 16) instead of its mean."""
 
     def __init__(self, config: GenreMERTConfig):
         super().__init__()
-        self.hidden_conv = nn.Conv1d(1, config.attention_hidden_size, kernel_size=1)
+        self.reads_features = getattr(config, "time_attention_input", "mean") == "features"
+        in_channels = config.hidden_size if self.reads_features else 1
+        self.hidden_conv = nn.Conv1d(in_channels, config.attention_hidden_size, kernel_size=1)
         self.activation = nn.Tanh()
         self.score_conv = nn.Conv1d(config.attention_hidden_size, 1, kernel_size=1)
 
     def forward(self, hidden_states: torch.Tensor, frame_mask: torch.Tensor | None = None) -> torch.Tensor:
         # hidden_states: (batch, frames, hidden); frame_mask: (batch, frames) bool
-        scores = hidden_states.mean(dim=-1).unsqueeze(1)  # (batch, 1, frames)
+        if self.reads_features:
+            scores = hidden_states.transpose(1, 2)  # (batch, hidden, frames)
+        else:
+            scores = hidden_states.mean(dim=-1).unsqueeze(1)  # (batch, 1, frames)
         scores = self.score_conv(self.activation(self.hidden_conv(scores)))[:, 0]  # (batch, frames)
         if frame_mask is not None:
             scores = scores.masked_fill(~frame_mask, torch.finfo(scores.dtype).min)

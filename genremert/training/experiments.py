@@ -42,14 +42,24 @@ HEADLINE_METRICS = (
     "shortcut_song_f1_gap",
     "test_noisy_song_biased_rate",
 )
+# The attention study's (`--benchmark attention`): accuracy per test split, where the main attention sits.
+ATTENTION_HEADLINE_METRICS = (
+    "decorrelated_accuracy",
+    "in_distribution_accuracy",
+    "anti_correlated_accuracy",
+    "decorrelated_main_mass_discriminative",
+    "decorrelated_main_mass_spurious",
+    "decorrelated_cf_mass_spurious",
+)
 MARKER = "experiment.json"  # written last in a run's folder: the run is complete
 # Metrics where lower is better ("best" of the seeds is then the minimum).
 LOWER_IS_BETTER = ("loss", "gap", "biased_rate", "runtime", "per_second")
 
 
-def load_variants(names: list[str], variants_file: str | None = None) -> dict[str, dict]:
-    """The flags of each named variant: the built-in ones, or those of `variants_file` (`{name: {flag: value}}`)."""
-    available = dict(BUILTIN_VARIANTS)
+def load_variants(names: list[str], variants_file: str | None = None, builtin: dict | None = None) -> dict[str, dict]:
+    """The flags of each named variant: the built-in ones (`builtin`, default the audio sweep's), or those of
+    `variants_file` (`{name: {flag: value}}`)."""
+    available = dict(BUILTIN_VARIANTS if builtin is None else builtin)
     if variants_file is not None:
         try:
             with open(variants_file, encoding="utf-8") as handle:
@@ -289,30 +299,39 @@ def comparison_sentence(summary: dict, variant: str, metric: str, label: str | N
     )
 
 
+def headline_metrics(summary: dict) -> tuple[str, ...]:
+    """The headline metrics of this sweep: the attention study's when its runs have them, else the audio sweep's."""
+    have = {metric for data in summary["variants"].values() for metric in data["metrics"]}
+    return ATTENTION_HEADLINE_METRICS if "decorrelated_accuracy" in have else HEADLINE_METRICS
+
+
 def summary_markdown(summary: dict) -> str:
     lines = [
         f"# Sweep summary (baseline `{summary['baseline']}`, seeds {summary['seeds']})",
         "",
         "Avg. = mean over seeds ± sample standard deviation; Best = best seed (the paper's columns).",
         "",
-        "| variant | runs | frame F1 Avg. | frame F1 Best | song F1 Avg. | song F1 Best | song acc. Avg. |",
-        "|---|---|---|---|---|---|---|",
+    ]
+    if headline_metrics(summary) == ATTENTION_HEADLINE_METRICS:
+        columns = [(metric.replace("_", " "), metric, False) for metric in ATTENTION_HEADLINE_METRICS]
+    else:
+        columns = [
+            ("frame F1 Avg.", "test_frame_f1", False),
+            ("frame F1 Best", "test_frame_f1", True),
+            ("song F1 Avg.", "test_song_f1", False),
+            ("song F1 Best", "test_song_f1", True),
+            ("song acc. Avg.", "test_song_accuracy", False),
+        ]
+    lines += [
+        "| variant | runs | " + " | ".join(label for label, _, _ in columns) + " |",
+        "|---|---|" + "---|" * len(columns),
     ]
     for name, data in summary["variants"].items():
-        metrics = data["metrics"]
-
-        def avg(metric):
-            m = metrics.get(metric)
-            return "–" if m is None else f"{m['mean']:.3f} ± {m['std']:.3f}"
-
-        def best(metric):
-            m = metrics.get(metric)
-            return "–" if m is None else f"{m['best']:.3f}"
-
-        lines.append(
-            f"| `{name}` | {len(data['runs'])} | {avg('test_frame_f1')} | {best('test_frame_f1')} | "
-            f"{avg('test_song_f1')} | {best('test_song_f1')} | {avg('test_song_accuracy')} |"
-        )
+        cells = []
+        for _, metric, best in columns:
+            m = data["metrics"].get(metric)
+            cells.append("–" if m is None else f"{m['best']:.3f}" if best else f"{m['mean']:.3f} ± {m['std']:.3f}")
+        lines.append(f"| `{name}` | {len(data['runs'])} | " + " | ".join(cells) + " |")
     lines += [
         "",
         f"## Paired differences vs `{summary['baseline']}` (95 % t-interval, paired t-test)",
@@ -321,7 +340,7 @@ def summary_markdown(summary: dict) -> str:
         "|---|---|---|---|---|---|",
     ]
     for name, comparisons in summary["comparisons"].items():
-        for metric in HEADLINE_METRICS:
+        for metric in headline_metrics(summary):
             if metric in comparisons:
                 c = comparisons[metric]
                 interval = "–" if c["ci_low"] is None else f"[{c['ci_low']:+.3f}, {c['ci_high']:+.3f}]"
@@ -330,7 +349,7 @@ def summary_markdown(summary: dict) -> str:
                 )
     lines += [""]
     for name in summary["comparisons"]:
-        for metric in HEADLINE_METRICS:
+        for metric in headline_metrics(summary):
             if metric in summary["comparisons"][name]:
                 lines.append("- " + comparison_sentence(summary, name, metric))
     return "\n".join(lines) + "\n"
@@ -343,7 +362,7 @@ def plot_summary(summary: dict, path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    metrics = [m for m in HEADLINE_METRICS if any(m in v["metrics"] for v in summary["variants"].values())]
+    metrics = [m for m in headline_metrics(summary) if any(m in v["metrics"] for v in summary["variants"].values())]
     figure, axes = plt.subplots(1, max(1, len(metrics)), figsize=(4 * max(1, len(metrics)), 4), squeeze=False)
     names = list(summary["variants"])
     for axis, metric in zip(axes[0], metrics):
@@ -395,6 +414,28 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seeds", default="0,1,2", help="Comma-separated training seeds (the split does not move).")
     parser.add_argument("--output_dir", required=True, help="One sub-folder per run: OUT/<variant>/seed<k>/.")
     parser.add_argument("--baseline", default=None, help="Variant the others are compared with (default: plain).")
+    parser.add_argument(
+        "--benchmark",
+        choices=("audio", "attention"),
+        default="audio",
+        help="audio: run_classification.py runs (the flags after `--` are its own); attention: the ground-truth "
+        "attention study (genremert.training.attention_study; its flags after `--`), 10 seeds by default.",
+    )
+    parser.add_argument(
+        "--search_lca_weights",
+        type=int,
+        default=0,
+        metavar="BUDGET",
+        help="attention: first choose LCA's λ's by random search (BUDGET runs on --search_seed, in-distribution "
+        "validation only) and add the variant `lca_tuned`.",
+    )
+    parser.add_argument("--search_seed", type=int, default=1000, help="The search's training seed (not a study seed).")
+    parser.add_argument(
+        "--search_upper_bound",
+        action="store_true",
+        help="attention: also choose λ's on the decorrelated TEST split, as the labelled upper-bound variant "
+        "`lca_tuned_on_test_upper_bound` (never a result).",
+    )
     args = parser.parse_args(argv)
     for flag in ("--seed", "--output_dir"):
         if flag in base_args:
@@ -404,9 +445,35 @@ def main(argv: list[str] | None = None) -> dict:
     except ValueError:
         parser.error(f"--seeds must be comma-separated integers, got {args.seeds!r}.")
     names = [name.strip() for name in args.variants.split(",") if name.strip()]
-    variants = load_variants(names, args.variants_file)
+    runner = None
+    if args.benchmark == "attention":
+        from . import attention_study
+
+        if args.seeds == parser.get_default("seeds"):
+            seeds = list(range(10))  # the study's power: ≥ 10 paired seeds
+        builtin = attention_study.ATTENTION_VARIANTS
+        tuned = {}
+        if args.search_lca_weights:
+            searches = [("lca_tuned", "eval")] + [("lca_tuned_on_test_upper_bound", "decorrelated")] * bool(
+                args.search_upper_bound
+            )
+            for name, select_on in searches:
+                folder = os.path.join(args.output_dir, f"search_{name}")
+                os.makedirs(folder, exist_ok=True)
+                attention_study.search_lca_weights(
+                    base_args, folder, args.search_lca_weights, args.search_seed, select_on=select_on
+                )
+                tuned[name] = {
+                    "counterfactual": "learned",
+                    "lca_weights_file": os.path.join(folder, "chosen_weights.json"),
+                }
+                names += [name] if name not in names else []
+        variants = load_variants(names, args.variants_file, builtin={**builtin, **tuned})
+        runner = attention_study.main
+    else:
+        variants = load_variants(names, args.variants_file)
     if args.baseline is not None and args.baseline not in variants:
         parser.error(f"--baseline {args.baseline!r} is not one of --variants {names}.")
-    summary = run_all(args.output_dir, variants, seeds, base_args, baseline=args.baseline)
+    summary = run_all(args.output_dir, variants, seeds, base_args, runner=runner, baseline=args.baseline)
     print(summary_markdown(summary))
     return summary

@@ -147,5 +147,79 @@ def combine_lca_loss(terms: dict[str, torch.Tensor], weights: dict[str, float]) 
 
 
 # ----------------------------------------------------------------------------------------------------------------------
-# Arguments
+# The two-step schedule, and what each term does to the gradients
 # ----------------------------------------------------------------------------------------------------------------------
+
+
+def effective_lca_weights(mode: str, weights: dict[str, float], warmup: bool) -> dict[str, float]:
+    """The weights of Eq. 1 in force: plain CE for `mode="none"`, `λ_ce_main·CE(y)` alone in the warm-up, CAL's subset
+    for `"random"` (no counterfactual branch to train), every weight for `"learned"`."""
+    if mode == "none":
+        return {name: (1.0 if name == "ce_main" else 0.0) for name in LOSS_TERMS}
+    if warmup:
+        return {name: (weights["ce_main"] if name == "ce_main" else 0.0) for name in LOSS_TERMS}
+    weights = dict(weights)
+    if mode == "random":
+        for name in LEARNED_ONLY_TERMS:
+            weights[name] = 0.0
+    return weights
+
+
+def scheduled_lca_loss(
+    outputs,
+    labels: torch.Tensor,
+    mode: str,
+    weights: dict[str, float],
+    warmup: bool,
+    training: bool = True,
+    effect_type: str = "softmax",
+    multi_label: bool = False,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """`(loss, terms)` of one batch under the two-step schedule, from a model's outputs (`logits`, `attention`,
+    `counterfactual_logits`, `counterfactual_attention`). In the warm-up (and outside training) the counterfactual
+    terms are computed on detached tensors: they are logged, but no gradient reaches the branch (its `.grad` stays
+    `None`, so optimizers skip it); in the warm-up only `CE(y)` carries gradient. `LCATrainer.compute_loss` and the
+    attention study both call this."""
+    counterfactual_logits = outputs.get("counterfactual_logits") if mode != "none" else None
+    counterfactual_attention = outputs.get("counterfactual_attention") if mode != "none" else None
+    if warmup or not training:
+        counterfactual_logits = counterfactual_logits.detach() if counterfactual_logits is not None else None
+        counterfactual_attention = counterfactual_attention.detach() if counterfactual_attention is not None else None
+    main_attention = outputs.get("attention")
+    if warmup and main_attention is not None:
+        main_attention = main_attention.detach()
+    terms = lca_loss_terms(
+        outputs["logits"],
+        labels,
+        counterfactual_logits=counterfactual_logits,
+        attention=main_attention,
+        counterfactual_attention=counterfactual_attention,
+        effect_type=effect_type,
+        multi_label=multi_label,
+    )
+    if warmup:
+        terms = {name: (value if name == "ce_main" else value.detach()) for name, value in terms.items()}
+    return combine_lca_loss(terms, effective_lca_weights(mode, weights, warmup)), terms
+
+
+def lca_gradient_norms(
+    terms: dict[str, torch.Tensor], weights: dict[str, float], parameter_groups: dict[str, list[torch.nn.Parameter]]
+) -> dict[str, float]:
+    """The L2 norm of each weighted term's gradient (`sign·λ·∇term`, as it enters Eq. 1) on each parameter group, e.g.
+    `{"attention": [...], "counterfactual_attention": [...], "rest": [...]}`: `{"grad_<term>_<group>": norm}`. Terms
+    with weight 0 or without gradient are left out. Costs one backward pass per term: for logging steps only."""
+    norms = {}
+    for name, value in terms.items():
+        weight = weights.get(name, 0.0)
+        if weight == 0.0 or not value.requires_grad:
+            continue
+        for group, parameters in parameter_groups.items():
+            parameters = [parameter for parameter in parameters if parameter.requires_grad]
+            if not parameters:
+                continue
+            gradients = torch.autograd.grad(
+                TERM_SIGNS[name] * weight * value, parameters, retain_graph=True, allow_unused=True
+            )
+            squares = [gradient.float().pow(2).sum() for gradient in gradients if gradient is not None]
+            norms[f"grad_{name}_{group}"] = float(torch.stack(squares).sum().sqrt()) if squares else 0.0
+    return norms

@@ -42,8 +42,8 @@ from .lca_loss import (
     EXTRA_TERMS,
     LEARNED_ONLY_TERMS,
     LOSS_TERMS,
-    combine_lca_loss,
-    lca_loss_terms,
+    effective_lca_weights,
+    scheduled_lca_loss,
 )
 
 
@@ -268,18 +268,8 @@ class LCATrainer(Trainer):
         return math.floor(epoch + 1e-9) < self.args.cf_warmup_epochs
 
     def effective_weights(self, warmup: bool) -> dict[str, float]:
-        """The weights of Eq. 1 in force: plain CE for "none", CE(y) alone in the warm-up, CAL's subset for
-        "random"."""
-        mode = self.counterfactual_mode
-        if mode == "none":
-            return {name: (1.0 if name == "ce_main" else 0.0) for name in LOSS_TERMS}
-        weights = dict(self.args.lca_weights)
-        if warmup:
-            return {name: (weights["ce_main"] if name == "ce_main" else 0.0) for name in LOSS_TERMS}
-        if mode == "random":
-            for name in LEARNED_ONLY_TERMS:
-                weights[name] = 0.0
-        return weights
+        """The weights of Eq. 1 in force (`lca_loss.effective_lca_weights` for this model's mode)."""
+        return effective_lca_weights(self.counterfactual_mode, self.args.lca_weights, warmup)
 
     # -- forward ---------------------------------------------------------------------------------------------------
 
@@ -328,33 +318,9 @@ class LCATrainer(Trainer):
         else:
             outputs = model(**model_inputs)
 
-        counterfactual_logits = outputs.get("counterfactual_logits") if mode != "none" else None
-        counterfactual_attention = outputs.get("counterfactual_attention") if mode != "none" else None
-        weights = self.effective_weights(warmup)
-        if warmup or not training:
-            # Warm-up: the counterfactual terms are logged but must not reach the branch (no gradient at all).
-            cf_terms_source = (
-                counterfactual_logits.detach() if counterfactual_logits is not None else None,
-                counterfactual_attention.detach() if counterfactual_attention is not None else None,
-            )
-        else:
-            cf_terms_source = (counterfactual_logits, counterfactual_attention)
-        main_attention = outputs.get("attention")
-        if warmup and main_attention is not None:
-            main_attention = main_attention.detach()
-        terms = lca_loss_terms(
-            outputs["logits"],
-            labels,
-            counterfactual_logits=cf_terms_source[0],
-            attention=main_attention,
-            counterfactual_attention=cf_terms_source[1],
-            effect_type=self.args.effect_type,
-            multi_label=multi_label,
+        loss, terms = scheduled_lca_loss(
+            outputs, labels, mode, self.args.lca_weights, warmup, training, self.args.effect_type, multi_label
         )
-        if warmup:
-            # Only CE(y) carries gradient in the warm-up; the other terms are for the logs.
-            terms = {name: (value if name == "ce_main" else value.detach()) for name, value in terms.items()}
-        loss = combine_lca_loss(terms, weights)
         unwrapped = self.accelerator.unwrap_model(model)
         if hasattr(unwrapped, "regularization_loss"):
             penalty = unwrapped.regularization_loss(outputs["logits"])
@@ -368,8 +334,9 @@ class LCATrainer(Trainer):
 
         if return_outputs:
             kept = {"logits": outputs["logits"]}
+            counterfactual_logits = outputs.get("counterfactual_logits") if mode != "none" else None
             if counterfactual_logits is not None and not training:
-                kept["counterfactual_logits"] = counterfactual_logits
+                kept["counterfactual_logits"] = counterfactual_logits.detach()
             return loss, kept
         return loss
 
