@@ -257,6 +257,20 @@ class CRNNFGNLForAudioClassification(CRNNFGNLPreTrainedModel):
       the counterfactual branch is a second time attention over the same frames: an attention with real capacity.
     """
 
+    def inert_counterfactual_reason(self) -> str | None:
+        """With the query-axis affinity softmax every FGNL roll has the same global average, so both MoSE roll
+        attentions are exactly uniform and no gradient reaches them: LCA's attention terms are inert."""
+        config = self.config
+        if config.counterfactual == "learned" and config.counterfactual_attention == "mose":
+            if config.fgnl_softmax_axis == "query":
+                return (
+                    "fgnl_softmax_axis='query' makes every FGNL roll's global average equal, so the MoSE roll attentions "
+                    "are exactly uniform and receive zero gradient: LCA's attention terms (ce_cf, ent_cf, att) are inert "
+                    "and an LCA run is the plain model plus noise. Use fgnl_softmax_axis='key' or "
+                    "counterfactual_attention='time'."
+                )
+        return None
+
     def __init__(self, config: CRNNFGNLConfig):
         super().__init__(config)
         self.num_pools = sum(config.conv_pool)

@@ -282,6 +282,11 @@ class LCAModelMixin:
             return []
         return list(self.counterfactual_branch.parameters())
 
+    def inert_counterfactual_reason(self) -> str | None:
+        """Why LCA's attention terms cannot act in this configuration (the counterfactual attention receives no
+        gradient), or `None`. The trainer warns with it at the start of training."""
+        return None
+
     def output_classifier(self) -> nn.Linear:
         """The last linear layer (representation → labels): what a transfer to another label set re-initialises."""
         return self.head.classifier

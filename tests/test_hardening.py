@@ -412,13 +412,13 @@ def test_a_full_disk_while_saving_says_so_and_which_checkpoint(tmp_path, monkeyp
 
 
 def test_readme_interpret_command_works_on_the_quick_demo_output(tmp_path):
-    """`python demo.py --quick` writes its own folder, and the README's `interpret.py` command (no dataset flags: they
+    """`python demo.py --audio --quick` writes its own folder, and the README's `interpret.py` command (no dataset flags: they
     come from the run's run_args.json) works on its output; a second demo replaces its own runs."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     demo_dir = tmp_path / "demo_quick"
     for _ in range(2):  # the second run replaces the first (the demo passes --overwrite_output_dir)
         completed = subprocess.run(
-            [sys.executable, "demo.py", "--quick", "--output_dir", str(demo_dir)],
+            [sys.executable, "demo.py", "--audio", "--quick", "--output_dir", str(demo_dir)],
             cwd=REPO,
             capture_output=True,
             text=True,
@@ -438,9 +438,10 @@ def test_readme_interpret_command_works_on_the_quick_demo_output(tmp_path):
     assert completed.returncode == 0, completed.stderr[-3000:]
     summary = json.loads((figures / "interpretation.json").read_text())
     assert "bias_probe" in summary and any("evidence_" in figure for figure in summary["figures"])
-    from genremert.demo import parse_args
+    from genremert.audio_demo import parse_args
 
-    assert parse_args(["--quick"]).output_dir == "outputs/demo_quick" and parse_args([]).output_dir == "outputs/demo"
+    assert parse_args(["--quick"]).output_dir == "outputs/demo_audio_quick"
+    assert parse_args([]).output_dir == "outputs/demo_audio"
 
 
 def test_truncated_audio_warns_and_non_audio_without_ffmpeg_is_not_blamed_on_ffmpeg(tmp_path, monkeypatch):

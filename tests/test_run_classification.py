@@ -461,6 +461,7 @@ def test_quick_demo_prints_the_side_by_side_table(data_dir, tmp_path):
         [
             sys.executable,
             "demo.py",
+            "--audio",
             "--quick",
             "--epochs",
             "1",

@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from genremert import tag_scores
-from genremert.evaluation import tagging_metrics
+from genremert import tag_scores, tagging_metrics
 
 
 TAGS = ["rock", "guitar", "vocal", "quiet"]

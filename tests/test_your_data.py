@@ -136,7 +136,12 @@ def test_save_to_disk_folder(tmp_path):
             {"audio": paths, "label": [["a", "b", "c"][i % 3] for i in range(count)]}, features=features
         )
     DatasetDict(splits).save_to_disk(str(tmp_path / "saved"))
-    songs = load_dataset_songs(str(tmp_path / "saved"))
+    # The paths lead outside the saved folder: refused naming each row, unless the user accepts them.
+    with pytest.raises(
+        genremert.BadAudioFilesError, match=r"train\[0\]: audio path .*train0.wav' lies outside the dataset folder"
+    ):
+        load_dataset_songs(str(tmp_path / "saved"))
+    songs = load_dataset_songs(str(tmp_path / "saved"), allow_outside_paths=True)
     assert songs["train"].features["label"].names == ["a", "b", "c"] and len(songs["test"]) == 3
 
 
@@ -204,13 +209,31 @@ def test_gtzan_from_the_hub_against_a_stand_in_download(tmp_path, monkeypatch):
         assert len(genremert.load_gtzan(local, split="random")["test"]) > 0
 
 
-def test_an_interrupted_extraction_is_never_taken_for_a_complete_one(tmp_path):
+def test_an_interrupted_extraction_is_never_taken_for_a_complete_one(tmp_path, monkeypatch):
     archive = gtzan_archive(tmp_path / "genres.tar.gz")
     target = tmp_path / "out"
-    (target / "genres").mkdir(parents=True)  # left by a killed extraction: no marker
+    real_copy = archives._copy_limited
+    copied = []
+
+    def killed_midway(source, sink, name, *rest):
+        if len(copied) == 20:
+            raise KeyboardInterrupt
+        copied.append(name)
+        return real_copy(source, sink, name, *rest)
+
+    monkeypatch.setattr(archives, "_copy_limited", killed_midway)
+    with pytest.raises(KeyboardInterrupt):
+        archives.extract_archive(archive, target)
+    assert not target.exists() and not list(tmp_path.glob("out.partial-*"))  # nothing half-done is left at all
+    monkeypatch.setattr(archives, "_copy_limited", real_copy)
     archives.extract_archive(archive, target)
     assert (target / archives.COMPLETE_MARKER).is_file()
     assert len(list((target / "genres").rglob("*.wav"))) == 100 + 10  # with the AppleDouble files
+    # A folder without the marker (left by an older version, or the user's own) is never reused nor deleted.
+    (tmp_path / "other" / "genres").mkdir(parents=True)
+    with pytest.raises(FileExistsError, match="no .genremert-extracted marker"):
+        archives.extract_archive(archive, tmp_path / "other")
+    assert (tmp_path / "other" / "genres").is_dir()
 
 
 @pytest.mark.parametrize("member", ["../outside.txt", "/abs/path.txt", "symlink"])

@@ -81,16 +81,17 @@ def _members(archive: Path):
     return "tar", opened, members
 
 
-def _check_file_folder_clashes(archive: Path, names: list[str]) -> None:
-    """A file and a folder of one name (`a` and `a/b`), or one file twice, cannot both be extracted."""
+def _check_file_folder_clashes(archive: Path, entries: list[tuple[str, bool]]) -> None:
+    """A file and a folder of one name (`a` and `a/b`), or one file twice, cannot both be extracted. `entries` are
+    `(member name, is a directory)`."""
     files, folders = set(), set()
-    for name in names:
+    for name, is_dir in entries:
         parts = PurePosixPath(name.replace("\\", "/")).parts
-        folders.update("/".join(parts[:i]) for i in range(1, len(parts)))
-    for name in names:
-        clean = "/".join(PurePosixPath(name.replace("\\", "/")).parts)
-        if name.endswith("/"):
+        folders.update("/".join(parts[:i]) for i in range(1, len(parts) + int(is_dir)))
+    for name, is_dir in entries:
+        if is_dir:
             continue
+        clean = "/".join(PurePosixPath(name.replace("\\", "/")).parts)
         if clean in folders:
             raise UnsafeArchiveError(
                 f"{archive}: member {name!r} is a file, and other members use {clean!r} as a folder; refusing to extract."
@@ -140,8 +141,12 @@ def extract_archive(archive, target, max_ratio: float = MAX_RATIO, max_bytes: in
             f"{archive}: not a readable archive ({type(error).__name__}: {error}); is the download complete? "
             f"Expected one of {', '.join(ARCHIVE_SUFFIXES)}."
         ) from error
-    names = [info.filename for info in members] if kind == "zip" else [member.name for member in members]
-    _check_file_folder_clashes(archive, names)
+    _check_file_folder_clashes(
+        archive,
+        [(info.filename, info.is_dir()) for info in members]
+        if kind == "zip"
+        else [(member.name, member.isdir()) for member in members],
+    )
     limit = min(max_bytes, int(max_ratio * max(archive.stat().st_size, 1)))
     limit_text = f"{limit:,} bytes ({max_ratio:g}× its {archive.stat().st_size:,} bytes, at most {max_bytes:,})"
     budget = [limit]

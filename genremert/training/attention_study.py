@@ -30,7 +30,14 @@ from modeling_genremert import GenreMERTForAudioClassification
 
 from ..data.attention_benchmark import BIAS_STRUCTURES, TEST_SPLITS, FrameBenchmarkConfig, make_split, role_attention
 from ..evaluation.attention_mass import attention_mass, prediction_scores
-from .lca_loss import LOSS_TERMS, REFERENCE_LCA_WEIGHTS, lca_gradient_norms, scheduled_lca_loss
+from .lca_loss import (
+    LOSS_TERMS,
+    REFERENCE_LCA_WEIGHTS,
+    attention_parameter_groups,
+    effective_lca_weights,
+    lca_gradient_norms,
+    scheduled_lca_loss,
+)
 
 
 ATTENTION_ARMS = ("learned", "oracle", "shortcut")
@@ -204,22 +211,6 @@ def evaluate(model, split, fixed: FixedAttention | None, prefix: str, batch_size
     return results
 
 
-def _parameter_groups(model) -> dict[str, list]:
-    groups = {"attention": [], "counterfactual_attention": [], "rest": []}
-    for name, parameter in model.named_parameters():
-        if not parameter.requires_grad:
-            continue
-        group = (
-            "counterfactual_attention"
-            if name.startswith("counterfactual_branch")
-            else "attention"
-            if name.startswith("time_attention")
-            else "rest"
-        )
-        groups[group].append(parameter)
-    return groups
-
-
 def train(args, log=print) -> dict:
     """Train one arm on one seed; returns (and writes) its results."""
     from torch.utils.tensorboard import SummaryWriter
@@ -252,16 +243,14 @@ def train(args, log=print) -> dict:
                 outputs, labels, args.counterfactual, weights, warmup, True, args.effect_type
             )
             if args.log_lca_gradients and not gradient_norms:  # the epoch's first batch: one logging step
-                from .lca_loss import effective_lca_weights
-
                 in_force = effective_lca_weights(args.counterfactual, weights, warmup)
-                gradient_norms = lca_gradient_norms(terms, in_force, _parameter_groups(model))
+                gradient_norms = lca_gradient_norms(terms, in_force, attention_parameter_groups(model))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             step += 1
-        record = {"epoch": epoch + 1, "step": step, "cf_warmup": int(warmup), "loss": float(loss)}
-        record.update({f"loss_{name}": float(value) for name, value in terms.items()})
+        record = {"epoch": epoch + 1, "step": step, "cf_warmup": int(warmup), "loss": float(loss.detach())}
+        record.update({f"loss_{name}": float(value.detach()) for name, value in terms.items()})
         record.update(evaluate(model, validation, fixed, "eval_"))
         record.update(gradient_norms)
         history.append(record)

@@ -411,7 +411,11 @@ def main(argv: list[str] | None = None) -> dict:
     )
     parser.add_argument("--variants", default="plain,lca", help=f"Comma-separated; built in: {list(BUILTIN_VARIANTS)}.")
     parser.add_argument("--variants_file", default=None, help="JSON {name: {flag: value}} of more variants.")
-    parser.add_argument("--seeds", default="0,1,2", help="Comma-separated training seeds (the split does not move).")
+    parser.add_argument(
+        "--seeds",
+        default=None,
+        help="Comma-separated training seeds (the split does not move). Default: 0,1,2 (audio), 0–9 (attention).",
+    )
     parser.add_argument("--output_dir", required=True, help="One sub-folder per run: OUT/<variant>/seed<k>/.")
     parser.add_argument("--baseline", default=None, help="Variant the others are compared with (default: plain).")
     parser.add_argument(
@@ -441,7 +445,8 @@ def main(argv: list[str] | None = None) -> dict:
         if flag in base_args:
             parser.error(f"{flag} after `--` is set by the sweep for each run; remove it.")
     try:
-        seeds = [int(seed) for seed in args.seeds.split(",") if seed.strip()]
+        default = "0,1,2" if args.benchmark == "audio" else ",".join(str(seed) for seed in range(10))
+        seeds = [int(seed) for seed in (args.seeds or default).split(",") if seed.strip()]
     except ValueError:
         parser.error(f"--seeds must be comma-separated integers, got {args.seeds!r}.")
     names = [name.strip() for name in args.variants.split(",") if name.strip()]
@@ -449,8 +454,6 @@ def main(argv: list[str] | None = None) -> dict:
     if args.benchmark == "attention":
         from . import attention_study
 
-        if args.seeds == parser.get_default("seeds"):
-            seeds = list(range(10))  # the study's power: ≥ 10 paired seeds
         builtin = attention_study.ATTENTION_VARIANTS
         tuned = {}
         if args.search_lca_weights:

@@ -202,11 +202,27 @@ def scheduled_lca_loss(
     return combine_lca_loss(terms, effective_lca_weights(mode, weights, warmup)), terms
 
 
+def attention_parameter_groups(model) -> dict[str, list]:
+    """A model's trainable parameters in the groups the gradient diagnostics report: the counterfactual branch
+    (`counterfactual_attention`), the main attention (`attention`: names with "attention" or "mose"), the `rest`."""
+    groups = {"attention": [], "counterfactual_attention": [], "rest": []}
+    for name, parameter in model.named_parameters():
+        if not parameter.requires_grad:
+            continue
+        if name.startswith("counterfactual_branch"):
+            groups["counterfactual_attention"].append(parameter)
+        elif "attention" in name or "mose" in name:
+            groups["attention"].append(parameter)
+        else:
+            groups["rest"].append(parameter)
+    return groups
+
+
 def lca_gradient_norms(
     terms: dict[str, torch.Tensor], weights: dict[str, float], parameter_groups: dict[str, list[torch.nn.Parameter]]
 ) -> dict[str, float]:
     """The L2 norm of each weighted term's gradient (`sign·λ·∇term`, as it enters Eq. 1) on each parameter group, e.g.
-    `{"attention": [...], "counterfactual_attention": [...], "rest": [...]}`: `{"grad_<term>_<group>": norm}`. Terms
+    `{"attention": [...], "counterfactual_attention": [...], "rest": [...]}`: `{"lca_grad_<term>_<group>": norm}`. Terms
     with weight 0 or without gradient are left out. Costs one backward pass per term: for logging steps only."""
     norms = {}
     for name, value in terms.items():
@@ -221,5 +237,5 @@ def lca_gradient_norms(
                 TERM_SIGNS[name] * weight * value, parameters, retain_graph=True, allow_unused=True
             )
             squares = [gradient.float().pow(2).sum() for gradient in gradients if gradient is not None]
-            norms[f"grad_{name}_{group}"] = float(torch.stack(squares).sum().sqrt()) if squares else 0.0
+            norms[f"lca_grad_{name}_{group}"] = float(torch.stack(squares).sum().sqrt()) if squares else 0.0
     return norms

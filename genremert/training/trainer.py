@@ -28,6 +28,7 @@ import inspect
 import math
 import os
 import shutil
+import warnings
 from dataclasses import dataclass, field
 
 import torch
@@ -42,7 +43,9 @@ from .lca_loss import (
     EXTRA_TERMS,
     LEARNED_ONLY_TERMS,
     LOSS_TERMS,
+    attention_parameter_groups,
     effective_lca_weights,
+    lca_gradient_norms,
     scheduled_lca_loss,
 )
 
@@ -88,6 +91,14 @@ class LCATrainingArguments(TrainingArguments):
     effect_type: str = field(
         default="softmax",
         metadata={"help": "y_effect: 'softmax' = softmax(y) − softmax(ỹ) (reference code) or 'logits' = y − ỹ (CAL)."},
+    )
+    log_lca_gradients: bool = field(
+        default=False,
+        metadata={
+            "help": "At every logging step, log the L2 norm of each weighted Eq. 1 term's gradient on the main "
+            "attention, the counterfactual attention and the rest of the model (lca_grad_<term>_<group>; one extra "
+            "backward pass per term at those steps only): why LCA moves an attention, or does not."
+        },
     )
     report_to: None | str | list[str] = field(
         default="tensorboard",
@@ -232,6 +243,10 @@ class LCATrainer(Trainer):
         if not isinstance(args, LCATrainingArguments):
             raise TypeError(f"LCATrainer needs `args` of type LCATrainingArguments, got {type(args).__name__}.")
         mode = getattr(getattr(model, "config", None), "counterfactual", "none")
+        inert = model.inert_counterfactual_reason() if hasattr(model, "inert_counterfactual_reason") else None
+        if inert:
+            logger.warning(f"LCA is inert in this configuration: {inert}")
+            warnings.warn(f"LCA is inert in this configuration: {inert}", UserWarning, stacklevel=2)
         if mode == "learned" and args.cf_warmup_epochs > 0 and args.ddp_find_unused_parameters is False:
             raise ValueError(
                 "`ddp_find_unused_parameters=False` cannot train counterfactual='learned' with cf_warmup_epochs > 0: "
@@ -321,6 +336,9 @@ class LCATrainer(Trainer):
         loss, terms = scheduled_lca_loss(
             outputs, labels, mode, self.args.lca_weights, warmup, training, self.args.effect_type, multi_label
         )
+        if training and self.args.log_lca_gradients and self._at_logging_step():
+            groups = attention_parameter_groups(self.accelerator.unwrap_model(model))
+            self._gradient_norms = lca_gradient_norms(terms, self.effective_weights(warmup), groups)
         unwrapped = self.accelerator.unwrap_model(model)
         if hasattr(unwrapped, "regularization_loss"):
             penalty = unwrapped.regularization_loss(outputs["logits"])
@@ -473,7 +491,19 @@ class LCATrainer(Trainer):
         """Adds the averaged training terms to every training log (the one that carries `loss`)."""
         if "loss" in logs and self._term_counts["train"] > 0:
             logs.update(self._pop_term_means("train", prefix=""))
+        if "loss" in logs and getattr(self, "_gradient_norms", None):
+            logs.update(self._gradient_norms)
+            self._gradient_norms = {}
         super().log(logs, start_time)
+
+    def _at_logging_step(self) -> bool:
+        """Whether the step being computed ends in a training log (`logging_steps`; every step with "epoch" logging
+        would be too often, so then the last step of each epoch: when the state's epoch is about to turn)."""
+        step = self.state.global_step + 1
+        if self.args.logging_strategy == "steps":
+            return step % max(1, int(self.args.logging_steps)) == 0
+        steps_per_epoch = max(1, self.state.max_steps // max(1, int(math.ceil(self.args.num_train_epochs))))
+        return step % steps_per_epoch == 0
 
     def evaluation_loop(
         self,
