@@ -7,6 +7,9 @@ what `pipeline("audio-classification", ...)` computes from the saved folder:
 - [`decode_audio`]: soundfile at the file's own rate → mean of the channels → soxr (`"HQ"`) to the model's rate →
   trimmed or zero-padded to the length the header announces. The `ffmpeg` binary is the fallback for formats
   libsndfile cannot read (m4a, aac, ...).
+- [`stream_audio`] / [`stream_slices`]: the same waveform decoded and resampled block by block (soxr's streaming
+  resampler is bit-identical to its one-shot one), and its slices cut as the blocks arrive: what the pipeline does
+  with a file, so its memory does not grow with the recording's length.
 - [`resample`]: soxr, `"HQ"` quality (also for in-memory arrays given at another rate).
 - [`slice_starts`] / [`cut_slices`]: fixed-length slices every hop; the tail shorter than a hop is dropped
   (`remainder="drop"`, the papers' slicing) or covered by one end-aligned slice (`"end"`); a recording shorter than one
@@ -35,6 +38,8 @@ RESAMPLER_QUALITY = "HQ"  # soxr quality of every resampling, in training and in
 # A stream may decode to slightly fewer frames than its header announces (encoder delay/padding of lossy formats);
 # beyond this shortfall, the stream is damaged.
 MAX_DECODE_SHORTFALL_FRAMES = 4096
+# Frames of a file that `stream_audio` reads at a time (1.5 s at 44.1 kHz: 1 MiB of float32 stereo).
+DECODE_BLOCK_FRAMES = 1 << 16
 
 
 class AudioDecodeError(ValueError):
@@ -122,72 +127,73 @@ def open_audio_stream(source):
     return open(os.fspath(source), "rb")  # noqa: SIM115 - closed with the SoundFile that reads it
 
 
-def decode_audio(source, sampling_rate: int, name: str | None = None) -> np.ndarray:
-    """Decode a whole file (path) or file bytes to a float32 mono waveform `(samples,)` at `sampling_rate`.
-
-    soundfile reads it at its own rate (wav, au, aiff, flac, ogg/vorbis/opus, mp3), the channels are averaged, soxr
-    resamples it, and the result is trimmed or zero-padded to `num_samples_at(header frames, file rate,
-    sampling_rate)`, so a header alone tells the decoded length. Formats libsndfile cannot read go through the
-    `ffmpeg` binary. Raises [`AudioDecodeError`] naming the file for missing, empty, undecodable or damaged audio
-    (a stream much shorter than its header) and for NaN/inf samples.
-    """
-    name = name or _source_name(source)
+def _check_source(source, name: str) -> None:
+    """Refuse empty bytes, a directory and a missing file, naming them."""
     if isinstance(source, (bytes, bytearray)):
         if not source:
             raise AudioDecodeError(f"{name}: empty: there is nothing to decode")
+    elif os.path.isdir(source):
+        raise AudioDecodeError(f"{name}: is a directory, expected an audio file")
     elif not os.path.isfile(source):
         raise AudioDecodeError(f"{name}: no such file")
-    soundfile = require("soundfile")
-    with open_audio_stream(source) as stream:
-        try:
-            opened = soundfile.SoundFile(stream)
-        except Exception as error:  # libsndfile cannot read it at all: a format for ffmpeg, or not audio
-            if isinstance(source, (str, os.PathLike)) and os.path.getsize(source) == 0:
-                raise AudioDecodeError(f"{name}: empty file (0 bytes)") from error
-            opened, libsndfile_error = None, error
-        if opened is None:
-            mono = _decode_with_ffmpeg(source, sampling_rate, f"{name} (libsndfile: {libsndfile_error})")
-            header_frames, source_rate = None, sampling_rate
-        else:
-            try:
-                with opened:
-                    header_frames, source_rate = opened.frames, opened.samplerate
-                    declared = declared_data_shortfall(opened.extra_info)
-                    audio = opened.read(dtype="float32", always_2d=True)  # (frames, channels)
-            except Exception as error:  # a stream that breaks while decoding
-                raise AudioDecodeError(f"{name}: cannot decode: {error}") from error
-            if audio.shape[0] == 0:
-                raise AudioDecodeError(f"{name}: cannot decode: no audio frames")
-            shortfall = header_frames - audio.shape[0]
-            if shortfall > max(MAX_DECODE_SHORTFALL_FRAMES, header_frames // 100):
-                raise AudioDecodeError(
-                    f"{name}: decoded {audio.shape[0]} frames, the header announces {header_frames} (damaged or "
-                    "truncated stream)"
-                )
-            if declared is not None:  # wav/aiff/au: the header declares more data than the file holds
-                import warnings
 
-                warnings.warn(
-                    f"{name}: truncated: the header declares {declared[0]} bytes of audio data, the file holds "
-                    f"{declared[1]}; decoding what is there.",
-                    stacklevel=2,
-                )
-            if shortfall > source_rate // 100:  # beyond encoder padding (10 ms): the end is missing
-                import warnings
 
-                warnings.warn(
-                    f"{name}: the stream ends {shortfall} frames ({1000 * shortfall / source_rate:.0f} ms) before its "
-                    "header says; the missing end is zero-padded.",
-                    stacklevel=2,
-                )
-            mono = audio.mean(axis=1) if audio.shape[1] > 1 else audio[:, 0]  # (frames,)
-    mono = resample(mono, source_rate, sampling_rate)
-    if header_frames is not None:
-        target = num_samples_at(header_frames, source_rate, sampling_rate)
-        mono = mono[:target] if len(mono) >= target else np.pad(mono, (0, target - len(mono)))
+def _open_soundfile(soundfile, stream, source, name: str):
+    """`(soundfile.SoundFile, None)` reading `stream`, or `(None, error)` when libsndfile cannot read it (a format for
+    ffmpeg, or not audio); an empty file is an [`AudioDecodeError`]."""
+    try:
+        return soundfile.SoundFile(stream), None
+    except Exception as error:
+        if isinstance(source, (str, os.PathLike)) and os.path.getsize(source) == 0:
+            raise AudioDecodeError(f"{name}: empty file (0 bytes)") from error
+        return None, error
+
+
+def _warn_declared_truncation(extra_info: str | None, name: str) -> None:
+    """wav/aiff/au: a warning when the header declares more data than the file holds."""
+    declared = declared_data_shortfall(extra_info)
+    if declared is not None:
+        import warnings
+
+        warnings.warn(
+            f"{name}: truncated: the header declares {declared[0]} bytes of audio data, the file holds "
+            f"{declared[1]}; decoding what is there.",
+            stacklevel=3,
+        )
+
+
+def _check_decoded_frames(decoded_frames: int, header_frames: int, source_rate: int, name: str) -> None:
+    """Refuse a stream with no frames or much shorter than its header (damaged); warn when it ends more than 10 ms
+    early (the end is zero-padded)."""
+    if decoded_frames == 0:
+        raise AudioDecodeError(f"{name}: cannot decode: no audio frames")
+    shortfall = header_frames - decoded_frames
+    if shortfall > max(MAX_DECODE_SHORTFALL_FRAMES, header_frames // 100):
+        raise AudioDecodeError(
+            f"{name}: decoded {decoded_frames} frames, the header announces {header_frames} (damaged or truncated "
+            "stream)"
+        )
+    if shortfall > source_rate // 100:  # beyond encoder padding (10 ms): the end is missing
+        import warnings
+
+        warnings.warn(
+            f"{name}: the stream ends {shortfall} frames ({1000 * shortfall / source_rate:.0f} ms) before its header "
+            "says; the missing end is zero-padded.",
+            stacklevel=3,
+        )
+
+
+def _mono(audio: np.ndarray) -> np.ndarray:
+    """The mean of the channels of `(frames, channels)` audio: `(frames,)`."""
+    return audio.mean(axis=1) if audio.shape[1] > 1 else audio[:, 0]
+
+
+def _check_samples(mono: np.ndarray, offset: int, sampling_rate: int, name: str) -> None:
+    """Refuse NaN/inf samples (naming the time of the first, `offset` being the position of `mono[0]` in the
+    recording) and samples far outside [-1, 1]."""
     finite = np.isfinite(mono)
     if not finite.all():
-        first = int(np.flatnonzero(~finite)[0])
+        first = offset + int(np.flatnonzero(~finite)[0])
         raise AudioDecodeError(
             f"{name}: decoded audio contains NaN or infinite values (first at {first / sampling_rate:.3f} s)"
         )
@@ -197,7 +203,118 @@ def decode_audio(source, sampling_rate: int, name: str | None = None) -> np.ndar
             f"{name}: samples reach amplitude {peak:.3g}, far outside [-1, 1]: not usable audio (a float file "
             "written without scaling?)"
         )
+
+
+def decode_audio(source, sampling_rate: int, name: str | None = None) -> np.ndarray:
+    """Decode a whole file (path) or file bytes to a float32 mono waveform `(samples,)` at `sampling_rate`.
+
+    soundfile reads it at its own rate (wav, au, aiff, flac, ogg/vorbis/opus, mp3), the channels are averaged, soxr
+    resamples it, and the result is trimmed or zero-padded to `num_samples_at(header frames, file rate,
+    sampling_rate)`, so a header alone tells the decoded length. Formats libsndfile cannot read go through the
+    `ffmpeg` binary. Raises [`AudioDecodeError`] naming the file for missing, empty, undecodable or damaged audio
+    (a stream much shorter than its header) and for NaN/inf samples. [`stream_audio`] gives the same samples block by
+    block.
+    """
+    name = name or _source_name(source)
+    _check_source(source, name)
+    soundfile = require("soundfile")
+    with open_audio_stream(source) as stream:
+        opened, libsndfile_error = _open_soundfile(soundfile, stream, source, name)
+        if opened is None:
+            mono = _decode_with_ffmpeg(source, sampling_rate, f"{name} (libsndfile: {libsndfile_error})")
+            header_frames, source_rate = None, sampling_rate
+        else:
+            try:
+                with opened:
+                    header_frames, source_rate = opened.frames, opened.samplerate
+                    extra_info = opened.extra_info
+                    audio = opened.read(dtype="float32", always_2d=True)  # (frames, channels)
+            except Exception as error:  # a stream that breaks while decoding
+                raise AudioDecodeError(f"{name}: cannot decode: {error}") from error
+            _check_decoded_frames(audio.shape[0], header_frames, source_rate, name)
+            _warn_declared_truncation(extra_info, name)
+            mono = _mono(audio)  # (frames,)
+    mono = resample(mono, source_rate, sampling_rate)
+    if header_frames is not None:
+        target = num_samples_at(header_frames, source_rate, sampling_rate)
+        mono = mono[:target] if len(mono) >= target else np.pad(mono, (0, target - len(mono)))
+    _check_samples(mono, 0, sampling_rate, name)
     return np.ascontiguousarray(mono, dtype=np.float32)
+
+
+def decoded_num_samples(source, sampling_rate: int, name: str | None = None) -> int | None:
+    """The length in samples at `sampling_rate` of what [`decode_audio`] and [`stream_audio`] give for a path or file
+    bytes, read from the header alone: `num_samples_at(header frames, file rate, sampling_rate)`; None for a format
+    only the `ffmpeg` binary reads (its length is known once decoded). Raises [`AudioDecodeError`] naming the file for
+    a missing, empty or frameless file."""
+    name = name or _source_name(source)
+    _check_source(source, name)
+    soundfile = require("soundfile")
+    with open_audio_stream(source) as stream:
+        opened, _ = _open_soundfile(soundfile, stream, source, name)
+        if opened is None:
+            return None
+        with opened:
+            if opened.frames == 0:
+                raise AudioDecodeError(f"{name}: cannot decode: no audio frames")
+            return num_samples_at(opened.frames, opened.samplerate, sampling_rate)
+
+
+def stream_audio(source, sampling_rate: int, name: str | None = None, block_frames: int = DECODE_BLOCK_FRAMES):
+    """Decode a path or file bytes block by block: yields float32 mono blocks `(samples,)` at `sampling_rate` whose
+    concatenation is [`decode_audio`]'s waveform, holding about `block_frames` frames of the file at a time.
+
+    Each block of `block_frames` frames read by soundfile is mixed down and resampled by a `soxr.ResampleStream` of the
+    same quality (`"HQ"`, float32), whose output is bit-identical to soxr's one-shot resampling; the blocks are
+    trimmed or zero-padded to `num_samples_at(header frames, file rate, sampling_rate)`
+    ([`decoded_num_samples`]). The errors and warnings are those of [`decode_audio`], each raised when decoding
+    reaches it: NaN/inf and implausible samples at their block, a stream much shorter than its header at its end.
+    A format only the `ffmpeg` binary reads is decoded whole and yielded as one block.
+    """
+    if isinstance(block_frames, bool) or not isinstance(block_frames, int) or block_frames < 1:
+        raise ValueError(f"`block_frames` must be a positive integer, got {block_frames!r}.")
+    name = name or _source_name(source)
+    _check_source(source, name)
+    soundfile = require("soundfile")
+    with open_audio_stream(source) as stream:
+        opened, libsndfile_error = _open_soundfile(soundfile, stream, source, name)
+        if opened is None:
+            mono = _decode_with_ffmpeg(source, sampling_rate, f"{name} (libsndfile: {libsndfile_error})")
+            _check_samples(mono, 0, sampling_rate, name)
+            yield mono
+            return
+        with opened:
+            header_frames, source_rate = opened.frames, opened.samplerate
+            _warn_declared_truncation(opened.extra_info, name)
+            target = num_samples_at(header_frames, source_rate, sampling_rate)
+            resampler = None
+            if source_rate != sampling_rate:
+                soxr = require("soxr", purpose="resampling audio")
+                resampler = soxr.ResampleStream(
+                    source_rate, sampling_rate, 1, dtype="float32", quality=RESAMPLER_QUALITY
+                )
+            decoded_frames = emitted = 0
+            finished = False
+            while not finished:
+                try:
+                    audio = opened.read(block_frames, dtype="float32", always_2d=True)  # (frames, channels)
+                except Exception as error:  # a stream that breaks while decoding
+                    raise AudioDecodeError(f"{name}: cannot decode: {error}") from error
+                finished = audio.shape[0] == 0
+                decoded_frames += audio.shape[0]
+                mono = _mono(audio)
+                if resampler is not None:  # the last call flushes the resampler's delay line
+                    mono = np.asarray(resampler.resample_chunk(mono, last=finished), dtype=np.float32)
+                mono = mono[: target - emitted]
+                if mono.size:
+                    _check_samples(mono, emitted, sampling_rate, name)
+                    yield np.ascontiguousarray(mono, dtype=np.float32)
+                    emitted += mono.size
+            _check_decoded_frames(decoded_frames, header_frames, source_rate, name)
+    while emitted < target:  # the stream ended before its header says: zero-padded, as decode_audio does
+        padding = min(target - emitted, block_frames)
+        yield np.zeros(padding, dtype=np.float32)
+        emitted += padding
 
 
 def slice_samples_of(slice_seconds: float, overlap_seconds: float, sampling_rate: int) -> tuple[int, int]:
@@ -242,6 +359,41 @@ def cut_slices(waveform: np.ndarray, starts, slice_samples: int) -> np.ndarray:
         segment = waveform[start : start + slice_samples]
         slices[row, : len(segment)] = segment
     return slices
+
+
+def stream_slices(blocks, slice_samples: int, hop_samples: int, remainder: str = "drop"):
+    """The slices of a recording given as consecutive blocks of samples (e.g. [`stream_audio`]'s), as they fill up.
+
+    Yields `(start, slice)` pairs, `slice` a float32 `(slice_samples,)` copy: the starts of [`slice_starts`] of the
+    whole recording (its length is known when `blocks` ends: the slice aligned to the end with `remainder="end"`, or
+    the zero-padded slice of a recording shorter than one slice, comes last) and the contents of [`cut_slices`].
+    Holds at most the last `slice_samples` samples plus one block.
+    """
+    if remainder not in SLICE_REMAINDERS:
+        raise ValueError(f"`slice_remainder` must be one of {list(SLICE_REMAINDERS)}, got {remainder!r}.")
+    buffer = np.zeros(0, dtype=np.float32)
+    buffer_start = 0  # position of buffer[0] in the recording
+    total = 0  # samples received so far
+    next_start = 0  # the next slice of the regular grid 0, hop, 2·hop, ...
+    emitted = 0
+    for block in blocks:
+        block = np.asarray(block, dtype=np.float32)
+        if block.ndim != 1:
+            raise ValueError(f"blocks must be 1-D arrays of samples, got one of shape {block.shape}.")
+        buffer = block if buffer.size == 0 else np.concatenate([buffer, block])
+        total += block.size
+        while next_start + slice_samples <= total:
+            offset = next_start - buffer_start
+            yield next_start, np.array(buffer[offset : offset + slice_samples], dtype=np.float32)
+            emitted += 1
+            next_start += hop_samples
+        # Every later slice lies within the last `slice_samples` samples (the regular ones start after
+        # total - slice_samples, the end-aligned one at it).
+        keep_from = max(total - slice_samples, buffer_start)
+        buffer, buffer_start = buffer[keep_from - buffer_start :], keep_from
+    # The slices only the length decides: the end-aligned one, or one zero-padded slice of a short recording.
+    for start in slice_starts(total, slice_samples, hop_samples, remainder)[emitted:]:
+        yield start, cut_slices(buffer, [start - buffer_start], slice_samples)[0]
 
 
 @dataclass
@@ -336,9 +488,12 @@ __all__ = [
     "aggregate_songs",
     "cut_slices",
     "decode_audio",
+    "decoded_num_samples",
     "num_samples_at",
     "resample",
     "slice_samples_of",
     "slice_starts",
     "song_ranking",
+    "stream_audio",
+    "stream_slices",
 ]

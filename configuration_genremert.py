@@ -42,6 +42,16 @@ BACKBONE_INPUTS = {
 # The CAL ablation's random attention: renormalised to the main attention's sum (ours), or CAL's raw uniform [0, 2).
 RANDOM_ATTENTION_SCALES = ("renormalised", "raw")
 FGNL_SOFTMAX_AXES = ("key", "query")
+# Outputs beside `logits` that `Trainer.predict` / `evaluate` leave out (Transformers' `keys_to_ignore_at_inference`):
+# `compute_metrics` then gets the logits alone, as for any classifier. Ask for them by name (`ignore_keys=[]`).
+INFERENCE_EXTRA_OUTPUTS = [
+    "counterfactual_logits",
+    "attention",
+    "counterfactual_attention",
+    "representation",
+    "hidden_states",
+    "attentions",
+]
 # What GenreMERT's time attention scores a frame from: its features' mean (the reference) or the whole vector.
 TIME_ATTENTION_INPUTS = ("mean", "features")
 
@@ -183,6 +193,7 @@ class GenreMERTConfig(PretrainedConfig):
     """
 
     model_type = "genremert"
+    keys_to_ignore_at_inference = INFERENCE_EXTRA_OUTPUTS
     _auto_class = "AutoConfig"  # save_pretrained writes auto_map and copies the code files
     sub_configs = {"backbone_config": AutoConfig}
 
@@ -328,6 +339,7 @@ class CRNNFGNLConfig(PretrainedConfig):
     """
 
     model_type = "crnn_fgnl"
+    keys_to_ignore_at_inference = INFERENCE_EXTRA_OUTPUTS
     _auto_class = "AutoConfig"  # save_pretrained writes auto_map and copies the code files
 
     def __init__(
@@ -496,6 +508,7 @@ class SelfAttentionTaggerConfig(PretrainedConfig):
     """
 
     model_type = "self_attention_tagger"
+    keys_to_ignore_at_inference = INFERENCE_EXTRA_OUTPUTS
     _auto_class = "AutoConfig"  # save_pretrained writes auto_map and copies the code files
 
     def __init__(

@@ -318,6 +318,8 @@ class CRNNFGNLForAudioClassification(CRNNFGNLPreTrainedModel):
         return_dict: bool | None = None,
         input_features: torch.Tensor | None = None,
         return_counterfactual: bool | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
         **kwargs,
     ) -> tuple | LCAClassifierOutput:
         r"""
@@ -334,8 +336,18 @@ class CRNNFGNLForAudioClassification(CRNNFGNLPreTrainedModel):
             mode only. `True` also computes it in eval mode (dropout off), `False` never; no effect without a branch.
         input_features (`torch.FloatTensor` of shape `(batch_size, num_mel_bins, frames)`, *optional*):
             The dB log-mel from `model.compute_log_mel`, instead of `input_values` (e.g. for Grad-CAM).
+        output_hidden_states (`bool`, *optional*, defaults to `config.output_hidden_states`):
+            Also return `hidden_states`: the normalised log-mel `(batch, 1, mel, frames)` and every conv block's
+            output `(batch, channels, mel', frames')`.
+        output_attentions (`bool`, *optional*, defaults to `config.output_attentions`):
+            Also return `attentions`: the MoSE roll weights `(batch, num_rolls)` (and, with
+            `counterfactual_attention="time"`, the time attention `(batch, frames)`).
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
+        output_hidden_states = (
+            self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        )
+        output_attentions = self.config.output_attentions if output_attentions is None else output_attentions
         frame_lengths = None
         if (input_values is None) == (input_features is None):
             raise ValueError("Pass exactly one of `input_values` (raw waveform) and `input_features` (log-mel).")
@@ -351,7 +363,7 @@ class CRNNFGNLForAudioClassification(CRNNFGNLPreTrainedModel):
                 raise ValueError("`attention_mask` applies to `input_values`, not to `input_features`.")
 
         hidden_states = self.input_norm(log_mel).unsqueeze(1)  # (batch, 1, mel, frames)
-        block_outputs = []
+        block_outputs = [hidden_states]
         for block in self.conv_blocks:
             hidden_states = block(hidden_states)
             block_outputs.append(hidden_states)
@@ -359,6 +371,7 @@ class CRNNFGNLForAudioClassification(CRNNFGNLPreTrainedModel):
 
         rolls = self.non_local(last, previous)  # (batch, N4, C', K)
         attention = self.mose(rolls)  # (batch, K)
+        roll_attention = attention
 
         counterfactual_logits = counterfactual_attention = None
         use_branch = self._use_counterfactual_branch(return_counterfactual)
@@ -387,6 +400,7 @@ class CRNNFGNLForAudioClassification(CRNNFGNLPreTrainedModel):
         else:
             representation, logits = self.head(self.fgnl_output(rolls, attention, last), frame_lengths)
 
+        attentions = (roll_attention,) if roll_attention is attention else (roll_attention, attention)
         return self._classifier_output(
             labels,
             return_dict,
@@ -395,7 +409,15 @@ class CRNNFGNLForAudioClassification(CRNNFGNLPreTrainedModel):
             attention=attention,
             counterfactual_attention=counterfactual_attention,
             representation=representation,
+            hidden_states=tuple(block_outputs) if output_hidden_states else None,
+            attentions=attentions if output_attentions else None,
         )
+
+    def freeze_feature_encoder(self) -> None:
+        """Freeze the convolutional front end (input BatchNorm and conv blocks), as Transformers' audio example scripts
+        do before fine-tuning; BatchNorm statistics keep updating in train mode (freeze with `.eval()` to stop them)."""
+        self.input_norm.requires_grad_(False)
+        self.conv_blocks.requires_grad_(False)
 
     def regularization_loss(self, logits: torch.Tensor) -> torch.Tensor:
         """The official Keras model's penalties on its classifier: `classifier_kernel_l2 · Σ W²` on the kernel and

@@ -80,7 +80,11 @@ class GenreMERTPreTrainedModel(LCAModelMixin, PreTrainedModel):
     base_model_prefix = "genremert"
     main_input_name = "input_values"
     input_modalities = "audio"
-    supports_gradient_checkpointing = False
+    supports_gradient_checkpointing = True  # through the backbone's encoder layers (for full fine-tuning)
+    # The attention backends are the backbone's: `attn_implementation` reaches it (`config.backbone_config` is a sub-config).
+    _supports_sdpa = True
+    _supports_flash_attn = True
+    _supports_flex_attn = True
     accepts_loss_kwargs = False  # `loss` is a batch mean: the Trainer scales it for gradient accumulation
     _no_split_modules = ["HubertEncoderLayer", "HubertEncoderLayerStableLayerNorm"]
     _auto_class = "AutoModelForAudioClassification"  # save_pretrained writes auto_map and copies the code files
@@ -102,7 +106,8 @@ class GenreMERTForAudioClassification(GenreMERTPreTrainedModel):
 
     def __init__(self, config: GenreMERTConfig):
         super().__init__(config)
-        backbone = AutoModel.from_config(config.backbone_config)  # a stock HubertModel for MERT
+        # a stock HubertModel for MERT, on the attention backend this model was asked for (`attn_implementation`)
+        backbone = AutoModel.from_config(config.backbone_config, attn_implementation=config._attn_implementation)
         if getattr(config.backbone_config, "is_encoder_decoder", False):
             backbone = backbone.get_encoder()  # Whisper: its encoder
         self.backbone = backbone
@@ -156,6 +161,18 @@ class GenreMERTForAudioClassification(GenreMERTPreTrainedModel):
 
     # -- forward -----------------------------------------------------------------------------------------------------
 
+    def freeze_feature_encoder(self) -> None:
+        """Freeze the backbone's convolutional feature encoder (what Transformers' audio example scripts call before
+        fine-tuning); the whole backbone stays frozen anyway with `config.freeze_backbone`."""
+        feature_encoder = getattr(self.backbone, "feature_extractor", None)
+        if feature_encoder is None:
+            raise NotImplementedError(
+                f"the {self.config.backbone_config.model_type} backbone has no convolutional feature encoder to freeze."
+            )
+        feature_encoder.requires_grad_(False)
+        if hasattr(feature_encoder, "_requires_grad"):
+            feature_encoder._requires_grad = False
+
     def backbone_hidden_states(
         self, input_values: torch.Tensor, attention_mask: torch.Tensor | None = None
     ) -> torch.Tensor:
@@ -163,6 +180,12 @@ class GenreMERTForAudioClassification(GenreMERTPreTrainedModel):
         (`config.aggregation_layers`, in order). What a backbone feature cache stores for a frozen backbone.
         `input_values` is the waveform `(batch, samples)`, or for a spectrogram backbone the features of its feature
         extractor (AST: `(batch, frames, mel)`; Whisper: `input_features (batch, mel, frames)`)."""
+        return self._run_backbone(input_values, attention_mask)[0]
+
+    def _run_backbone(
+        self, input_values: torch.Tensor, attention_mask: torch.Tensor | None = None, output_attentions: bool = False
+    ) -> tuple[torch.Tensor, tuple, tuple | None]:
+        """`(stacked aggregation layers (batch, layers, frames, hidden), every hidden state, attentions or None)`."""
         if self.reads_waveform:
             check_waveform(input_values, attention_mask, self.minimum_input_length, self.config.sampling_rate)
             if attention_mask is not None:
@@ -177,13 +200,16 @@ class GenreMERTForAudioClassification(GenreMERTPreTrainedModel):
                 )
             key = "input_features" if self.config.backbone_config.model_type == "whisper" else "input_values"
             backbone_inputs = {key: input_values.to(self.dtype)}
-        backbone_outputs = self.backbone(**backbone_inputs, output_hidden_states=True, return_dict=True)
+        backbone_outputs = self.backbone(
+            **backbone_inputs, output_hidden_states=True, output_attentions=output_attentions, return_dict=True
+        )
         all_hidden_states = list(backbone_outputs.hidden_states)  # embeddings + every layer, (batch, frames, hidden)
         if getattr(self.config.backbone_config, "do_stable_layer_norm", False):
             # Pre-LN encoders (MERT-v1-330M): transformers 5.x records the last layer before the encoder's final
             # LayerNorm; MERT (and transformers 4.x) gave it after, which is what `last_hidden_state` holds.
             all_hidden_states[-1] = backbone_outputs.last_hidden_state
-        return torch.stack([all_hidden_states[layer] for layer in self.config.aggregation_layers], dim=1)
+        stacked = torch.stack([all_hidden_states[layer] for layer in self.config.aggregation_layers], dim=1)
+        return stacked, tuple(all_hidden_states), backbone_outputs.attentions if output_attentions else None
 
     def forward(
         self,
@@ -194,6 +220,8 @@ class GenreMERTForAudioClassification(GenreMERTPreTrainedModel):
         return_counterfactual: bool | None = None,
         backbone_hidden_states: torch.Tensor | None = None,
         input_features: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
         **kwargs,
     ) -> tuple | LCAClassifierOutput:
         r"""
@@ -212,8 +240,18 @@ class GenreMERTForAudioClassification(GenreMERTPreTrainedModel):
         backbone_hidden_states (`torch.FloatTensor` of shape `(batch_size, layers, frames, hidden)`, *optional*):
             What `model.backbone_hidden_states(input_values)` returns (e.g. from a feature cache of the frozen
             backbone), instead of `input_values`; unpadded slices only.
+        output_hidden_states (`bool`, *optional*, defaults to `config.output_hidden_states`):
+            Also return `hidden_states`: the backbone's (embeddings and every layer, `(batch, frames, hidden)` each), as
+            `HubertForSequenceClassification` does; with `backbone_hidden_states` given, the layers given.
+        output_attentions (`bool`, *optional*, defaults to `config.output_attentions`):
+            Also return `attentions`: the backbone's attention maps (needs the eager attention backend).
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
+        output_hidden_states = (
+            self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        )
+        output_attentions = self.config.output_attentions if output_attentions is None else output_attentions
+        all_hidden_states = backbone_attentions = None
         if input_features is not None:  # Whisper's feature extractor names its output so
             if input_values is not None:
                 raise ValueError("Pass one of `input_values` and `input_features`.")
@@ -221,7 +259,9 @@ class GenreMERTForAudioClassification(GenreMERTPreTrainedModel):
         if (input_values is None) == (backbone_hidden_states is None):
             raise ValueError("Pass exactly one of `input_values` and `backbone_hidden_states`.")
         if backbone_hidden_states is None:
-            hidden_states = self.backbone_hidden_states(input_values, attention_mask)
+            hidden_states, all_hidden_states, backbone_attentions = self._run_backbone(
+                input_values, attention_mask, output_attentions
+            )
         else:
             expected = (len(self.config.aggregation_layers), self.config.hidden_size)
             if (
@@ -235,6 +275,7 @@ class GenreMERTForAudioClassification(GenreMERTPreTrainedModel):
             if attention_mask is not None:
                 raise ValueError("`backbone_hidden_states` are of unpadded slices: no `attention_mask` with them.")
             hidden_states = backbone_hidden_states.to(self.dtype)
+            all_hidden_states = tuple(hidden_states.unbind(dim=1))
         hidden_states = self.layer_aggregation(hidden_states)  # (batch, frames, hidden)
         if attention_mask is not None:
             attention_mask = attention_mask.long()
@@ -265,6 +306,8 @@ class GenreMERTForAudioClassification(GenreMERTPreTrainedModel):
             attention=attention,
             counterfactual_attention=counterfactual_attention,
             representation=representation,
+            hidden_states=all_hidden_states if output_hidden_states else None,
+            attentions=backbone_attentions if output_attentions else None,
         )
 
 

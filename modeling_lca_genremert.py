@@ -61,8 +61,16 @@ class LCAClassifierOutput(ModelOutput):
         representation (`torch.FloatTensor` of shape `(batch_size, representation_size)`):
             The features the classifier reads (GenreMERT: the shared projection; CRNN_FGNL: the last GRU state;
             the tagger: the classification token's output).
-        attentions (`tuple(torch.FloatTensor)`, *optional*, returned with `output_attentions=True` by the tagger):
-            Every layer's attention maps, for heat maps.
+        hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned with `output_hidden_states=True` or
+            `config.output_hidden_states`):
+            The model's hidden states, as Transformers' models return them: GenreMERT: the backbone's (the embeddings
+            and every layer, `(batch_size, frames, hidden_size)` each; with `backbone_hidden_states` given, those);
+            CRNN_FGNL: the output of every conv block `(batch_size, channels, mel, frames)` and the GRU frames
+            `(batch_size, frames, gru_hidden_size)`; the tagger: the token embeddings and every layer's output
+            `(batch_size, tokens, hidden_size)`.
+        attentions (`tuple(torch.FloatTensor)`, *optional*, returned with `output_attentions=True` or
+            `config.output_attentions`):
+            Every layer's attention maps (the tagger: for heat maps; GenreMERT: its backbone's, with the eager backend).
     """
 
     loss: torch.FloatTensor | None = None
@@ -71,11 +79,16 @@ class LCAClassifierOutput(ModelOutput):
     attention: torch.FloatTensor | None = None
     counterfactual_attention: torch.FloatTensor | None = None
     representation: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
     attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
 def check_waveform(input_values, attention_mask, minimum_samples: int, sampling_rate: int) -> None:
-    """Raises a `ValueError` naming the problem when `input_values`/`attention_mask` cannot be classified."""
+    """Raises a `ValueError` naming the problem when `input_values`/`attention_mask` cannot be classified.
+
+    The checks of the values themselves (NaN / inf, too few valid samples under the mask) run eagerly only: under
+    `torch.export` / `torch.compile` they are skipped, so tracing never branches on data (the shape checks stay, as
+    guards on the traced shapes)."""
     if not isinstance(input_values, torch.Tensor):
         raise TypeError(
             f"`input_values` must be a torch.Tensor of shape (batch, samples), got {type(input_values).__name__}; "
@@ -99,7 +112,8 @@ def check_waveform(input_values, attention_mask, minimum_samples: int, sampling_
             f"`input_values` is too short: {num_samples} samples ({num_samples / sampling_rate:.4f} s), the model "
             f"needs at least {minimum_samples} samples ({minimum_samples / sampling_rate:.4f} s at {sampling_rate} Hz)."
         )
-    if not torch.isfinite(input_values).all():
+    tracing = torch.compiler.is_compiling()
+    if not tracing and not torch.isfinite(input_values).all():
         raise ValueError("`input_values` contains NaN or infinite values.")
     if attention_mask is not None:
         if not isinstance(attention_mask, torch.Tensor) or attention_mask.shape != input_values.shape:
@@ -108,7 +122,7 @@ def check_waveform(input_values, attention_mask, minimum_samples: int, sampling_
                 f"`attention_mask` must have the shape of `input_values` {tuple(input_values.shape)}, got {shape}."
             )
         valid_samples = attention_mask.long().sum(-1)
-        if (valid_samples < minimum_samples).any():
+        if not tracing and (valid_samples < minimum_samples).any():
             shortest = int(valid_samples.min())
             raise ValueError(
                 f"`attention_mask` leaves only {shortest} valid samples in a row; the model needs at least "
@@ -142,9 +156,15 @@ def check_labels(labels: torch.Tensor, batch_size: int, num_labels: int, multi_l
     [0, 1]."""
     if multi_label:
         if labels.dim() != 2 or tuple(labels.shape) != (batch_size, num_labels):
+            hint = (
+                "; class ids need `config.problem_type = 'single_label_classification'` (this model's problem_type is "
+                "'multi_label_classification')"
+                if labels.dim() == 1
+                else ""
+            )
             raise ValueError(
                 f"multi-label `labels` must be multi-hot targets of shape ({batch_size}, {num_labels}) (one column per "
-                f"tag), got {tuple(labels.shape)}."
+                f"tag), got {tuple(labels.shape)}{hint}."
             )
         values = labels.float()
         if labels.numel() and (not torch.isfinite(values).all() or values.min() < 0 or values.max() > 1):

@@ -23,6 +23,7 @@ from torch import nn
 from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.activations import ACT2FN
+from transformers.modeling_layers import GradientCheckpointingLayer
 
 
 try:  # inside a remote-code folder (transformers copies siblings imported this way)
@@ -80,6 +81,7 @@ class SelfAttentionTaggerSelfAttention(nn.Module):
 
     def __init__(self, config: SelfAttentionTaggerConfig):
         super().__init__()
+        self.config = config  # read at call time: `config._attn_implementation` may change after construction
         self.num_heads = config.num_attention_heads
         self.head_size = config.hidden_size // config.num_attention_heads
         self.query = nn.Linear(config.hidden_size, config.hidden_size)
@@ -91,9 +93,18 @@ class SelfAttentionTaggerSelfAttention(nn.Module):
         batch_size, length, _ = states.shape
         return states.view(batch_size, length, self.num_heads, self.head_size).transpose(1, 2)  # (batch, heads, L, d)
 
-    def forward(self, hidden_states: torch.Tensor, key_mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, hidden_states: torch.Tensor, key_mask: torch.Tensor | None, output_attentions: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         # hidden_states: (batch, tokens, hidden); key_mask: (batch, tokens) bool, True = a real token
         query, key, value = (self._heads(layer(hidden_states)) for layer in (self.query, self.key, self.value))
+        if self.config._attn_implementation == "sdpa" and not output_attentions:
+            # PyTorch's fused kernel: the same softmax(QKᵀ/√d)V, without materialising the weights.
+            mask = None if key_mask is None else key_mask[:, None, None, :]  # (batch, 1, 1, T) bool
+            context = nn.functional.scaled_dot_product_attention(
+                query, key, value, attn_mask=mask, dropout_p=self.dropout.p if self.training else 0.0
+            )  # (batch, heads, T, d)
+            return context.transpose(1, 2).flatten(2), None
         scores = torch.matmul(query, key.transpose(-1, -2)) / math.sqrt(self.head_size)  # (batch, heads, T, T)
         if key_mask is not None:
             scores = scores.masked_fill(~key_mask[:, None, None, :], torch.finfo(scores.dtype).min)
@@ -147,17 +158,18 @@ class SelfAttentionTaggerFeedForward(nn.Module):
         return self.output_norm(hidden_states + self.dropout(self.output(intermediate)))
 
 
-class SelfAttentionTaggerLayer(nn.Module):
-    """One BERT layer (post-LayerNorm) over every token."""
+class SelfAttentionTaggerLayer(GradientCheckpointingLayer):
+    """One BERT layer (post-LayerNorm) over every token (recomputed in the backward pass under gradient
+    checkpointing)."""
 
     def __init__(self, config: SelfAttentionTaggerConfig):
         super().__init__()
         self.attention = SelfAttentionTaggerSelfAttention(config)
         self.feed_forward = SelfAttentionTaggerFeedForward(config)
 
-    def forward(self, hidden_states: torch.Tensor, key_mask: torch.Tensor | None):
-        context, weights = self.attention(hidden_states, key_mask)
-        return self.feed_forward(context, hidden_states), weights  # (batch, T, hidden), (batch, heads, T, T)
+    def forward(self, hidden_states: torch.Tensor, key_mask: torch.Tensor | None, output_attentions: bool = False):
+        context, weights = self.attention(hidden_states, key_mask, output_attentions)
+        return self.feed_forward(context, hidden_states), weights  # (batch, T, hidden), (batch, heads, T, T) or None
 
 
 class SelfAttentionTaggerClassTokenLayer(nn.Module):
@@ -190,7 +202,8 @@ class SelfAttentionTaggerPreTrainedModel(LCAModelMixin, PreTrainedModel):
     base_model_prefix = "self_attention_tagger"
     main_input_name = "input_values"
     input_modalities = "audio"
-    supports_gradient_checkpointing = False
+    supports_gradient_checkpointing = True  # the full Transformer layers
+    _supports_sdpa = True  # the full layers' attention; eager where `output_attentions` asks for the maps
     accepts_loss_kwargs = False  # `loss` is a batch mean: the Trainer scales it for gradient accumulation
     _auto_class = "AutoModelForAudioClassification"  # save_pretrained writes auto_map and copies the code files
 
@@ -283,6 +296,12 @@ class SelfAttentionTaggerForAudioClassification(SelfAttentionTaggerPreTrainedMod
         """Fewest samples the STFT's reflect padding accepts (every strided conv keeps at least one step)."""
         return self.config.n_fft // 2 + 1
 
+    def freeze_feature_encoder(self) -> None:
+        """Freeze the convolutional front end (input BatchNorm and residual conv blocks), as Transformers' audio
+        example scripts do before fine-tuning."""
+        self.input_norm.requires_grad_(False)
+        self.conv_blocks.requires_grad_(False)
+
     def output_classifier(self) -> nn.Linear:
         """The last linear layer (representation → labels): what a transfer to another label set re-initialises."""
         return self.classifier
@@ -299,9 +318,10 @@ class SelfAttentionTaggerForAudioClassification(SelfAttentionTaggerPreTrainedMod
             lengths = (lengths - 1) // stride + 1
         return lengths
 
-    def encode(self, log_mel: torch.Tensor, token_lengths: torch.Tensor | None = None):
+    def encode(self, log_mel: torch.Tensor, token_lengths: torch.Tensor | None = None, output_attentions: bool = True):
         """The tokens entering the last layer and their mask: `(batch, 1 + steps, hidden)`, `(batch, 1 + steps)` bool
-        or None, and the earlier layers' attention maps `[(batch, heads, T, T)]`."""
+        or None, the earlier layers' attention maps `[(batch, heads, T, T)]` (None each without `output_attentions`
+        under SDPA) and their inputs / outputs `[(batch, T, hidden)]` (the embeddings, then every full layer)."""
         hidden_states = self.input_norm(log_mel.unsqueeze(1))  # (batch, 1, mel, frames)
         for block in self.conv_blocks:
             hidden_states = block(hidden_states)  # (batch, C, mel', frames')
@@ -311,11 +331,12 @@ class SelfAttentionTaggerForAudioClassification(SelfAttentionTaggerPreTrainedMod
         if token_lengths is not None:
             positions = torch.arange(tokens.shape[1], device=tokens.device)
             key_mask = positions[None, :] <= token_lengths.clamp_min(1).to(tokens.device)[:, None]  # CLS + real steps
-        attention_maps = []
+        attention_maps, layer_states = [], [tokens]
         for layer in self.layers:
-            tokens, weights = layer(tokens, key_mask)
+            tokens, weights = layer(tokens, key_mask, output_attentions)
             attention_maps.append(weights)
-        return tokens, key_mask, attention_maps
+            layer_states.append(tokens)
+        return tokens, key_mask, attention_maps, layer_states
 
     def forward(
         self,
@@ -326,6 +347,7 @@ class SelfAttentionTaggerForAudioClassification(SelfAttentionTaggerPreTrainedMod
         input_features: torch.Tensor | None = None,
         return_counterfactual: bool | None = None,
         output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
         **kwargs,
     ) -> tuple | LCAClassifierOutput:
         r"""
@@ -333,6 +355,9 @@ class SelfAttentionTaggerForAudioClassification(SelfAttentionTaggerPreTrainedMod
             Raw mono waveform at `config.sampling_rate` (16 kHz), at least `model.minimum_input_length` samples.
         attention_mask (`torch.LongTensor` of shape `(batch_size, samples)`, *optional*):
             1 for real samples, 0 for padding: padded time steps are masked out of every attention.
+        output_hidden_states (`bool`, *optional*, defaults to `config.output_hidden_states`):
+            Also return `hidden_states`: the token embeddings and every full layer's output `(batch, tokens, hidden)`,
+            then the last layer's output for the classification token, the only row it computes, `(batch, 1, hidden)`.
         labels (`torch.FloatTensor` of shape `(batch_size, num_labels)`, *optional*):
             Multi-hot tag targets (the default `problem_type`): `loss` is the binary cross-entropy of every tag; with
             `problem_type="single_label_classification"`, class ids `(batch_size,)` and the cross-entropy.
@@ -343,8 +368,13 @@ class SelfAttentionTaggerForAudioClassification(SelfAttentionTaggerPreTrainedMod
         output_attentions (`bool`, *optional*):
             Also return `attentions`: every layer's maps `(batch, heads, tokens, tokens)`, the last one the
             classification token's row `(batch, heads, 1, tokens)` (token 0 is the classification token).
+            Defaults to `config.output_attentions`.
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
+        output_attentions = self.config.output_attentions if output_attentions is None else output_attentions
+        output_hidden_states = (
+            self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        )
         if (input_values is None) == (input_features is None):
             raise ValueError("Pass exactly one of `input_values` (raw waveform) and `input_features` (log-mel).")
         token_lengths = None
@@ -358,7 +388,7 @@ class SelfAttentionTaggerForAudioClassification(SelfAttentionTaggerPreTrainedMod
                 raise ValueError("`attention_mask` applies to `input_values`, not to `input_features`.")
             log_mel = check_log_mel_features(input_features, self.config.num_mel_bins).to(self.dtype)
 
-        tokens, key_mask, attention_maps = self.encode(log_mel, token_lengths)
+        tokens, key_mask, attention_maps, layer_states = self.encode(log_mel, token_lengths, output_attentions)
         attention = self.last_layer.class_attention(tokens, key_mask)  # (batch, heads, tokens)
         representation = self.last_layer.class_token_output(tokens, attention)  # (batch, hidden)
         logits = self.classifier(self.dropout(representation))  # (batch, num_labels)
@@ -370,9 +400,8 @@ class SelfAttentionTaggerForAudioClassification(SelfAttentionTaggerPreTrainedMod
             counterfactual_representation = self.last_layer.class_token_output(tokens, counterfactual_attention)
             counterfactual_logits = self.classifier(self.dropout(counterfactual_representation))
 
-        attentions = None
-        if output_attentions:
-            attentions = (*attention_maps, attention.unsqueeze(2))
+        attentions = (*attention_maps, attention.unsqueeze(2)) if output_attentions else None
+        hidden_states = (*layer_states, representation.unsqueeze(1)) if output_hidden_states else None
         return self._classifier_output(
             labels,
             return_dict,
@@ -381,6 +410,7 @@ class SelfAttentionTaggerForAudioClassification(SelfAttentionTaggerPreTrainedMod
             attention=attention,
             counterfactual_attention=counterfactual_attention,
             representation=representation,
+            hidden_states=hidden_states,
             attentions=attentions,
         )
 
@@ -392,7 +422,7 @@ class SelfAttentionTaggerForAudioClassification(SelfAttentionTaggerPreTrainedMod
         self.eval()
         try:
             check_waveform(input_values, None, self.minimum_input_length, self.config.sampling_rate)
-            tokens, _, _ = self.encode(self.log_mel(input_values).to(self.dtype))
+            tokens = self.encode(self.log_mel(input_values).to(self.dtype), output_attentions=False)[0]
             return self.classifier(self.last_layer.class_token_output(tokens, attention.to(tokens.dtype)))
         finally:
             self.train(was_training)

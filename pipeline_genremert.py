@@ -33,24 +33,26 @@ try:  # inside a remote-code folder (transformers copies siblings imported this 
         SLICE_REMAINDERS,
         SONG_AGGREGATIONS,
         aggregate_songs,
-        cut_slices,
         decode_audio,
+        decoded_num_samples,
         resample,
         slice_samples_of,
-        slice_starts,
         song_ranking,
+        stream_audio,
+        stream_slices,
     )
 except ImportError:  # flat checkout
     from audio_genremert import (
         SLICE_REMAINDERS,
         SONG_AGGREGATIONS,
         aggregate_songs,
-        cut_slices,
         decode_audio,
+        decoded_num_samples,
         resample,
         slice_samples_of,
-        slice_starts,
         song_ranking,
+        stream_audio,
+        stream_slices,
     )
 
 
@@ -238,7 +240,7 @@ class SongLevelAudioClassificationPipeline(AudioClassificationPipeline):
             inputs (`str`, `os.PathLike`, `bytes`, `np.ndarray`, `torch.Tensor` or `dict`):
                 - a path to an audio file (wav, flac, ogg, mp3 through soundfile; any other format ffmpeg reads),
                   or `bytes` holding such a file: decoded at the file's own rate, mixed down, and resampled to the
-                  model's rate;
+                  model's rate, block by block; a directory raises `IsADirectoryError`;
                 - a waveform array or tensor, assumed to be at the model's rate (`config.sampling_rate`), as in
                   Transformers: 1-D mono, or 2-D multichannel (mixed down by averaging the channels);
                 - a dict `{"array" or "raw": waveform, "sampling_rate": int}` at any rate: resampled to the model's
@@ -267,8 +269,9 @@ class SongLevelAudioClassificationPipeline(AudioClassificationPipeline):
                 `"drop"`: the tail shorter than a hop is left out. A recording shorter than one slice is zero-padded
                 to one slice.
             slice_batch_size (`int`, *optional*, defaults to 8):
-                How many slices go through the model at once: the memory a recording needs is bounded by this, not
-                by its length (the waveform is cut into slices batch by batch).
+                How many slices go through the model at once. A file (path, bytes, URL) read by soundfile is
+                decoded, resampled and sliced block by block: its memory does not grow with its length. An array
+                is in memory already: the pipeline adds one float32 mono copy of it at the model's rate.
             autocast_dtype (`str`, *optional*):
                 `"bfloat16"` (CPU or GPU) or `"float16"` (GPU): run the model under `torch.autocast` of that dtype. To
                 run the weights themselves in reduced precision, load with `pipeline(..., dtype=torch.bfloat16)`.
@@ -298,7 +301,7 @@ class SongLevelAudioClassificationPipeline(AudioClassificationPipeline):
         for index, item in enumerate(inputs):
             try:
                 answers.append(super().__call__(item, **kwargs))
-            except (ValueError, TypeError, FileNotFoundError) as error:
+            except (ValueError, TypeError, FileNotFoundError, IsADirectoryError) as error:
                 message = f"recording {index} of {len(inputs)} ({_describe(item)}): {error}"
                 if errors == "raise":
                     raise type(error)(message) from error
@@ -394,25 +397,44 @@ class SongLevelAudioClassificationPipeline(AudioClassificationPipeline):
             )
         return super().get_iterator(inputs, num_workers, 1, preprocess_params, forward_params, postprocess_params)
 
-    def load_waveform(self, inputs) -> np.ndarray:
+    def audio_file_source(self, inputs):
         """
-        Turn any supported input into a float32 mono waveform `(samples,)` at the model's sampling rate, validated
-        (dtype, shape, NaN/inf, emptiness) but not yet checked for length.
+        `(path or bytes, name)` of an input that is an audio file: a path (`str`, `os.PathLike`), file bytes, an
+        `http(s)://` URL (downloaded) or an undecoded 🤗 Datasets cell `{"bytes": ..., "path": ...}`; `None` for a
+        waveform input. A missing path raises `FileNotFoundError`, a directory `IsADirectoryError`.
         """
-        target_rate = self.sampling_rate
         if isinstance(inputs, os.PathLike):
             inputs = os.fspath(inputs)
-
         if isinstance(inputs, str):
             if inputs.startswith(("http://", "https://")):
                 from huggingface_hub.utils import httpx
 
-                return self._decode(httpx.get(inputs, follow_redirects=True).content, f"audio downloaded from {inputs}")
+                return httpx.get(inputs, follow_redirects=True).content, f"audio downloaded from {inputs}"
+            if os.path.isdir(inputs):
+                raise IsADirectoryError(f"{inputs!r} is a directory, expected an audio file.")
             if not os.path.isfile(inputs):
                 raise FileNotFoundError(f"Audio file not found: {inputs!r}.")
-            return self._decode(inputs, f"audio file {inputs!r}")
+            return inputs, f"audio file {inputs!r}"
         if isinstance(inputs, (bytes, bytearray)):
-            return self._decode(bytes(inputs), "audio bytes")
+            return bytes(inputs), "audio bytes"
+        if isinstance(inputs, dict) and not any(key in inputs for key in ("array", "raw")):
+            # An undecoded 🤗 Datasets audio cell (`Audio(decode=False)`): {"bytes": ... or None, "path": ...}.
+            if inputs.get("bytes") is not None:
+                return bytes(inputs["bytes"]), f"audio bytes of {inputs.get('path')!r}"
+            if inputs.get("path") is not None:
+                return self.audio_file_source(os.fspath(inputs["path"]))
+        return None
+
+    def load_waveform(self, inputs) -> np.ndarray:
+        """
+        Turn any supported input into a float32 mono waveform `(samples,)` at the model's sampling rate, validated
+        (dtype, shape, NaN/inf, emptiness) but not yet checked for length. A file is decoded whole here; the pipeline
+        itself streams files (`audio_genremert.stream_audio`).
+        """
+        source = self.audio_file_source(inputs)
+        if source is not None:
+            return self._decode(*source)
+        target_rate = self.sampling_rate
 
         # An `AudioDecoder` input means torchcodec is already imported: it is never imported here.
         torchcodec = sys.modules.get("torchcodec")
@@ -422,11 +444,6 @@ class SongLevelAudioClassificationPipeline(AudioClassificationPipeline):
 
         if isinstance(inputs, dict):
             array_keys = [key for key in ("array", "raw") if key in inputs]
-            if not array_keys and (inputs.get("bytes") is not None or inputs.get("path") is not None):
-                # An undecoded 🤗 Datasets audio cell (`Audio(decode=False)`): {"bytes": ... or None, "path": ...}.
-                if inputs.get("bytes") is not None:
-                    return self._decode(bytes(inputs["bytes"]), f"audio bytes of {inputs.get('path')!r}")
-                return self.load_waveform(os.fspath(inputs["path"]))
             if len(array_keys) != 1 or "sampling_rate" not in inputs:
                 raise ValueError(
                     'A dict input must hold the waveform under exactly one of "array" or "raw" and its rate under '
@@ -452,9 +469,7 @@ class SongLevelAudioClassificationPipeline(AudioClassificationPipeline):
         data is decoded (`audio_genremert.decode_audio`)."""
         return decode_audio(source, self.sampling_rate, name)
 
-    def preprocess(self, inputs, slice_overlap_seconds=None, slice_remainder=None):
-        waveform = self.load_waveform(inputs)  # (samples,) float32 at self.sampling_rate
-        num_samples = waveform.shape[0]
+    def _check_length(self, num_samples: int) -> None:
         minimum = self.minimum_num_samples
         if num_samples < minimum:
             raise ValueError(
@@ -462,7 +477,9 @@ class SongLevelAudioClassificationPipeline(AudioClassificationPipeline):
                 f"{self.sampling_rate} Hz) after decoding and resampling; this model needs at least {minimum} samples "
                 f"({minimum / self.sampling_rate:.4f} s)."
             )
-        peak = float(np.abs(waveform).max())
+
+    def _warn_about_level(self, peak: float) -> None:
+        """Warnings for a silent recording and for float audio far outside [-1, 1], from its peak amplitude."""
         if peak < SILENCE_PEAK:
             logger.warning(
                 f"The audio is silent (peak {peak:.2g}, below -80 dBFS): the answer says nothing about its content."
@@ -473,42 +490,84 @@ class SongLevelAudioClassificationPipeline(AudioClassificationPipeline):
                 "integer PCM stored as floats? Pass it as int16/int32 so that it is scaled."
             )
 
+    def preprocess(self, inputs, slice_overlap_seconds=None, slice_remainder=None):
         config = self.model.config
         if slice_overlap_seconds is None:
             slice_overlap_seconds = getattr(config, "slice_overlap_seconds", 0.0)
         if slice_remainder is None:
             slice_remainder = getattr(config, "slice_remainder", "drop")
         slice_samples, hop_samples = slice_samples_of(config.slice_seconds, slice_overlap_seconds, self.sampling_rate)
-        # The slices of the song-level evaluation: a recording shorter than one slice is zero-padded to one slice.
-        starts = slice_starts(num_samples, slice_samples, hop_samples, slice_remainder)
-        # The slices are cut and feature-extracted batch by batch in `_forward`, so memory stays bounded by
-        # `slice_batch_size` whatever the length and overlap. numpy/Python values: the base class moves only tensors
-        # to the device, and only the slices need to go there.
-        return {"waveform": waveform, "slice_starts": starts, "slice_samples": slice_samples}
+        # The slices of the song-level evaluation (`audio_genremert.slice_starts`): a recording shorter than one slice
+        # is zero-padded to one slice. They are cut in `_forward` as the waveform arrives and go through the feature
+        # extractor and the model `slice_batch_size` at a time. Only numpy/Python values here: the base class moves
+        # only tensors to the device, and only the slices need to go there.
+        slicing = {"slice_samples": slice_samples, "hop_samples": hop_samples, "slice_remainder": slice_remainder}
+
+        source = self.audio_file_source(inputs)
+        if source is not None:
+            audio, name = source
+            # The header gives the decoded length (decoding trims or pads to it): the length is checked before any
+            # decoding, and the file is decoded, resampled and sliced block by block in `_forward`, so the memory a
+            # file needs does not grow with its length. Only a format that just the ffmpeg binary reads (no header
+            # length) is decoded whole, here.
+            num_samples = decoded_num_samples(audio, self.sampling_rate, name)
+            if num_samples is not None:
+                self._check_length(num_samples)
+                return {"audio_file": audio, "audio_name": name, **slicing}
+            waveform = self._decode(audio, name)
+        else:
+            waveform = self.load_waveform(inputs)  # (samples,) float32 at self.sampling_rate
+        self._check_length(waveform.shape[0])
+        self._warn_about_level(float(np.abs(waveform).max()))
+        return {"waveform": waveform, **slicing}
 
     def _forward(self, model_inputs, slice_batch_size=8, autocast_dtype=None):
-        waveform = model_inputs["waveform"]  # (samples,) numpy float32
-        starts = model_inputs["slice_starts"]  # list of slice start samples
+        peak = 0.0
+
+        def tracking_peak(blocks):
+            nonlocal peak
+            for block in blocks:
+                if block.size:
+                    peak = max(peak, float(np.abs(block).max()))
+                yield block
+
+        if "waveform" in model_inputs:
+            blocks = [model_inputs["waveform"]]  # (samples,) numpy float32, checked in `preprocess`
+        else:
+            blocks = tracking_peak(
+                stream_audio(model_inputs["audio_file"], self.sampling_rate, model_inputs["audio_name"])
+            )
         slice_samples = model_inputs["slice_samples"]
-        logits = []
-        for begin in range(0, len(starts), slice_batch_size):
-            batch_starts = starts[begin : begin + slice_batch_size]
-            slices = cut_slices(waveform, batch_starts, slice_samples)  # (batch, samples)
-            # Rows of a 2-D array are separate examples: each slice is normalised on its own, as in training.
-            batch = self.feature_extractor(slices, sampling_rate=self.sampling_rate, return_tensors="pt")
-            if self.dtype is not None:  # waveforms or a spectrogram backbone's features
-                batch = {k: v.to(self.dtype) if v.is_floating_point() else v for k, v in batch.items()}
-            batch = self._ensure_tensor_on_device(dict(batch), self.device)
-            if autocast_dtype is None:
-                logits.append(self.model(**batch).logits.float())  # (batch, num_labels)
-            else:  # mixed precision on a float32 model (the log-mel and the softmaxes stay in float32)
-                with torch.autocast(self.device.type, dtype=getattr(torch, autocast_dtype)):
-                    logits.append(self.model(**batch).logits.float())
+        slices = stream_slices(blocks, slice_samples, model_inputs["hop_samples"], model_inputs["slice_remainder"])
+        starts, logits, batch = [], [], []
+        for start, segment in slices:
+            starts.append(start)
+            batch.append(segment)
+            if len(batch) == slice_batch_size:
+                logits.append(self._classify_slices(np.stack(batch), autocast_dtype))
+                batch = []
+        if batch:
+            logits.append(self._classify_slices(np.stack(batch), autocast_dtype))
+        if "waveform" not in model_inputs:
+            self._warn_about_level(peak)
         return {
             "logits": torch.cat(logits),  # (slices, num_labels)
             "slice_starts": torch.tensor(starts),  # (slices,)
             "slice_lengths": torch.full((len(starts),), slice_samples),  # (slices,)
         }
+
+    def _classify_slices(self, slices: np.ndarray, autocast_dtype=None) -> torch.Tensor:
+        """float32 logits `(batch, num_labels)` of the slices `(batch, samples)`."""
+        # Rows of a 2-D array are separate examples: each slice is normalised on its own, as in training.
+        batch = self.feature_extractor(slices, sampling_rate=self.sampling_rate, return_tensors="pt")
+        if self.dtype is not None:  # waveforms or a spectrogram backbone's features
+            batch = {k: v.to(self.dtype) if v.is_floating_point() else v for k, v in batch.items()}
+        batch = self._ensure_tensor_on_device(dict(batch), self.device)
+        if autocast_dtype is None:
+            return self.model(**batch).logits.float()
+        # Mixed precision on a float32 model (the log-mel and the softmaxes stay in float32).
+        with torch.autocast(self.device.type, dtype=getattr(torch, autocast_dtype)):
+            return self.model(**batch).logits.float()
 
     def postprocess(
         self,

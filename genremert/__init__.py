@@ -45,6 +45,10 @@ _LAZY_NAMES = {
     "load_magnatagatune": "data.magnatagatune",
     "load_dataset_songs": "data.your_data",
     "load_synthetic": "data.synthetic",
+    "load_attention_audio": "data.attention_audio",
+    "FrameBenchmarkConfig": "data.attention_benchmark",
+    "make_frame_split": "data.attention_benchmark",
+    "attention_mass": "evaluation.attention_mass",
     "synthetic_metadata": "data.synthetic",
     "SPLITS": "data.songs",
     "slice_songs": "data.audio_files",
@@ -103,7 +107,12 @@ _LAZY_NAMES = {
     "robustness_curves": "analysis.robustness",
 }
 # public names whose object has another name in its module.
-_ALIASES = {"train": "main", "run_experiments": "run_all", "summarize_experiments": "summarize"}
+_ALIASES = {
+    "train": "main",
+    "run_experiments": "run_all",
+    "summarize_experiments": "summarize",
+    "make_frame_split": "make_split",
+}
 
 __all__ = [
     "CRNNFGNLConfig",
@@ -136,6 +145,9 @@ if TYPE_CHECKING:  # static analysers and IDEs see the lazy names as plain impor
     from .analysis.bias_probe import bias_probe, branch_accuracy
     from .analysis.robustness import robustness_curves
     from .analysis.tagger_maps import tag_attention_maps
+    from .data.attention_audio import load_attention_audio
+    from .data.attention_benchmark import FrameBenchmarkConfig
+    from .data.attention_benchmark import make_split as make_frame_split
     from .data.audio_files import (
         BadAudioFile,
         BadAudioFilesError,
@@ -161,6 +173,7 @@ if TYPE_CHECKING:  # static analysers and IDEs see the lazy names as plain impor
     from .data.songs import SPLITS
     from .data.synthetic import load_synthetic, synthetic_metadata
     from .data.your_data import load_dataset_songs
+    from .evaluation.attention_mass import attention_mass
     from .evaluation.metrics import (
         LCAMetrics,
         bootstrap_song_intervals,

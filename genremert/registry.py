@@ -48,3 +48,24 @@ def load_pretrained(loader, source, *, trust_remote_code: bool = False, flag: st
         if not trust_remote_code and "trust_remote_code" in str(error):
             raise ValueError(untrusted_code_message(str(source), flag)) from error
         raise
+
+
+def _register_song_pipeline() -> None:
+    """Our song-level pipeline under its own task name, from the installed module: after `import genremert`,
+    `pipeline("genremert-audio-classification", model=folder)` runs it with no remote code. (The task
+    "audio-classification" on a saved folder names the folder's own copy in `config.custom_pipelines`, which
+    Transformers runs only with `trust_remote_code=True`.)"""
+    from transformers import pipelines
+
+    from pipeline_genremert import SongLevelAudioClassificationPipeline
+
+    pipelines.PIPELINE_REGISTRY.register_pipeline(
+        SONG_PIPELINE_TASK,
+        pipeline_class=SongLevelAudioClassificationPipeline,
+        pt_model=AutoModelForAudioClassification,
+        type="audio",
+    )
+
+
+SONG_PIPELINE_TASK = "genremert-audio-classification"
+_register_song_pipeline()

@@ -14,7 +14,18 @@ import transformers.dynamic_module_utils as dynamic_module_utils
 from tiny_configs import tiny_crnn_fgnl_config, tiny_genremert_config
 from transformers import AudioClassificationPipeline, pipeline
 
-from audio_genremert import aggregate_songs, resample, slice_starts, song_ranking
+from audio_genremert import (
+    SLICE_REMAINDERS,
+    aggregate_songs,
+    cut_slices,
+    decode_audio,
+    decoded_num_samples,
+    resample,
+    slice_starts,
+    song_ranking,
+    stream_audio,
+    stream_slices,
+)
 from genremert import CRNNFGNLForAudioClassification, GenreMERTForAudioClassification, build_feature_extractor
 from pipeline_genremert import SongLevelAudioClassificationPipeline
 
@@ -407,3 +418,193 @@ def test_bad_call_arguments(saved, kwargs, message):
 def test_unknown_call_argument_is_refused(saved):
     with pytest.raises(TypeError, match=r"Unknown argument\(s\) \['aggregate'\]"):
         saved["crnn_fgnl"]["pipe"](noise(1.0, 16000), aggregate="vote")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Files are decoded, resampled and sliced block by block
+# ---------------------------------------------------------------------------------------------------------------------
+
+LONG_SECONDS = 180.37  # 3 min and a tail: "end" adds a slice to the regular grid, with and without overlap
+
+
+@pytest.fixture(scope="module")
+def long_stereo_file(tmp_path_factory):
+    """A generated 3-minute stereo 44.1 kHz 16-bit wav file (7.95 M frames: 122 blocks of `DECODE_BLOCK_FRAMES`)."""
+    path = tmp_path_factory.mktemp("long") / "long_stereo_44k.wav"
+    rng = np.random.default_rng(11)
+    frames = int(round(LONG_SECONDS * 44100))
+    with soundfile.SoundFile(path, "w", 44100, 2, subtype="PCM_16") as handle:
+        for begin in range(0, frames, 441000):
+            length = min(441000, frames - begin)
+            tone = 0.3 * np.sin(2 * np.pi * 220 * (begin + np.arange(length)) / 44100)  # something besides noise
+            handle.write((rng.uniform(-0.3, 0.3, (length, 2)) + tone[:, None]).astype(np.float32))
+    return path
+
+
+def slice_logits(result) -> tuple[list[tuple[float, float]], np.ndarray]:
+    """`[(start, end)]` and the logits `(slices, labels)` in label-id order of a `return_slices=True,
+    function_to_apply="none", top_k=None` answer."""
+    labels = ["blues", "jazz", "rock"]
+    times = [(s["start"], s["end"]) for s in result["slices"]]
+    return times, np.array([[as_dict(s["scores"])[label] for label in labels] for s in result["slices"]])
+
+
+@pytest.mark.parametrize("remainder, overlap", [("drop", 0.0), ("end", 0.0), ("drop", 0.25), ("end", 0.25)])
+def test_streamed_file_gives_the_slices_of_the_whole_file(setup, long_stereo_file, remainder, overlap):
+    """The pipeline streams a file (soundfile blocks → mono → `soxr.ResampleStream` → slices as they fill up); the
+    whole-file path (`decode_audio`, then the slices of the array) must give the same slices and logits."""
+    classifier, rate = setup["pipe"], setup["model"].config.sampling_rate
+    kwargs = dict(
+        return_slices=True,
+        function_to_apply="none",
+        top_k=None,
+        slice_remainder=remainder,
+        slice_overlap_seconds=overlap,
+    )
+    streamed = classifier(str(long_stereo_file), **kwargs)
+    whole = classifier(decode_audio(long_stereo_file, rate), **kwargs)
+    num_samples = int(LONG_SECONDS * 44100) * rate // 44100
+    starts = slice_starts(num_samples, rate, rate - int(round(overlap * rate)), remainder)
+    assert len(starts) == (180 if overlap == 0 else 240) + (remainder == "end")
+    streamed_times, streamed_logits = slice_logits(streamed)
+    whole_times, whole_logits = slice_logits(whole)
+    assert streamed_times == whole_times == [(start / rate, (start + rate) / rate) for start in starts]
+    # soxr's streaming resampler is bit-identical to its one-shot resampling and the slices go through the model in
+    # the same batches: the logits measured equal (max difference 0.0, logits up to 0.66). The tolerance, 16 ulp of
+    # 0.5, only allows for last-bit differences of other decoders (libsndfile's MP3 decoding: 1 ulp, block-dependent).
+    np.testing.assert_allclose(streamed_logits, whole_logits, atol=1e-6, rtol=0)
+    assert_same_answer(
+        classifier(str(long_stereo_file), slice_remainder=remainder, slice_overlap_seconds=overlap),
+        classifier(decode_audio(long_stereo_file, rate), slice_remainder=remainder, slice_overlap_seconds=overlap),
+    )
+
+
+def test_a_file_never_gets_decoded_whole(saved, long_stereo_file, tmp_path):
+    """Memory flat in the recording's length: the numpy memory (soundfile blocks, resampled samples, slices) the
+    pipeline allocates for a 3-minute file is that of a 20-second one. Decoded whole, the 3-minute file alone would be
+    64 MB of float32 stereo frames."""
+    import tracemalloc
+
+    classifier = saved["genremert"]["pipe"]
+    short = tmp_path / "short_stereo_44k.wav"
+    soundfile.write(short, noise(20.0, 44100, seed=12, channels=2), 44100, subtype="PCM_16")
+    classifier(str(short))  # warm-up: lazy initialisations are not the recording's memory
+    peaks = {}
+    for name, path in (("short", short), ("long", long_stereo_file)):
+        tracemalloc.start()
+        try:
+            classifier(str(path), slice_batch_size=8)
+            peaks[name] = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    whole_file_bytes = int(LONG_SECONDS * 44100) * 2 * 4
+    assert peaks["long"] < whole_file_bytes / 8, peaks
+    assert peaks["long"] < 1.3 * peaks["short"], peaks
+
+
+def test_stream_audio_gives_decode_audios_samples(tmp_path):
+    stereo = noise(9.3, 44100, seed=13, channels=2)
+    cases = [("wav", "FLOAT", 44100, stereo), ("flac", "PCM_24", 44100, stereo), ("mp3", None, 16000, stereo[:, 0])]
+    for suffix, subtype, file_rate, audio in cases:
+        path = tmp_path / f"song.{suffix}"
+        soundfile.write(path, audio[: int(9.3 * file_rate)], file_rate, subtype=subtype)
+        for rate in (16000, 24000):
+            whole = decode_audio(path, rate)
+            blocks = list(stream_audio(path, rate, block_frames=10007))  # a prime: blocks straddle everything
+            assert len(blocks) > 10 and all(block.dtype == np.float32 and block.ndim == 1 for block in blocks)
+            streamed = np.concatenate(blocks)
+            assert streamed.shape == whole.shape == (decoded_num_samples(path, rate),)
+            if suffix == "mp3":  # libsndfile's MP3 decoding differs by 1 ulp with the size of the reads
+                np.testing.assert_allclose(streamed, whole, atol=1e-6, rtol=0)
+            else:  # soxr's streaming resampler is bit-identical to its one-shot resampling
+                np.testing.assert_array_equal(streamed, whole)
+    with pytest.raises(ValueError, match=r"`block_frames` must be a positive integer, got 0"):
+        next(stream_audio(path, 16000, block_frames=0))
+
+
+def test_stream_slices_are_the_slices_of_the_whole_waveform():
+    rng = np.random.default_rng(14)
+    for trial in range(400):
+        num_samples = int(rng.integers(0, 2000))
+        slice_samples = int(rng.integers(1, 300))
+        hop_samples = int(rng.integers(1, slice_samples + 1))
+        remainder = SLICE_REMAINDERS[trial % 2]
+        waveform = rng.standard_normal(num_samples).astype(np.float32)
+        cuts = np.sort(rng.integers(0, num_samples + 1, int(rng.integers(0, 12))))  # empty blocks included
+        streamed = list(stream_slices(iter(np.split(waveform, cuts)), slice_samples, hop_samples, remainder))
+        starts = slice_starts(num_samples, slice_samples, hop_samples, remainder)
+        assert [start for start, _ in streamed] == starts, (num_samples, slice_samples, hop_samples, remainder)
+        expected = cut_slices(waveform, starts, slice_samples)
+        for (_, segment), row in zip(streamed, expected):
+            np.testing.assert_array_equal(segment, row)
+    with pytest.raises(ValueError, match=r"`slice_remainder` must be one of \['drop', 'end'\], got 'pad'"):
+        next(stream_slices([np.zeros(10, np.float32)], 4, 4, "pad"))
+
+
+@pytest.mark.parametrize("missing_frames", [1000, 20000])
+def test_streamed_file_that_ends_before_its_header(saved, tmp_path, monkeypatch, missing_frames):
+    """A stream 1000 frames (23 ms) short is zero-padded with a warning, as when decoded whole; 20,000 frames short
+    is damaged, and the error names the file."""
+    classifier = saved["crnn_fgnl"]["pipe"]
+    path = tmp_path / "short_end.wav"
+    soundfile.write(path, noise(4.0, 44100, seed=15, channels=2), 44100, subtype="PCM_16")
+
+    class ShortStream(soundfile.SoundFile):  # what libsndfile gives for some damaged streams
+        def read(self, frames=-1, *args, **kwargs):
+            data = super().read(frames, *args, **kwargs)
+            return data[:-missing_frames] if self.tell() >= self.frames and len(data) > missing_frames else data
+
+    monkeypatch.setattr(soundfile, "SoundFile", ShortStream)
+    if missing_frames > 4096:
+        with pytest.raises(ValueError, match=r"short_end\.wav.*decoded 156400 frames, the header announces 176400"):
+            classifier(str(path))
+        return
+    with pytest.warns(UserWarning, match=r"short_end\.wav.*ends 1000 frames \(23 ms\)"):
+        streamed = classifier(str(path), return_slices=True, slice_remainder="end")
+    with pytest.warns(UserWarning, match="ends 1000 frames"):
+        whole = classifier(decode_audio(path, 16000), return_slices=True, slice_remainder="end")
+    assert streamed == whole
+
+
+def test_streamed_file_keeps_the_checks_of_decoding(saved, tmp_path, caplog):
+    classifier = saved["crnn_fgnl"]["pipe"]
+    # A data chunk shorter than the header declares: a warning, and the answer of what is there.
+    cut = tmp_path / "cut.wav"
+    soundfile.write(cut, noise(6.0, 16000, seed=16), 16000, subtype="PCM_16")
+    cut.write_bytes(cut.read_bytes()[: -2 * 2000])
+    with pytest.warns(UserWarning, match=r"cut\.wav': truncated: the header declares 192000 bytes"):
+        streamed = classifier(str(cut))
+    with pytest.warns(UserWarning, match="truncated"):
+        assert_same_answer(streamed, classifier(decode_audio(cut, 16000)))
+    # A NaN in a later block is named at its time in the recording (block 2 of 65,536 frames).
+    nan_inside = noise(8.0, 16000, seed=17)
+    nan_inside[100000] = np.nan
+    soundfile.write(tmp_path / "nan.wav", nan_inside, 16000, subtype="FLOAT")
+    with pytest.raises(ValueError, match=r"nan\.wav.*NaN or infinite values \(first at 6\.250 s\)"):
+        classifier(str(tmp_path / "nan.wav"))
+    # Too short for the model: refused from the header, before any decoding.
+    soundfile.write(tmp_path / "tiny.wav", noise(0.01, 44100, seed=18), 44100)
+    with pytest.raises(ValueError, match=r"too short: 160 samples"):
+        classifier(str(tmp_path / "tiny.wav"))
+    # Silence is found over the whole stream.
+    soundfile.write(tmp_path / "silent.wav", np.zeros((5 * 44100, 2), np.float32), 44100)
+    with caplog.at_level("WARNING"):
+        classifier(str(tmp_path / "silent.wav"))
+    assert "silent" in caplog.text
+
+
+def test_a_directory_is_not_an_audio_file(saved, tmp_path):
+    classifier = saved["crnn_fgnl"]["pipe"]
+    folder = tmp_path / "album"
+    folder.mkdir()
+    message = rf"'{folder}' is a directory, expected an audio file"
+    for given in (str(folder), folder, {"bytes": None, "path": str(folder)}):
+        with pytest.raises(IsADirectoryError, match=message):
+            classifier(given)
+    good = tmp_path / "good.wav"
+    soundfile.write(good, noise(1.5, 16000, seed=19), 16000)
+    answers = classifier([str(good), str(folder)], errors="return")
+    assert answers[0] == classifier(str(good))
+    assert answers[1]["error"].startswith(f"recording 1 of 2 ('{folder}'): '{folder}' is a directory, expected")
+    with pytest.raises(ValueError, match=rf"{folder}: is a directory, expected an audio file"):
+        decode_audio(folder, 16000)

@@ -8,14 +8,16 @@ a slice dataset decoded when a row is read.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import re
 import tempfile
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Union
+from typing import BinaryIO, Callable, Dict, Iterable, List, Optional, Sequence, Union
 
 import numpy as np
 import soundfile as sf
@@ -155,16 +157,47 @@ def load_audio(
         except Exception as error:  # empty, truncated or not an .npy file: a cache miss
             warnings.warn(f"{cached}: unreadable cache entry of {path} ({type(error).__name__}); decoding again.")
     audio = decode_audio(path, sampling_rate)
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=cached.parent, suffix=".tmp.npy")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, audio)
-        os.replace(tmp, cached)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_cache_file(cached, lambda handle: np.save(handle, audio), "--audio_cache_dir", cache_dir, ".tmp.npy")
     return audio
+
+
+def is_disk_full(error: OSError) -> bool:
+    """Whether `error` is what a full disk (or an exhausted quota) raises: ENOSPC / EDQUOT from the system, or the
+    short write numpy's `ndarray.tofile` reports as "<n> requested and <m> written"."""
+    return (
+        error.errno in (errno.ENOSPC, errno.EDQUOT)
+        or re.search(r"\d+ requested and \d+ written", str(error)) is not None
+    )
+
+
+def write_cache_file(
+    path: Path,
+    write: Callable[[BinaryIO], None],
+    flag: str,
+    cache_dir: Union[str, os.PathLike],
+    suffix: str = ".tmp",
+) -> None:
+    """Write a cache file atomically: `write(handle)` fills a temporary file in `path`'s folder, which is then renamed
+    to `path` (parallel workers and interrupted runs never leave a partial entry). The temporary file never stays
+    behind; a full disk raises an OSError (ENOSPC) naming `path` and the cache's `flag` and `cache_dir`."""
+    temporary = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f"{path.name}.", suffix=suffix)
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+        os.replace(temporary, path)
+    except OSError as error:
+        if is_disk_full(error):
+            raise OSError(
+                errno.ENOSPC,
+                f"disk full while writing {path} in {flag} {os.fspath(cache_dir)} ({error}); free space on that disk "
+                f"or point {flag} at a folder on a disk with room.",
+            ) from error
+        raise
+    finally:
+        if temporary is not None and os.path.lexists(temporary):
+            os.unlink(temporary)
 
 
 def fill_cache(

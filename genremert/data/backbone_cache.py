@@ -10,7 +10,9 @@ other LCA variants) read them instead of running the backbone.
   records the SHA-256 of its weights, its shape, the layer set and the dtype, and a cache made with other weights (or
   layers, or dtype) is refused, naming both.
 - Entries are written to a temporary file and renamed, so a half-written entry is never read; an entry that cannot be
-  read or has the wrong shape is recomputed.
+  read, has the wrong shape or holds a NaN/inf is recomputed and rewritten. A disk that fills up while an entry is
+  written raises an OSError naming the entry and `--backbone_cache_dir`, and leaves no temporary file; an empty or
+  torn `manifest.json` is refused, naming it.
 - Size: `layers × frames × hidden × bytes` per slice — MERT-v1-95M, 13 layers, 10 s (749 frames), float16: 15.0 MB
   (30.0 MB in float32); GTZAN with 10 s slices and 1 s overlap (≈ 3 per 30 s clip, 1000 clips): ≈ 45 GB in float16.
 """
@@ -19,11 +21,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from .audio_files import write_cache_file
 
 
 DTYPES = {"float16": np.float16, "float32": np.float32}
@@ -62,7 +66,7 @@ class BackboneFeatureCache:
         }
         path = self.root / "manifest.json"
         if path.is_file():
-            existing = json.loads(path.read_text(encoding="utf-8"))
+            existing = self._read_manifest(path)
             for field in ("backbone_sha256", "aggregation_layers", "dtype"):
                 if existing.get(field) != self.manifest[field]:
                     raise ValueError(
@@ -70,11 +74,25 @@ class BackboneFeatureCache:
                         f"model: {self.manifest[field]!r}); its features would be wrong here. Use another folder."
                     )
         else:
-            self.root.mkdir(parents=True, exist_ok=True)
-            temporary = path.with_name(f"manifest.json.tmp{os.getpid()}")
-            temporary.write_text(json.dumps(self.manifest, indent=1, sort_keys=True), encoding="utf-8")
-            os.replace(temporary, path)
+            text = json.dumps(self.manifest, indent=1, sort_keys=True).encode("utf-8")
+            write_cache_file(path, lambda handle: handle.write(text), "--backbone_cache_dir", self.root)
         self.hits = self.misses = 0
+
+    def _read_manifest(self, path: Path) -> dict:
+        try:
+            existing = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError as error:  # JSONDecodeError, UnicodeDecodeError
+            reason = "empty" if path.stat().st_size == 0 else f"not valid JSON: {error}"
+        else:
+            if isinstance(existing, dict):
+                return existing
+            reason = f"a JSON {type(existing).__name__}, not an object"
+        raise ValueError(
+            f"--backbone_cache_dir {self.root}: its manifest {path} is unreadable ({reason}), so it cannot tell which "
+            f"backbone the cached features were made with (an interrupted first run or a full disk leaves it so). "
+            f"Delete the folder {self.root} (its features are then computed again) or use another "
+            f"--backbone_cache_dir."
+        )
 
     def _path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.npy"
@@ -89,15 +107,16 @@ class BackboneFeatureCache:
             return None  # damaged: recomputed and rewritten
         if entry.dtype != DTYPES[self.dtype] or entry.shape != shape:
             return None
+        if not np.isfinite(entry).all():
+            warnings.warn(
+                f"{path}: non-finite values (NaN or inf) in a --backbone_cache_dir entry; computing it again."
+            )
+            return None
         return entry
 
     def _write(self, key: str, array: np.ndarray) -> None:
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f"{path.name}.tmp{os.getpid()}")
-        with open(temporary, "wb") as handle:
-            np.save(handle, array.astype(DTYPES[self.dtype]))
-        os.replace(temporary, path)
+        stored = array.astype(DTYPES[self.dtype])
+        write_cache_file(self._path(key), lambda handle: np.save(handle, stored), "--backbone_cache_dir", self.root)
 
     @torch.no_grad()
     def hidden_states(self, model, input_values: torch.Tensor, keys) -> torch.Tensor:

@@ -17,6 +17,7 @@ are reported together and skipped (or raise with ``on_bad_file="raise"``).
 from __future__ import annotations
 
 import csv
+import io
 import os
 import re
 import warnings
@@ -49,9 +50,22 @@ def song_of_clip(mp3_path: str) -> str:
 def read_annotations(path: Union[str, os.PathLike]) -> Tuple[List[str], List[Tuple[str, List[int], str]]]:
     """`annotations_final.csv` → (the tag names in column order, rows of (clip_id, 0/1 per tag, mp3_path)).
 
-    Malformed files raise a `ValueError` naming the file, the line and what was expected."""
+    Malformed files (not UTF-8, a wrong header, a bad tag value, two conflicting rows of one clip) raise a `ValueError`
+    naming the file, the line and what was expected. A row repeating an earlier one exactly (the same clip_id, tags
+    and mp3_path) is dropped with a warning naming the clip and both lines, so that no clip counts twice."""
     path = Path(path)
-    with open(path, newline="", encoding="utf-8") as handle:
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        column = error.start - (data.rfind(b"\n", 0, error.start) + 1) + 1
+        raise ValueError(
+            f"{path}, line {line}, column {column}: byte 0x{data[error.start]:02x} is not UTF-8 ({error.reason}); "
+            "expected annotations_final.csv as UTF-8 text (MagnaTagATune's own file is plain ASCII): download it "
+            "again, or save it as UTF-8."
+        ) from error
+    with io.StringIO(text.removeprefix("\ufeff"), newline="") as handle:
         reader = csv.reader(handle, delimiter="\t")
         try:
             header = next(reader)
@@ -64,6 +78,8 @@ def read_annotations(path: Union[str, os.PathLike]) -> Tuple[List[str], List[Tup
             )
         tags = header[1:-1]
         rows = []
+        seen: Dict[str, Tuple[int, Tuple[str, List[int], str]]] = {}  # clip_id and mp3_path → (line, row)
+        repeated = []
         for line_number, row in enumerate(reader, start=2):
             if not row or row == [""]:
                 continue
@@ -75,8 +91,44 @@ def read_annotations(path: Union[str, os.PathLike]) -> Tuple[List[str], List[Tup
                 raise ValueError(f"{path}, line {line_number}: tag {bad[0][0]!r} is {bad[0][1]!r}; expected 0 or 1.")
             if not row[-1]:
                 raise ValueError(f"{path}, line {line_number}: clip {row[0]!r} has an empty mp3_path.")
-            rows.append((row[0], [int(v) for v in values], row[-1]))
+            entry = (row[0], [int(v) for v in values], row[-1])
+            earlier = seen.get(f"clip_id {entry[0]}") or seen.get(f"mp3_path {entry[2]}")
+            if earlier is not None:
+                if earlier[1] == entry:
+                    repeated.append(f"clip {entry[0]} ({entry[2]}) on line {line_number}, a copy of line {earlier[0]}")
+                    continue
+                raise ValueError(
+                    f"{path}: lines {earlier[0]} and {line_number} describe the same clip differently: "
+                    f"{_difference(tags, earlier[1], entry)}; expected one row per clip_id and mp3_path: keep the "
+                    "right one."
+                )
+            seen[f"clip_id {entry[0]}"] = seen[f"mp3_path {entry[2]}"] = (line_number, entry)
+            rows.append(entry)
+    if repeated:
+        warnings.warn(
+            f"{path}: {len(repeated)} row(s) repeat an earlier row exactly and are dropped (each clip counts once): "
+            + "; ".join(repeated[:10])
+            + (f"; and {len(repeated) - 10} more." if len(repeated) > 10 else "."),
+            stacklevel=2,
+        )
     return tags, rows
+
+
+def _difference(tags: List[str], first: Tuple[str, List[int], str], second: Tuple[str, List[int], str]) -> str:
+    """How two rows of one clip differ, in words: clip ids, mp3 paths, the tags only one of them sets."""
+    parts = []
+    if first[0] != second[0]:
+        parts.append(f"clip_id {first[0]!r} and {second[0]!r} (mp3_path {first[2]!r})")
+    if first[2] != second[2]:
+        parts.append(f"mp3_path {first[2]!r} and {second[2]!r} (clip_id {first[0]!r})")
+    if first[1] != second[1]:
+        only_first = [tag for tag, a, b in zip(tags, first[1], second[1]) if a and not b]
+        only_second = [tag for tag, a, b in zip(tags, first[1], second[1]) if b and not a]
+        parts.append(
+            f"clip {first[0]!r} ({first[2]}) has the tags {only_first} only on the first and {only_second} only on "
+            "the second"
+        )
+    return "; ".join(parts)
 
 
 def top_tags(tags: List[str], rows: List[Tuple[str, List[int], str]], num_tags: int = 50) -> List[str]:

@@ -30,6 +30,7 @@ def load_synthetic(
     accompaniment_correlation: float = 0.6,
     cache_dir: Optional[Union[str, os.PathLike]] = None,
     num_workers: Optional[int] = None,
+    attention_audio: Optional[Dict] = None,
 ) -> DatasetDict:
     """The synthetic singer dataset (see ``synthetic_music``), generated once into `cache_dir` and reused.
 
@@ -42,6 +43,13 @@ def load_synthetic(
     (1 test, 1 validation, the rest train per singer); ``split="song"`` spreads each album's songs
     over the splits (album leakage). :func:`synthetic_metadata` returns the bias settings.
     Default cache: ``~/.cache/genremert/synthetic/<hash of the parameters>`` (``$GENREMERT_CACHE``).
+
+    ``attention_audio`` (off by default; a dict of ``attention_audio.AttentionAudioOptions`` fields, ``{}`` for their
+    defaults) renders the same singers with the voice and a bias instrument on known frames instead, in a folder of
+    their own (the plain songs and their cache keys are untouched): splits ``train``, ``validation``,
+    ``test_in_distribution``, ``test_decorrelated``, ``test_anti_correlated``, with the ``frame_roles``,
+    ``bias_instrument`` and ``bias_agrees`` columns of ``attention_audio.load_attention_audio``. It has no band noise,
+    so it refuses ``bias_class``.
     """
     config = synthetic_music.SyntheticMusicConfig(
         num_classes=num_classes,
@@ -61,6 +69,18 @@ def load_synthetic(
         accompaniment_correlation=accompaniment_correlation,
     )
     workers = num_workers if num_workers is not None else min(2, os.cpu_count() or 1)
+    if attention_audio is not None:
+        from .attention_audio import AttentionAudioOptions, attention_audio_splits
+
+        if bias_class is not None:
+            raise ValueError(
+                f"bias_class={bias_class}: the attention_audio songs carry a bias instrument, not the band noise; "
+                "leave bias_class unset"
+            )
+        splits = attention_audio_splits(config, AttentionAudioOptions.from_dict(attention_audio), cache_dir, workers)
+        return DatasetDict(
+            {name if name in ("train", "validation") else f"test_{name}": split for name, split in splits.items()}
+        )
     generated = synthetic_music.generate_synthetic_music(config, cache_dir=cache_dir, num_workers=workers)
     metadata = generated.metadata()
     features = song_features(config.class_names, True, {"noise_added": Value("bool")})

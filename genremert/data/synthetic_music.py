@@ -14,7 +14,8 @@ on the bias settings, and the noise comes from its own random stream, so the two
 differ by exactly the noise.
 
 ``genremert.data.synthetic.load_synthetic`` wraps :func:`generate_synthetic_music` into a song-level
-``datasets.DatasetDict``; this module only renders audio and writes wav files.
+``datasets.DatasetDict``; this module only renders audio and writes wav files. ``genremert.data.attention_audio``
+renders the same singers with the voice and a bias instrument on known frames (a ground-truth attention benchmark).
 """
 
 from __future__ import annotations
@@ -288,8 +289,9 @@ def _chord_progression(rng: np.random.Generator, minor: bool, num_bars: int) -> 
     return chords
 
 
-def _render_voice(config, singer, album, chords, rng, n, sr) -> np.ndarray:
-    """The singer's melody: notes from the current chord and scale, with vibrato and formants."""
+def _render_voice(config, singer, album, chords, rng, n, sr, rest_probability: float = 0.15) -> np.ndarray:
+    """The singer's melody: notes from the current chord and scale, with vibrato and formants; each note is a rest with
+    `rest_probability` (the default, 0.15, gives the benchmark's voice; ``attention_audio`` sings with no rests)."""
     difficulty = config.difficulty
     beat = 60.0 / album["tempo"]
     bar = 4 * beat
@@ -305,7 +307,7 @@ def _render_voice(config, singer, album, chords, rng, n, sr) -> np.ndarray:
         duration = beat * float(rng.choice([0.5, 1.0, 1.0, 1.5, 2.0]))
         start, stop = int(t * sr), min(n, int((t + duration) * sr))
         t += duration
-        if rng.random() < 0.15 or stop - start < 16:  # a rest
+        if rng.random() < rest_probability or stop - start < 16:  # a rest
             continue
         chord = chords[min(int(start / sr / bar), len(chords) - 1)]
         pool = chord + [s for s in scale if rng.random() < 0.3]

@@ -2,26 +2,34 @@
 
 `load_dataset_songs(name, ...)` accepts what `run_audio_classification.py` users have:
 
-- an audio folder, with one sub-folder per label or a `metadata.csv` (`file_name` plus label / song / group columns);
+- an audio folder, with one sub-folder per label or a `metadata.csv` / `metadata.jsonl` (`file_name` plus label /
+  song / group columns; JSON lines can hold a list of tags per file);
 - parquet, arrow, json or csv files (a folder of them, or a Hub dataset stored that way), the audio column holding
-  embedded bytes or paths;
+  embedded bytes or paths; a file's split is the split word (train; validation, valid, val, dev; test) standing alone
+  in its name or its folder's (`test-00000.parquet`, `test/part.csv`; not `contest.csv`, see `split_of_data_file`),
+  else train;
 - a folder written by `Dataset.save_to_disk` / `DatasetDict.save_to_disk`;
 - a Hub dataset id (`datasets.load_dataset`, with `config_name` and `revision`).
 
 Audio is never decoded through `datasets` (torchcodec): the audio column is read undecoded (`Audio(decode=False)`),
 embedded bytes are written once to content-addressed files in `audio_dir`, and every file is checked up front by the
 project's own soundfile / soxr path (`audio_files.check_audio_file`), bad rows reported together by split, row index
-and reason. Labels become a `ClassLabel` (strings: sorted names). Rows that are pieces of one recording share a
-`song_column`; a `group_column` (album, artist) never straddles two splits. A dataset with only a train split gets a
-seeded split stratified by label and grouped, written to `split_file` so that the run can be repeated.
+and reason. Labels become a `ClassLabel` (strings: sorted names); a column mixing numbers and names is refused, and
+single labels holding a comma or semicolon (tags written as one string) are warned about. Rows that are pieces of one
+recording share a `song_column`; a `group_column` (album, artist) never straddles two splits. A dataset with only a
+train split gets a seeded split stratified by label and grouped, written to `split_file` so that the run can be
+repeated (a torn or malformed split file is refused, named, never overwritten).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
+import re
+import warnings
 from collections import defaultdict
 from pathlib import Path
 from typing import Dict, Optional, Tuple, Union
@@ -33,6 +41,8 @@ from .audio_files import AUDIO_SUFFIXES, BadAudioFile, BadAudioFilesError, valid
 from .songs import SPLITS
 
 
+logger = logging.getLogger(__name__)
+
 DATA_FILE_SUFFIXES = {".parquet": "parquet", ".arrow": "arrow", ".json": "json", ".jsonl": "json", ".csv": "csv"}
 
 
@@ -40,9 +50,30 @@ SPLIT_FOLDERS = {
     "train": "train",
     "validation": "validation",
     "valid": "validation",
+    "val": "validation",
     "dev": "validation",
     "test": "test",
 }
+_WORDS = re.compile(r"[^\W\d_]+")  # runs of letters: digits, `-`, `_`, `.`, spaces… separate words
+
+
+def split_of_data_file(relative: Union[str, os.PathLike]) -> Tuple[str, Optional[str]]:
+    """`(split, the word that chose it)` of a data file by its path inside the dataset folder: a split word
+    (`SPLIT_FOLDERS`: train, validation / valid / val / dev, test) standing alone in its name (`test-00000.parquet`,
+    `my_val_set.csv`, `test1.csv`), else in the name of the nearest folder holding it (`test/part-0.parquet`);
+    `("train", None)` without one. Only whole words count: `contest_results.parquet`, `devices.csv` and
+    `latest.csv` are train. A name with words of two different splits (`train_test.csv`) is refused."""
+    relative = Path(relative)
+    for part in (relative.stem, *reversed(relative.parent.parts)):
+        words = sorted({word for word in _WORDS.findall(part.lower()) if word in SPLIT_FOLDERS})
+        if len({SPLIT_FOLDERS[word] for word in words}) > 1:
+            raise ValueError(
+                f"data file {str(relative)!r}: {part!r} names the words {words} of different splits; expected at "
+                "most one split word (train, validation / valid / val / dev, test) per name: rename the file or folder."
+            )
+        if words:
+            return SPLIT_FOLDERS[words[0]], words[0]
+    return "train", None
 
 
 def _read_audio_folder(root: Path) -> DatasetDict:
@@ -105,16 +136,37 @@ def _open_dataset(name: str, config_name: Optional[str], revision: Optional[str]
         kinds = {DATA_FILE_SUFFIXES[p.suffix.lower()] for p in files if p.suffix.lower() in DATA_FILE_SUFFIXES}
         if (path / "metadata.csv").is_file():
             kinds.discard("csv")  # an audio folder's metadata, not a table of the dataset
+        if (path / "metadata.jsonl").is_file():
+            kinds.discard("json")  # the same, as JSON lines (which can hold list cells: tags)
         has_audio = any(p.suffix.lower() in AUDIO_SUFFIXES for p in files)
         if has_audio and not kinds:
             return _read_audio_folder(path), path
         if len(kinds) == 1:
             kind = kinds.pop()
             by_split = defaultdict(list)
+            chosen, near_misses = [], []
             for p in sorted(files):
                 if p.suffix.lower() in DATA_FILE_SUFFIXES:
-                    split = next((SPLIT_FOLDERS[s] for s in SPLIT_FOLDERS if s in p.stem.lower()), "train")
+                    relative = p.relative_to(path)
+                    try:
+                        split, word = split_of_data_file(relative)
+                    except ValueError as error:
+                        raise ValueError(f"--dataset_name {name}: {error}") from error
                     by_split[split].append(str(p))
+                    chosen.append(f"{relative} -> {split}" + (f" (the word {word!r})" if word else " (no split word)"))
+                    # Words once matched anywhere in a name (`val` never was: values, interval, evaluation).
+                    inside = [w for w in ("test", "train", "valid", "dev") if w in p.stem.lower()] if not word else []
+                    if inside:
+                        near_misses.append(f"{relative} (contains {inside[0]!r})")
+            logger.info("--dataset_name %s: data files by split: %s", name, "; ".join(chosen))
+            if near_misses:
+                warnings.warn(
+                    f"--dataset_name {name}: {len(near_misses)} data file(s) hold a split word only inside a longer "
+                    f"word and are read as train: {', '.join(near_misses)}. A file is a split's only when the word "
+                    "stands alone in its name or its folder's (test-00000.parquet, my_val_set.csv, test/part.csv); "
+                    f"the files by split: {'; '.join(chosen)}.",
+                    stacklevel=3,
+                )
             return datasets.load_dataset(kind, data_files=dict(by_split), cache_dir=cache_dir), path
         raise ValueError(
             f"--dataset_name {name}: a folder, but not one this project can read: expected audio files (with label "
@@ -204,6 +256,66 @@ def _label_feature(splits: Dict[str, Dataset], column: str):
     return ClassLabel(names=names)
 
 
+_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+_TAG_SEPARATORS = (",", ";")
+
+
+def _label_kind(value) -> str:
+    """What a label cell is: a `number` (also a string that reads as one, as CSV gives it), a `name`, a `list`."""
+    if isinstance(value, (list, tuple)):
+        return "list"
+    if isinstance(value, str):
+        return "number" if _NUMBER.fullmatch(value.strip()) else "name"
+    if isinstance(value, (bool, int, float, np.number)):
+        return "number"
+    return type(value).__name__
+
+
+def _check_label_values(name: str, present: Dict[str, Dataset], column: str, multi_label: bool) -> None:
+    """Refuses a label column mixing kinds (numbers and names: `1` and `"rock"`, or lists and single labels), naming
+    the column and examples of each kind; warns about single labels holding a comma or semicolon (`"rock,guitar"`:
+    tags written as one string, taken as one class each). Class ids of a `ClassLabel` column are not checked."""
+    kinds: Dict[str, list] = defaultdict(list)
+    counts: Dict[str, int] = defaultdict(int)
+    separated: Dict[str, str] = {}
+    for split, data in present.items():
+        feature = data.features[column]
+        if isinstance(getattr(feature, "feature", feature), ClassLabel):
+            continue
+        for index, cell in enumerate(data.with_format(None)[column]):
+            if cell is None:
+                continue  # reported as a row without a label
+            for value in cell if multi_label and isinstance(cell, (list, tuple)) else [cell]:
+                kind = _label_kind(value)
+                counts[kind] += 1
+                if len(kinds[kind]) < 3:
+                    kinds[kind].append(f"{split}[{index}]={value!r}")
+                if (
+                    not multi_label
+                    and kind == "name"
+                    and any(mark in value for mark in _TAG_SEPARATORS)
+                    and value not in separated
+                ):
+                    separated[value] = f"{split}[{index}]"
+    if len(kinds) > 1:
+        found = "; ".join(f"{counts[kind]} {kind} label(s), e.g. {', '.join(kinds[kind])}" for kind in sorted(kinds))
+        raise ValueError(
+            f"--dataset_name {name}: the label column {column!r} mixes {' and '.join(sorted(kinds))}: {found}. "
+            "Expected one kind in every row and split: all class names (strings) or all class ids (integers)"
+            + (", each row a list of tags" if "list" in kinds else "")
+            + "; write every label the same way."
+        )
+    if separated:
+        examples = ", ".join(f"{where}={value!r}" for value, where in list(separated.items())[:3])
+        warnings.warn(
+            f"--dataset_name {name}: the label column {column!r} holds {len(separated)} label(s) with a comma or "
+            f"semicolon, e.g. {examples}; each is read as one class of a single-label dataset. For multi-label tagging "
+            'the column must hold a list per row (list cells, e.g. ["rock", "guitar"] in parquet, JSON lines or a '
+            "metadata.jsonl), not a separated string.",
+            stacklevel=3,
+        )
+
+
 def group_split(
     labels: list,
     groups: list,
@@ -252,7 +364,9 @@ def load_dataset_songs(
     allow_outside_paths: bool = False,
 ) -> DatasetDict:
     """Any `datasets` dataset as songs: `train`, `validation`, `test` with `audio` (a file path), `label`
-    (`ClassLabel`; for a column of tag lists, `List(ClassLabel)`: multi-label tagging), `song_id` (the song column, else one song per row) and `album` (the group column, if any).
+    (`ClassLabel`; for a column of tag lists, `List(ClassLabel)`: multi-label tagging), `song_id` (the song column,
+    else one song per row) and `album` (the group column, if any). A label column mixing numbers and names (`1`,
+    `"rock"`) is refused; single labels holding a comma or semicolon (`"rock,guitar"`) are warned about.
 
     Splits come from the dataset (`train_split` etc.); with only a train split, whole groups (songs when there is no
     group column) are split by `split_fractions` with `split_seed`, stratified by label, and the assignment is written
@@ -286,6 +400,9 @@ def load_dataset_songs(
     if audio_dir is None:
         audio_dir = Path(cache_dir or os.path.expanduser("~/.cache/genremert")) / "embedded_audio"
     audio_dir = Path(audio_dir)
+    present = {our: raw[theirs] for our, theirs in wanted.items() if theirs in raw}
+    train_feature = raw[wanted["train"]].features[label_column]
+    _check_label_values(name, present, label_column, _is_list_feature(train_feature))
     label_feature = _label_feature(dict(raw), label_column)
 
     multi_label = isinstance(label_feature, List)
@@ -294,7 +411,6 @@ def load_dataset_songs(
     tag_feature = label_feature.feature if multi_label else label_feature
     rows: Dict[str, list] = {}
     bad: list = []
-    present = {our: raw[theirs] for our, theirs in wanted.items() if theirs in raw}
     for our_split, data in present.items():
         table = data.with_format(None)
         labels = table[label_column]
@@ -337,8 +453,6 @@ def load_dataset_songs(
     if bad:
         if on_bad_file == "raise":
             raise BadAudioFilesError(f"--dataset_name {name}", bad)
-        import warnings
-
         warnings.warn(
             f"--dataset_name {name}: {len(bad)} bad row(s) skipped: " + "; ".join(f"{b.path}: {b.reason}" for b in bad),
             stacklevel=2,
@@ -376,23 +490,80 @@ def _songs_of(entries: list) -> list:
     return sorted(entries, key=lambda e: (e["song_id"], e["index"]))
 
 
+def read_split_file(split_file: Union[str, os.PathLike]) -> Dict[str, str]:
+    """The saved assignment of a split file, `{group: "train" | "validation" | "test"}` (its `"groups"` object).
+    A torn or malformed file raises a `ValueError` naming the file, what is wrong, and what to do about it."""
+    path = Path(split_file)
+    remedy = (
+        f"delete {path} to draw a new split (from --split_seed and --split_fractions; the run's earlier split is then "
+        "lost) or fix it"
+    )
+    expected = 'a JSON object {"groups": {"<group>": "train" | "validation" | "test", ...}} (plus "seed", "fractions")'
+    data = path.read_bytes()
+    if not data.strip():
+        raise ValueError(f"the split file {path} is empty (an interrupted run?); expected {expected}: {remedy}.")
+    try:
+        saved = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"the split file {path}: byte {error.start} is not UTF-8 ({error.reason}); expected {expected} in UTF-8: "
+            f"{remedy}."
+        ) from error
+    except json.JSONDecodeError as error:
+        raise ValueError(
+            f"the split file {path} is not valid JSON (line {error.lineno}, column {error.colno}: {error.msg}; cut "
+            f"short by an interrupted run?); expected {expected}: {remedy}."
+        ) from error
+    if not isinstance(saved, dict):
+        raise ValueError(f"the split file {path} holds a JSON {type(saved).__name__}; expected {expected}: {remedy}.")
+    if "groups" not in saved:
+        raise ValueError(
+            f'the split file {path} has no "groups" (keys: {sorted(saved)}); expected {expected}: {remedy}.'
+        )
+    groups = saved["groups"]
+    if not isinstance(groups, dict):
+        raise ValueError(
+            f'the split file {path}: "groups" is a JSON {type(groups).__name__}; expected {expected}: {remedy}.'
+        )
+    unknown = [(group, split) for group, split in groups.items() if split not in SPLITS]
+    if unknown:
+        examples = ", ".join(f"{group!r}: {split!r}" for group, split in unknown[:5])
+        raise ValueError(
+            f"the split file {path}: {len(unknown)} of its {len(groups)} group(s) have an unknown split, e.g. "
+            f"{examples}; expected each split to be one of {', '.join(SPLITS)}: {remedy}."
+        )
+    return groups
+
+
 def _split_single(entries: list, fractions, seed: int, split_file, stratify: bool = True) -> Dict[str, list]:
-    """Split one train split by group (see `group_split`), reusing `split_file` when it exists."""
+    """Split one train split by group (see `group_split`), reusing `split_file` when it exists (written whole or not
+    at all: a temporary file renamed into place)."""
     assignment = None
     if split_file is not None and Path(split_file).is_file():
-        saved = json.loads(Path(split_file).read_text(encoding="utf-8"))
-        assignment = saved.get("groups")
+        assignment = read_split_file(split_file)
     if assignment is None:
         groups = [e["album"] for e in entries]
         splits = group_split([e["label"] if stratify else 0 for e in entries], groups, fractions, seed)
         assignment = dict(zip(groups, splits))
         if split_file is not None:
-            Path(split_file).parent.mkdir(parents=True, exist_ok=True)
+            target = Path(split_file)
+            target.parent.mkdir(parents=True, exist_ok=True)
             payload = {"seed": seed, "fractions": list(fractions), "groups": assignment}
-            Path(split_file).write_text(json.dumps(payload, indent=1, sort_keys=True), encoding="utf-8")
+            temporary = target.with_name(f"{target.name}.tmp{os.getpid()}")
+            try:
+                temporary.write_text(json.dumps(payload, indent=1, sort_keys=True), encoding="utf-8")
+                os.replace(temporary, target)
+            except BaseException:
+                temporary.unlink(missing_ok=True)
+                raise
+    missing = sorted({entry["album"] for entry in entries if entry["album"] not in assignment})
+    if missing:
+        raise ValueError(
+            f"the split file {split_file} does not name {len(missing)} group(s) of the dataset, e.g. "
+            f"{', '.join(repr(group) for group in missing[:5])}: was it written for another dataset (or before rows "
+            f"were added)? Delete {split_file} to draw a new split, or give another --output_dir."
+        )
     result = {split: [] for split in SPLITS}
     for entry in entries:
-        if entry["album"] not in assignment:
-            raise ValueError(f"the split file {split_file} does not name the group {entry['album']!r}: a new dataset?")
         result[assignment[entry["album"]]].append(entry)
     return result

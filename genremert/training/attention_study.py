@@ -325,6 +325,18 @@ def search_lca_weights(
     return chosen
 
 
+def tuned_variants(searches, base_args: list[str], output_dir: str, budget: int, search_seed: int) -> dict:
+    """Run each `(variant name, select_on)` search into `output_dir/search_<name>/`; the variants that train with the
+    chosen weights (`run_experiments.py --search_lca_weights`)."""
+    variants = {}
+    for name, select_on in searches:
+        folder = os.path.join(output_dir, f"search_{name}")
+        os.makedirs(folder, exist_ok=True)
+        search_lca_weights(base_args, folder, budget, search_seed, select_on=select_on)
+        variants[name] = {"counterfactual": "learned", "lca_weights_file": os.path.join(folder, "chosen_weights.json")}
+    return variants
+
+
 def main(argv: list[str] | None = None) -> dict:
     import sys
 

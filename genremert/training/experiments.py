@@ -24,6 +24,16 @@ from pathlib import Path
 
 import numpy as np
 
+from .sweep_arguments import (  # noqa: F401 - part of this module's API
+    SWEEP_FLAGS,
+    VARIANT_NAME,
+    check_variant_name,
+    check_variants,
+    parse_seeds,
+    read_variants_file,
+    run_argv,
+)
+
 
 # The paper's rows (Table 1 and 2) as flags of run_classification.py; the preset's own LCA weights are kept otherwise.
 BUILTIN_VARIANTS = {
@@ -56,38 +66,21 @@ MARKER = "experiment.json"  # written last in a run's folder: the run is complet
 LOWER_IS_BETTER = ("loss", "gap", "biased_rate", "runtime", "per_second")
 
 
+# A variant's name is the folder of its runs (OUT/<name>/seed<k>/): a plain name, never a path.
 def load_variants(names: list[str], variants_file: str | None = None, builtin: dict | None = None) -> dict[str, dict]:
     """The flags of each named variant: the built-in ones (`builtin`, default the audio sweep's), or those of
-    `variants_file` (`{name: {flag: value}}`)."""
+    `variants_file` (`{name: {flag: value}}`). Every name must be a plain folder name (`check_variant_name`)."""
     available = dict(BUILTIN_VARIANTS if builtin is None else builtin)
     if variants_file is not None:
-        try:
-            with open(variants_file, encoding="utf-8") as handle:
-                user = json.load(handle)
-        except (OSError, json.JSONDecodeError) as error:
-            raise ValueError(f"--variants_file {variants_file}: cannot read it as JSON ({error}).") from None
-        if not isinstance(user, dict) or not all(isinstance(flags, dict) for flags in user.values()):
-            raise ValueError(f"--variants_file {variants_file} must hold a JSON object {{name: {{flag: value}}}}.")
-        available.update(user)
+        available.update(read_variants_file(variants_file))
     unknown = [name for name in names if name not in available]
     if unknown:
         raise ValueError(f"--variants: unknown variant(s) {unknown}; known: {sorted(available)}.")
     if len(set(names)) != len(names):
         raise ValueError(f"--variants names a variant twice: {names}.")
+    for name in names:
+        check_variant_name(name, "--variants")
     return {name: dict(available[name]) for name in names}
-
-
-def _flags(values: dict) -> list[str]:
-    flags = []
-    for key, value in values.items():
-        flags += [f"--{key}", str(value).lower() if isinstance(value, bool) else str(value)]
-    return flags
-
-
-def run_argv(base_args: list[str], variant_flags: dict, seed: int, output_dir: str) -> list[str]:
-    """The run_classification.py arguments of one run: the base arguments (a preset first, if any), then the
-    variant's flags, the training seed and the run's folder (later flags override earlier ones)."""
-    return [*base_args, *_flags(variant_flags), "--seed", str(seed), "--output_dir", output_dir]
 
 
 def is_complete(run_dir: str) -> bool:
@@ -136,6 +129,11 @@ def run_all(
     every process of the launch takes part in each run)."""
     if runner is None:
         from .run import main as runner
+    for name in variants:
+        check_variant_name(name, "run_all")
+    repeated = sorted({seed for seed in seeds if list(seeds).count(seed) > 1})
+    if repeated:
+        raise ValueError(f"seeds {list(seeds)} repeat {repeated}: each seed is one run (folder seed<k>); give it once.")
     main_process = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) == 0  # under `accelerate launch`
     os.makedirs(output_dir, exist_ok=True)
     for name, flags in variants.items():
@@ -445,38 +443,39 @@ def main(argv: list[str] | None = None) -> dict:
         if flag in base_args:
             parser.error(f"{flag} after `--` is set by the sweep for each run; remove it.")
     try:
-        default = "0,1,2" if args.benchmark == "audio" else ",".join(str(seed) for seed in range(10))
-        seeds = [int(seed) for seed in (args.seeds or default).split(",") if seed.strip()]
-    except ValueError:
-        parser.error(f"--seeds must be comma-separated integers, got {args.seeds!r}.")
+        seeds = parse_seeds(args.seeds, [0, 1, 2] if args.benchmark == "audio" else list(range(10)))
+    except ValueError as error:
+        parser.error(str(error))
     names = [name.strip() for name in args.variants.split(",") if name.strip()]
+    if not names:
+        parser.error(f"--variants {args.variants!r} names no variant; expected e.g. plain,lca.")
     runner = None
     if args.benchmark == "attention":
         from . import attention_study
 
         builtin = attention_study.ATTENTION_VARIANTS
-        tuned = {}
+        searches = []
         if args.search_lca_weights:
             searches = [("lca_tuned", "eval")] + [("lca_tuned_on_test_upper_bound", "decorrelated")] * bool(
                 args.search_upper_bound
             )
-            for name, select_on in searches:
-                folder = os.path.join(args.output_dir, f"search_{name}")
-                os.makedirs(folder, exist_ok=True)
-                attention_study.search_lca_weights(
-                    base_args, folder, args.search_lca_weights, args.search_seed, select_on=select_on
-                )
-                tuned[name] = {
-                    "counterfactual": "learned",
-                    "lca_weights_file": os.path.join(folder, "chosen_weights.json"),
-                }
-                names += [name] if name not in names else []
+        searched = {name for name, _ in searches}
+        if args.baseline is not None and args.baseline not in [*names, *sorted(searched)]:
+            parser.error(f"--baseline {args.baseline!r} is not one of --variants {names}.")
+        # The searched variants do not exist yet; every other one is checked before the search's runs.
+        checked = load_variants([name for name in names if name not in searched], args.variants_file, builtin=builtin)
+        check_variants(checked, base_args, args.output_dir, seeds, "attention", args.variants_file)
+        tuned = attention_study.tuned_variants(
+            searches, base_args, args.output_dir, args.search_lca_weights, args.search_seed
+        )
+        names += [name for name in tuned if name not in names]
         variants = load_variants(names, args.variants_file, builtin={**builtin, **tuned})
         runner = attention_study.main
     else:
+        if args.baseline is not None and args.baseline not in names:
+            parser.error(f"--baseline {args.baseline!r} is not one of --variants {names}.")
         variants = load_variants(names, args.variants_file)
-    if args.baseline is not None and args.baseline not in variants:
-        parser.error(f"--baseline {args.baseline!r} is not one of --variants {names}.")
+        check_variants(variants, base_args, args.output_dir, seeds, "audio", args.variants_file)
     summary = run_all(args.output_dir, variants, seeds, base_args, runner=runner, baseline=args.baseline)
     print(summary_markdown(summary))
     return summary

@@ -237,12 +237,27 @@ def load_or_build_model(
                     "transfer it."
                 )
             config.problem_type = "multi_label_classification" if multi_label else "single_label_classification"
+            source_rule = (config.song_aggregation, config.vote_threshold)
             if multi_label:
                 config.song_aggregation, config.vote_threshold = "mean", None
-        model = model_class.from_pretrained(  # our own class: the source's code files are never imported
-            model_args.model_name_or_path, config=config, ignore_mismatched_sizes=transfer, **hub_kwargs
+            else:  # a tagger's mean of the slices' probabilities becomes the single-label majority vote
+                config.song_aggregation, config.vote_threshold = "vote", None
+            if (config.song_aggregation, config.vote_threshold) != source_rule:
+                logger.warning(
+                    f"--finetune {model_args.finetune}: {model_args.model_name_or_path} scores songs with "
+                    f"song_aggregation={source_rule[0]!r}, vote_threshold={source_rule[1]!r}; this "
+                    f"{'multi-label' if multi_label else 'single-label'} dataset uses song_aggregation="
+                    f"{config.song_aggregation!r}, vote_threshold=None, and the saved model keeps that rule."
+                )
+        model, loading_info = model_class.from_pretrained(  # our own class: the source's code files are never imported
+            model_args.model_name_or_path,
+            config=config,
+            ignore_mismatched_sizes=transfer,
+            output_loading_info=True,
+            **hub_kwargs,
         )
         if transfer:
+            check_transfer_shapes(model, loading_info.get("mismatched_keys") or (), model_args)
             prepare_transfer(model, model_args.finetune, new_head=new_labels)
     else:
         config = build_config(model_args, label_names, slice_seconds, multi_label)
@@ -261,6 +276,30 @@ def load_or_build_model(
             "folder with MERT's weights) to reproduce the paper."
         )
     return model
+
+
+def check_transfer_shapes(model, mismatched_keys, model_args: ModelArguments) -> None:
+    """Refuses a transfer whose checkpoint tensors differ in shape from the model its config builds anywhere but in
+    the output classifier (`model.output_classifier()`, the only layer a new label set changes): such weights do not
+    match their own config, and loading them would silently re-initialise (and with `--finetune head` freeze) random
+    layers. `mismatched_keys` is `from_pretrained(..., output_loading_info=True)`'s `(name, checkpoint shape, model
+    shape)` triples."""
+    classifier = model.output_classifier()
+    prefix = next(name for name, module in model.named_modules() if module is classifier)
+    allowed = {f"{prefix}.{name}" if prefix else name for name in classifier.state_dict()}
+    refused = sorted(
+        (str(name), tuple(checkpoint_shape), tuple(model_shape))
+        for name, checkpoint_shape, model_shape in mismatched_keys
+        if name not in allowed
+    )
+    if refused:
+        listed = "; ".join(f"{name}: checkpoint {source}, config.json {target}" for name, source, target in refused)
+        raise ValueError(
+            f"--model_name_or_path {model_args.model_name_or_path} (--finetune {model_args.finetune}): "
+            f"{len(refused)} tensor(s) of the checkpoint do not have the shape its config.json gives them ({listed}). "
+            f"Only the output classifier ({', '.join(sorted(allowed))}) may change size in a transfer; the weights do "
+            "not match their config: use the config.json they were saved with."
+        )
 
 
 def prepare_transfer(model, mode: str, new_head: bool) -> None:

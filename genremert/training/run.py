@@ -17,7 +17,9 @@ from transformers import set_seed
 
 from modeling_lca_genremert import build_feature_extractor, is_multi_label
 
+from ..data.attention_audio import slice_frame_roles
 from ..data.audio_files import fill_cache, slice_songs
+from ..evaluation.attention_audio_mass import audio_attention_masses, time_attention_reason
 from ..evaluation.metrics import (
     LCAMetrics,
     choose_vote_threshold,
@@ -86,18 +88,22 @@ def evaluate_split(
     choose_threshold: bool = False,
     aggregation: str = "vote",
     bias_class: int | None = None,
+    frame_roles=None,
 ) -> tuple[dict, float | None]:
     """Predicts one split (all processes), scores it once on the gathered slices, writes its reports.
 
     Songs are scored by `aggregation` (the model's `config.song_aggregation`, the rule of its pipeline). With
     `choose_threshold` (and `"vote"`), the vote threshold is chosen on this split (validation) and returned. A
     multi-label model is scored by ROC-AUC / PR-AUC (frame, and song = mean of its slices), per tag in
-    `<split>_tag_report.json`, with the tags that cannot be scored named in a warning.
+    `<split>_tag_report.json`, with the tags that cannot be scored named in a warning. With `frame_roles` (the role
+    frames of every slice, `(slices, frames)`: a dataset that knows them), the mass of the main and the counterfactual
+    attention over time on each role is added (`<split>_main_mass_<role>`, `<split>_cf_mass_<role>`).
     """
     output = trainer.predict(slices, metric_key_prefix=split_name)
     logits, counterfactual_logits, labels, song_index = split_predictions(output.predictions, output.label_ids)
+    attention_metrics = {} if frame_roles is None else attention_mass_metrics(trainer, slices, frame_roles, split_name)
     if is_multi_label(trainer.accelerator.unwrap_model(trainer.model).config):
-        metrics = dict(output.metrics)
+        metrics = {**output.metrics, **attention_metrics}
         if trainer.is_world_process_zero():
             scores = write_tagging_reports(trainer.args.output_dir, split_name, logits, labels, song_index, label_names)
             for level in ("frame", "song"):
@@ -113,7 +119,7 @@ def evaluate_split(
         vote_threshold = None
     elif choose_threshold:
         vote_threshold, _ = choose_vote_threshold(softmax(logits), labels, song_index, num_labels)
-    metrics = {k: v for k, v in output.metrics.items()}
+    metrics = {**output.metrics, **attention_metrics}
     if bias_class is not None:
         metrics.update(
             {
@@ -137,6 +143,37 @@ def evaluate_split(
             aggregation,
         )
     return metrics, vote_threshold
+
+
+def split_frame_roles(songs, slices, split_name: str, sampling_rate: int, slice_seconds: float):
+    """The role frames `(slices, frames)` of every slice of a split whose songs know them (a `frame_roles` column, as
+    `load_synthetic(attention_audio=...)` gives), else None."""
+    if "frame_roles" not in songs[split_name].column_names:
+        return None
+    return slice_frame_roles(songs[split_name], slices[split_name], sampling_rate, slice_seconds)
+
+
+def attention_mass_metrics(trainer: LCATrainer, slices, frame_roles, split_name: str) -> dict:
+    """`<split>_main_mass_<role>` / `<split>_cf_mass_<role>`: where the model's attention over time sits on a split
+    with frame roles. The trainer's predictions carry no attentions, so this is a second, attention-only pass over the
+    whole split on every process (no collective: every rank gets the same figures). `{}`, with the reason logged, for a
+    model whose attention is not over time."""
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    reason = time_attention_reason(model.config)
+    if reason is not None:
+        logger.info(f"{split_name}: no attention mass ({reason}).")
+        return {}
+    autocast = None if trainer.args.eval_autocast == "none" else getattr(torch, trainer.args.eval_autocast)
+    masses = audio_attention_masses(
+        model,
+        slices,
+        frame_roles,
+        trainer.data_collator,
+        trainer.args.per_device_eval_batch_size,
+        trainer.args.device,
+        autocast,
+    )
+    return {f"{split_name}_{key}": value for key, value in masses.items()}
 
 
 def save_run_arguments(output_dir: str, model_args, data_args, training_args) -> str:
@@ -307,6 +344,7 @@ def run(model_args, data_args, training_args: LCATrainingArguments) -> dict:
             choose_threshold=vote_threshold == "auto",
             aggregation=model.config.song_aggregation,
             bias_class=bias_class,
+            frame_roles=split_frame_roles(songs, slices, "validation", model.config.sampling_rate, slice_seconds),
         )
         chosen_threshold = threshold
         metrics["eval_songs"] = len(songs["validation"])
@@ -326,6 +364,7 @@ def run(model_args, data_args, training_args: LCATrainingArguments) -> dict:
                 chosen_threshold,
                 aggregation=model.config.song_aggregation,
                 bias_class=bias_class,
+                frame_roles=split_frame_roles(songs, slices, split_name, model.config.sampling_rate, slice_seconds),
             )
             metrics[f"{split_name}_songs"] = len(songs[split_name])
             trainer.log_metrics(split_name, metrics)

@@ -513,7 +513,11 @@ class LCATrainer(Trainer):
         ignore_keys=None,
         metric_key_prefix="eval",
     ):
-        """`Trainer.evaluation_loop` plus the mean of every loss term over the split (`<prefix>_loss_<term>`)."""
+        """`Trainer.evaluation_loop` plus the mean of every loss term over the split (`<prefix>_loss_<term>`). The
+        models' configs leave their extra outputs out of predictions (`keys_to_ignore_at_inference`); this trainer's
+        `compute_loss` already returns what its metrics read (the logits, and the counterfactual logits when asked),
+        so nothing is ignored here unless the caller says so."""
+        ignore_keys = [] if ignore_keys is None else ignore_keys
         (
             self._term_sums["eval"],
             self._term_counts["eval"],
