@@ -148,7 +148,7 @@ def run_all(
                 argv = argv + ["--overwrite_output_dir", "true"]
             else:
                 argv = argv + resume_flags(run_dir)
-            log(f"[{name} seed {seed}] run_classification.py {shlex.join(argv)}")
+            log(f"[{name} seed {seed}] {getattr(runner, '__module__', 'runner')} {shlex.join(argv)}")
             runner(argv)
             _wait_for_everyone()
             if main_process:
