@@ -330,6 +330,17 @@ def summary_markdown(summary: dict) -> str:
             m = data["metrics"].get(metric)
             cells.append("–" if m is None else f"{m['best']:.3f}" if best else f"{m['mean']:.3f} ± {m['std']:.3f}")
         lines.append(f"| `{name}` | {len(data['runs'])} | " + " | ".join(cells) + " |")
+    headline = headline_metrics(summary)[0]
+    widths = {
+        name: t_half_width(data["metrics"][headline]["values"])
+        for name, data in summary["variants"].items()
+        if headline in data["metrics"]
+    }
+    if widths:  # how precisely each mean is known: the study's power target is a half-width ≤ 0.03
+        lines += [
+            "",
+            f"95 % half-width of the mean `{headline}`: " + ", ".join(f"`{n}` {w:.3f}" for n, w in widths.items()),
+        ]
     lines += [
         "",
         f"## Paired differences vs `{summary['baseline']}` (95 % t-interval, paired t-test)",
