@@ -10,7 +10,8 @@ from the stock [`~transformers.AudioClassificationPipeline`] in three ways:
   evaluation of `run_classification.py`, so the pipeline reproduces the song figures of the model card. Slicing,
   decoding, resampling and the song vote are the functions of `audio_genremert.py`, shared with training.
 - It needs neither torchaudio nor torchcodec: files are decoded with soundfile (the `ffmpeg` binary for formats
-  libsndfile cannot read) and resampled with soxr, exactly as the training data.
+  libsndfile cannot read) and resampled with soxr, exactly as the training data; soundfile's formats block by block,
+  the slices cut as the blocks arrive, so the memory a file needs does not grow with its length.
 - Bad input fails early with an error that names what was wrong: empty or too-short audio, NaN/inf, unsupported
   dtypes or shapes, a missing or invalid sampling rate. Stereo arrays are mixed down to mono.
 

@@ -275,6 +275,22 @@ def main(argv=None) -> int:
     parser.add_argument("--num_examples", type=int, default=2, help="Slices drawn as attention / Grad-CAM examples.")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    # The folder first: a missing one is named as such, not as a missing --dataset (as robustness.py does).
+    model_dir = Path(args.model_dir)
+    if not model_dir.is_dir():
+        what = "is a file, not a folder" if model_dir.exists() else "does not exist"
+        problem = f"{what}, so it has no config.json"
+    elif not (model_dir / "config.json").is_file():
+        problem = "has no config.json"
+    else:
+        problem = None
+    if problem:
+        print(
+            f"error: --model_dir {args.model_dir} {problem}: expected a genremert model folder (a run_classification.py "
+            "output folder or a Hub export).",
+            file=sys.stderr,
+        )
+        return 1
     try:
         fill_from_run_arguments(args)
     except ValueError as error:
@@ -297,7 +313,7 @@ def main(argv=None) -> int:
             num_examples=args.num_examples,
             seed=args.seed,
         )
-    except (ValueError, TypeError, FileNotFoundError) as error:
+    except (ValueError, TypeError, FileNotFoundError, FileExistsError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     for figure in summary["figures"]:

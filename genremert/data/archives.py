@@ -200,15 +200,54 @@ def extracted_folder(archive) -> Path:
 
 def fetch_gtzan(revision: str | None = None, cache_dir: str | None = None, token=None) -> Path:
     """GTZAN from the Hub: `data/genres.tar.gz` of `marsyas/gtzan` (1.2 GB, downloaded once into the Hugging Face
-    cache, with a progress bar), extracted once beside it. Returns the extracted folder (it holds `genres/`)."""
-    from huggingface_hub import hf_hub_download
+    cache, with a progress bar), extracted once beside it. Returns the extracted folder (it holds `genres/`).
 
-    archive = hf_hub_download(
-        GTZAN_REPO_ID,
-        GTZAN_FILENAME,
-        repo_type="dataset",
-        revision=revision or GTZAN_REVISION,
-        cache_dir=cache_dir,
-        token=token,
-    )
+    Without a connection (offline, `HF_HUB_OFFLINE=1`, DNS or proxy failure, timeout) and nothing cached, one
+    `FileNotFoundError` says so and how to give the data instead; a `revision` the repo does not have is a
+    `ValueError` naming it."""
+    from importlib import import_module
+
+    import huggingface_hub
+    from huggingface_hub.errors import LocalEntryNotFoundError, OfflineModeIsEnabled, RevisionNotFoundError
+
+    # What huggingface_hub raises when it cannot reach the Hub: its own offline errors (a download ends in
+    # LocalEntryNotFoundError when nothing is cached) and the connection errors of the HTTP client it uses.
+    unreachable = [LocalEntryNotFoundError, OfflineModeIsEnabled, ConnectionError, TimeoutError]
+    for module_name, names in (
+        ("httpx2", ("TransportError",)),
+        ("httpx", ("TransportError",)),
+        ("requests.exceptions", ("ConnectionError", "Timeout")),
+    ):
+        try:
+            module = import_module(module_name)
+        except ImportError:
+            continue
+        unreachable += [getattr(module, name) for name in names if hasattr(module, name)]
+    try:
+        archive = huggingface_hub.hf_hub_download(
+            GTZAN_REPO_ID,
+            GTZAN_FILENAME,
+            repo_type="dataset",
+            revision=revision or GTZAN_REVISION,
+            cache_dir=cache_dir,
+            token=token,
+        )
+    except RevisionNotFoundError:
+        raise ValueError(
+            f"--gtzan_revision {revision!r} is not a revision of the Hub dataset {GTZAN_REPO_ID}: expected a branch, "
+            "tag or commit of it (default: main)."
+        ) from None
+    except tuple(unreachable) as error:
+        cause = error
+        while cause.__cause__ is not None:  # the connection error under the Hub's generic one
+            cause = cause.__cause__
+        if isinstance(cause, OfflineModeIsEnabled):
+            reason = "offline mode: HF_HUB_OFFLINE is set and the archive is not in the Hugging Face cache"
+        else:
+            reason = f"{type(cause).__name__}: {cause}"
+        raise FileNotFoundError(
+            f"could not reach the Hugging Face Hub to download GTZAN ({reason}): give --data_dir <folder with genres/ "
+            f"or genres.tar.gz>, or go online (HF_HUB_OFFLINE unset) once, to fetch {GTZAN_FILENAME} of the Hub "
+            f"dataset {GTZAN_REPO_ID} into the Hugging Face cache."
+        ) from None
     return extract_archive(archive, extracted_folder(Path(archive).resolve()))

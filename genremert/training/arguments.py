@@ -116,8 +116,10 @@ class DataTrainingArguments:
     data_dir: str | None = field(
         default=None,
         metadata={
-            "help": "Dataset folder (required for gtzan, artist20 and magnatagatune; for synthetic: where the "
-            "generated audio is cached)."
+            "help": "Dataset folder, or its .tar.gz/.tgz/.zip archive (extracted once beside it). Required for "
+            "artist20 and magnatagatune; optional for gtzan: without it, genres.tar.gz is downloaded from the Hub "
+            "dataset marsyas/gtzan into the Hugging Face cache (--gtzan_revision pins a commit). For synthetic: where "
+            "the generated audio is cached."
         },
     )
     split: str | None = field(

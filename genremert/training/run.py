@@ -7,8 +7,10 @@ import contextlib
 import dataclasses
 import json
 import logging
+import math
 import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import datasets
 import torch
@@ -18,7 +20,7 @@ from transformers import set_seed
 from modeling_lca_genremert import build_feature_extractor, is_multi_label
 
 from ..data.attention_audio import slice_frame_roles
-from ..data.audio_files import fill_cache, slice_songs
+from ..data.audio_files import _audio_path, audio_num_samples, fill_cache, slice_songs
 from ..evaluation.attention_audio_mass import audio_attention_masses, time_attention_reason
 from ..evaluation.metrics import (
     LCAMetrics,
@@ -58,6 +60,14 @@ from .trainer import (
 
 
 logger = logging.getLogger(__name__)
+
+# What a user can fix (a flag, a file, the data, a diverging loss): `run_classification.py` reports these as one line
+# `error: <message>` and exit status 2; any other exception is a bug and keeps its traceback.
+USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NonFiniteLossError)
+# Below this many training songs a class (or tag) is named in a warning: it can hardly be learned.
+MIN_TRAIN_SONGS_PER_CLASS = 5
+# A single-label test accuracy at most this far above 1/num_classes is reported as chance level.
+CHANCE_MARGIN = 0.05
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -224,6 +234,90 @@ def end_process_group() -> None:
         torch.distributed.destroy_process_group()
 
 
+def script_main(argv: list[str] | None = None) -> int:
+    """The entry point of `run_classification.py`: `main`, then the process group closed; returns the exit status.
+
+    A mistake the user can fix (`USER_ERRORS`: a bad flag, a missing or damaged file, bad data, a diverging loss) is
+    printed as `error: <message>` on stderr with exit status 2, as argparse does for a bad flag; any other exception is
+    a bug and keeps its traceback. `main` itself raises, for callers in Python."""
+    try:
+        main(argv)
+    except USER_ERRORS as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    end_process_group()
+    return 0
+
+
+def few_training_songs_warning(
+    labels, label_names: list[str], multi_label: bool, minimum: int = MIN_TRAIN_SONGS_PER_CLASS
+) -> str | None:
+    """The warning for classes (tags) with fewer than `minimum` training songs, naming each with its count, or None.
+    `labels`: one class id per song, or one list of tag ids per song (`multi_label`)."""
+    counts = [0] * len(label_names)
+    for label in labels:
+        for index in label if multi_label else [label]:
+            counts[int(index)] += 1
+    few = [(name, count) for name, count in zip(label_names, counts) if count < minimum]
+    if not few:
+        return None
+    kind = "tags" if multi_label else "classes"
+    return (
+        f"few training songs: {len(few)} of {len(label_names)} {kind} have fewer than {minimum} "
+        f"({', '.join(f'{name}: {count}' for name, count in few)}); the model can hardly learn them and their scores "
+        "will be noisy. Give more songs (or a larger --max_train_samples, if set)."
+    )
+
+
+def short_recordings_warning(songs, sampling_rate: int, slice_seconds: float, examples: int = 5) -> str | None:
+    """The warning for recordings shorter than one slice (they are zero-padded to one slice): their count per split
+    and the first `examples` with their lengths, or None. `songs`: split name → songs (an `audio` path column)."""
+    slice_samples = int(round(slice_seconds * sampling_rate))
+    short, total = [], 0
+    with ThreadPoolExecutor(8) as pool:
+        for split_name, split in songs.items():
+            table = split.with_format(None)
+            paths = [_audio_path(cell, row) for row, cell in enumerate(table["audio"])]
+            lengths = list(pool.map(lambda path: audio_num_samples(path, sampling_rate), paths))
+            total += len(paths)
+            short += [
+                (split_name, song_id, length)
+                for song_id, length in zip(table["song_id"], lengths)
+                if 0 < length < slice_samples  # an empty recording gives no slice (slice_songs warns about it)
+            ]
+    if not short:
+        return None
+    per_split = {}
+    for split_name, _, _ in short:
+        per_split[split_name] = per_split.get(split_name, 0) + 1
+    shown = ", ".join(
+        f"{song_id} ({split_name}, {length / sampling_rate:.2f} s)" for split_name, song_id, length in short[:examples]
+    ) + (f" and {len(short) - examples} more" if len(short) > examples else "")
+    return (
+        f"{len(short)} of {total} recordings are shorter than one {slice_seconds:g} s slice and are zero-padded to it "
+        f"({', '.join(f'{name}: {count}' for name, count in per_split.items())}); e.g. {shown}. Padding is silence "
+        "the model learns from: give longer recordings, or a shorter --slice_seconds."
+    )
+
+
+def chance_level_warning(split_name: str, metrics: dict, num_labels: int, margin: float = CHANCE_MARGIN) -> str | None:
+    """The warning for a single-label split whose frame accuracy is at most `margin` above chance (1 / `num_labels`):
+    the model did not learn. None otherwise (or when the split has no frame accuracy)."""
+    accuracy = metrics.get(f"{split_name}_frame_accuracy")
+    if accuracy is None or not math.isfinite(accuracy) or num_labels < 2:
+        return None
+    chance = 1.0 / num_labels
+    if accuracy > chance + margin:
+        return None
+    song = metrics.get(f"{split_name}_song_accuracy")
+    song_text = "" if song is None else f", song accuracy {song:.3f}"
+    return (
+        f"{split_name}: frame accuracy {accuracy:.3f}{song_text} is at chance level or below (1/{num_labels} = "
+        f"{chance:.3f}, margin {margin:g}): the model did not learn. Train longer (--num_train_epochs), check --learning_rate, give "
+        "more training songs, or check that the labels match the audio."
+    )
+
+
 def run(model_args, data_args, training_args: LCATrainingArguments) -> dict:
     """The body of `main`, on parsed arguments."""
     setup_logging(training_args)
@@ -275,6 +369,14 @@ def run(model_args, data_args, training_args: LCATrainingArguments) -> dict:
             noise=bias_noise,
             noisy_songs=noisy_songs,
         )
+    if training_args.process_index == 0:  # tiny or odd data: said once, before training
+        checks = [short_recordings_warning(songs, model.config.sampling_rate, slice_seconds)]
+        if training_args.do_train:
+            train_labels = songs["train"].with_format(None)["label"]
+            checks.insert(0, few_training_songs_warning(train_labels, label_names, multi_label))
+        for warning in checks:
+            if warning:
+                logger.warning(warning)
     all_song_ids = sorted({song_id for split in songs.values() for song_id in split["song_id"]})
     song_index_of = {song_id: i for i, song_id in enumerate(all_song_ids)}
     feature_extractor = build_feature_extractor(model.config)
@@ -355,7 +457,8 @@ def run(model_args, data_args, training_args: LCATrainingArguments) -> dict:
     save_song_rule(model, chosen_threshold, training_args)
 
     if training_args.do_predict:
-        for split_name in [name for name in songs if name.startswith("test")]:
+        test_splits = [name for name in songs if name.startswith("test")]
+        for split_name in test_splits:
             metrics, _ = evaluate_split(
                 trainer,
                 slices[split_name],
@@ -367,6 +470,10 @@ def run(model_args, data_args, training_args: LCATrainingArguments) -> dict:
                 frame_roles=split_frame_roles(songs, slices, split_name, model.config.sampling_rate, slice_seconds),
             )
             metrics[f"{split_name}_songs"] = len(songs[split_name])
+            if split_name == test_splits[0] and not multi_label and trainer.is_world_process_zero():
+                warning = chance_level_warning(split_name, metrics, len(label_names))
+                if warning:  # the first test split is the clean one (test_noisy and the like come after it)
+                    logger.warning(warning)
             trainer.log_metrics(split_name, metrics)
             trainer.save_metrics(split_name, metrics)
             log_to_integrations(trainer, metrics)
