@@ -38,6 +38,7 @@ try:  # inside a remote-code folder (transformers copies siblings imported this 
         decoded_num_samples,
         resample,
         slice_samples_of,
+        slice_starts,
         song_ranking,
         stream_audio,
         stream_slices,
@@ -51,6 +52,7 @@ except ImportError:  # flat checkout
         decoded_num_samples,
         resample,
         slice_samples_of,
+        slice_starts,
         song_ranking,
         stream_audio,
         stream_slices,
@@ -504,6 +506,9 @@ class SongLevelAudioClassificationPipeline(AudioClassificationPipeline):
         # only tensors to the device, and only the slices need to go there.
         slicing = {"slice_samples": slice_samples, "hop_samples": hop_samples, "slice_remainder": slice_remainder}
 
+        def with_starts(num_samples: int) -> dict:
+            return {**slicing, "slice_starts": slice_starts(num_samples, slice_samples, hop_samples, slice_remainder)}
+
         source = self.audio_file_source(inputs)
         if source is not None:
             audio, name = source
@@ -514,13 +519,13 @@ class SongLevelAudioClassificationPipeline(AudioClassificationPipeline):
             num_samples = decoded_num_samples(audio, self.sampling_rate, name)
             if num_samples is not None:
                 self._check_length(num_samples)
-                return {"audio_file": audio, "audio_name": name, **slicing}
+                return {"audio_file": audio, "audio_name": name, **with_starts(num_samples)}
             waveform = self._decode(audio, name)
         else:
             waveform = self.load_waveform(inputs)  # (samples,) float32 at self.sampling_rate
         self._check_length(waveform.shape[0])
         self._warn_about_level(float(np.abs(waveform).max()))
-        return {"waveform": waveform, **slicing}
+        return {"waveform": waveform, **with_starts(waveform.shape[0])}
 
     def _forward(self, model_inputs, slice_batch_size=8, autocast_dtype=None):
         peak = 0.0
@@ -538,21 +543,32 @@ class SongLevelAudioClassificationPipeline(AudioClassificationPipeline):
             blocks = tracking_peak(
                 stream_audio(model_inputs["audio_file"], self.sampling_rate, model_inputs["audio_name"])
             )
-        slice_samples = model_inputs["slice_samples"]
+        slice_samples, starts = model_inputs["slice_samples"], model_inputs["slice_starts"]
         slices = stream_slices(blocks, slice_samples, model_inputs["hop_samples"], model_inputs["slice_remainder"])
-        starts, logits, batch = [], [], []
-        for start, segment in slices:
-            starts.append(start)
+        # The slices' logits go into one tensor allocated at the first batch: a small tensor kept per batch would be
+        # scattered among the model's freed activations and make the heap (RSS) creep up with the length.
+        logits = None  # (slices, num_labels)
+        done, batch, changed = 0, [], False
+        for index, (start, segment) in enumerate(slices):  # `stream_slices` cuts the slices of `slice_starts` ...
+            if index >= len(starts) or start != starts[index]:
+                changed = True  # ... unless the file's length changed since `preprocess` read its header
+                break
             batch.append(segment)
-            if len(batch) == slice_batch_size:
-                logits.append(self._classify_slices(np.stack(batch), autocast_dtype))
-                batch = []
-        if batch:
-            logits.append(self._classify_slices(np.stack(batch), autocast_dtype))
+            if len(batch) == slice_batch_size or done + len(batch) == len(starts):
+                batch_logits = self._classify_slices(np.stack(batch), autocast_dtype)
+                if logits is None:
+                    logits = batch_logits.new_empty((len(starts), batch_logits.shape[1]))
+                logits[done : done + len(batch)] = batch_logits
+                done, batch = done + len(batch), []
+        if changed or done != len(starts):
+            raise ValueError(
+                f"{model_inputs.get('audio_name', 'the audio')} changed while it was being classified: its header "
+                f"announced {len(starts)} slices, its audio gives others. Classify it again."
+            )
         if "waveform" not in model_inputs:
             self._warn_about_level(peak)
         return {
-            "logits": torch.cat(logits),  # (slices, num_labels)
+            "logits": logits,  # (slices, num_labels)
             "slice_starts": torch.tensor(starts),  # (slices,)
             "slice_lengths": torch.full((len(starts),), slice_samples),  # (slices,)
         }

@@ -614,3 +614,24 @@ def test_a_directory_is_not_an_audio_file(saved, tmp_path):
     assert answers[1]["error"].startswith(f"recording 1 of 2 ('{folder}'): '{folder}' is a directory, expected")
     with pytest.raises(ValueError, match=rf"{folder}: is a directory, expected an audio file"):
         decode_audio(folder, 16000)
+
+
+def test_a_file_that_changes_while_it_is_classified_is_named(saved, tmp_path, monkeypatch):
+    """The slices are planned from the header in `preprocess` and cut while decoding in `_forward`: a file rewritten
+    in between (shorter or longer) is an error naming it, never logits of slices that were not classified."""
+    classifier = saved["crnn_fgnl"]["pipe"]
+    path = tmp_path / "growing.wav"
+    preprocess = classifier.preprocess
+    for seconds in (2.0, 5.0):
+        soundfile.write(path, noise(3.5, 16000, seed=20), 16000)
+
+        def preprocess_then_rewrite(inputs, seconds=seconds, **kwargs):
+            model_inputs = preprocess(inputs, **kwargs)
+            soundfile.write(path, noise(seconds, 16000, seed=21), 16000)
+            return model_inputs
+
+        monkeypatch.setattr(classifier, "preprocess", preprocess_then_rewrite)
+        with pytest.raises(ValueError, match=r"growing\.wav' changed while it was being classified: .* 3 slices"):
+            classifier(str(path), slice_batch_size=2)
+    monkeypatch.undo()
+    assert len(classifier(str(path))) == 3  # the 5 s file, classified again
