@@ -94,6 +94,17 @@ def _check_choice(field: str, value, allowed) -> None:
         raise ValueError(f"`{field}` must be one of {list(allowed)}, got {value!r}.")
 
 
+def _check_label_ids(config) -> None:
+    """`id2label` must name the classes 0 … num_labels − 1, each once (a gap such as keys 0, 1, 5 leaves a logit without
+    a name and a name without a logit)."""
+    keys = sorted(int(key) for key in (config.id2label or {}))
+    if keys != list(range(len(keys))):
+        raise ValueError(
+            f"`id2label` must have the keys 0 … {len(keys) - 1} (one per class, no gap), got {keys}; renumber the labels "
+            "from 0."
+        )
+
+
 def _check_positive(field: str, value, *, allow_zero: bool = False) -> None:
     ok = value >= 0 if allow_zero else value > 0
     if not ok:
@@ -282,6 +293,7 @@ class GenreMERTConfig(PretrainedConfig):
         if kwargs.get("num_labels") is not None:
             _check_num_labels(kwargs["num_labels"])
         super().__init__(**kwargs)
+        _check_label_ids(self)
         _check_num_labels(self.num_labels)
 
     @property
@@ -465,6 +477,7 @@ class CRNNFGNLConfig(PretrainedConfig):
         if kwargs.get("num_labels") is not None:
             _check_num_labels(kwargs["num_labels"])
         super().__init__(**kwargs)
+        _check_label_ids(self)
         _check_num_labels(self.num_labels)
 
 
@@ -614,6 +627,7 @@ class SelfAttentionTaggerConfig(PretrainedConfig):
         if kwargs.get("num_labels") is not None:
             _check_num_labels(kwargs["num_labels"])
         super().__init__(**kwargs)
+        _check_label_ids(self)
         _check_num_labels(self.num_labels)
 
 

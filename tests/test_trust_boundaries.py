@@ -294,3 +294,26 @@ def test_two_processes_extracting_one_archive_both_succeed(tmp_path):
     assert not errors, errors
     assert results == [target] * 3 and len(list(target.rglob("*.wav"))) == 20
     assert not list(tmp_path.glob("*.partial-*"))
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# A config whose labels have a gap
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("make", ["crnn_fgnl", "genremert", "self_attention_tagger"])
+def test_id2label_with_a_gap_is_refused_in_the_config(tmp_path, make):
+    import tiny_configs
+
+    build = getattr(tiny_configs, f"tiny_{make}_config")
+    with pytest.raises(ValueError, match=r"`id2label` must have the keys 0 … 2 .* got \[0, 1, 5\]"):
+        build(num_labels=3, id2label={0: "a", 1: "b", 5: "c"})
+    folder = tmp_path / "gap"
+    build(num_labels=3).save_pretrained(folder)  # a hand-edited config.json with a gap is refused on load
+    config = json.loads((folder / "config.json").read_text())
+    config["id2label"] = {"0": "a", "1": "b", "5": "c"}
+    (folder / "config.json").write_text(json.dumps(config))
+    from transformers import AutoConfig
+
+    with pytest.raises(ValueError, match="no gap"):
+        AutoConfig.from_pretrained(folder)
