@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from transformers import AutoModel, PreTrainedModel
 from transformers import initialization as init
+from transformers.utils import logging
 
 
 try:  # inside a remote-code folder (transformers copies siblings imported this way)
@@ -22,6 +23,9 @@ try:  # inside a remote-code folder (transformers copies siblings imported this 
 except ImportError:  # flat checkout: `import modeling_genremert`
     from configuration_genremert import BACKBONE_INPUTS, GenreMERTConfig
     from modeling_lca_genremert import LCAClassifierOutput, LCACounterfactualBranch, LCAModelMixin, check_waveform
+
+
+logger = logging.get_logger(__name__)
 
 
 class GenreMERTLayerAggregation(nn.Module):
@@ -106,8 +110,13 @@ class GenreMERTForAudioClassification(GenreMERTPreTrainedModel):
 
     def __init__(self, config: GenreMERTConfig):
         super().__init__(config)
-        # a stock HubertModel for MERT, on the attention backend this model was asked for (`attn_implementation`)
-        backbone = AutoModel.from_config(config.backbone_config, attn_implementation=config._attn_implementation)
+        # a stock HubertModel for MERT, on the attention backend this model was asked for (`attn_implementation`);
+        # a backbone without that backend (WavLM has no SDPA) runs eager attention, with a warning
+        try:
+            backbone = AutoModel.from_config(config.backbone_config, attn_implementation=config._attn_implementation)
+        except ValueError as error:
+            logger.warning(f"backbone {config.backbone_config.model_type}: {error} Using eager attention.")
+            backbone = AutoModel.from_config(config.backbone_config, attn_implementation="eager")
         if getattr(config.backbone_config, "is_encoder_decoder", False):
             backbone = backbone.get_encoder()  # Whisper: its encoder
         self.backbone = backbone
