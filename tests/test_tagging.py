@@ -207,7 +207,7 @@ def test_tagger_last_layer_is_a_full_bert_layer_read_at_the_classification_token
     gives the same classification-token output."""
     torch.manual_seed(0)
     model = SelfAttentionTaggerForAudioClassification(tiny_self_attention_tagger_config()).eval()
-    tokens, _, _ = model.encode(model.compute_log_mel(waveform("self_attention_tagger", 2)))
+    tokens = model.encode(model.compute_log_mel(waveform("self_attention_tagger", 2)))[0]
     last = model.last_layer
     heads, size = last.num_heads, last.head_size
 
