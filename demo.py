@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """The main job: the ground-truth attention study's quick version (where does the attention go, and does LCA move it?).
 
-    python demo.py            # 2 bias structures × plain / LCA / oracle × 4 seeds, about 3 minutes on 2 CPU cores
+    python demo.py            # 2 bias structures × plain / LCA / oracle × 8 seeds, about 1.5 minutes on 2 idle CPU cores
     python demo.py --quick    # seconds
     python demo.py --audio    # the audio shortcut demo of CRNN_FGNL (also --audio --quick)
 
