@@ -199,6 +199,36 @@ def benchmark(name, model_class, config_class, config_kwargs, args, device) -> N
     print()
 
 
+def attention_backend_ratio(name, model_class, config_class, config_kwargs, args, device) -> None:
+    """Eval latency with the SDPA backend over the eager one, the two interleaved in one process (eager, sdpa, eager,
+    sdpa, …), the median of the per-round ratios with its spread, the load printed; the outputs compared."""
+    import os
+    import statistics
+
+    torch.manual_seed(0)
+    config = config_class(**config_kwargs)
+    models = {}
+    for backend in ("eager", "sdpa"):
+        torch.manual_seed(0)
+        models[backend] = model_class(config_class(**config_kwargs, attn_implementation=backend)).to(device).eval()
+    seconds = args.slice_seconds or config.slice_seconds
+    inputs = torch.randn(
+        args.batch_size, int(config.sampling_rate * seconds), generator=torch.Generator().manual_seed(1)
+    )
+    inputs = inputs.to(device)
+    with torch.no_grad():
+        difference = (models["sdpa"](inputs).logits - models["eager"](inputs).logits).abs().max().item()
+        ratios = []
+        for _ in range(args.repeats):
+            times = {backend: eval_latency(models[backend], inputs, 1, device) for backend in ("eager", "sdpa")}
+            ratios.append(times["sdpa"] / times["eager"])
+    print(
+        f"{name}: attention backend sdpa / eager eval latency (batch {args.batch_size}, {seconds:g} s, {args.repeats} "
+        f"interleaved rounds): median {statistics.median(ratios):.3f} (range {min(ratios):.3f}–{max(ratios):.3f}); "
+        f"max |logit difference| {difference:.2e}; load {os.getloadavg()[0]:.2f}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
@@ -210,10 +240,30 @@ def main() -> None:
     )
     choices = ["crnn_fgnl", "genremert", "self_attention_tagger"]
     parser.add_argument("--models", nargs="+", default=choices, choices=choices)
+    parser.add_argument(
+        "--attention-backends",
+        action="store_true",
+        help="only the sdpa / eager ratio of GenreMERT (its backbone) and the tagger, interleaved",
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
+    if args.attention_backends:
+        if "genremert" in args.models:
+            attention_backend_ratio(
+                "GenreMERT", GenreMERTForAudioClassification, GenreMERTConfig, {"num_labels": 10}, args, device
+            )
+        if "self_attention_tagger" in args.models:
+            attention_backend_ratio(
+                "SelfAttentionTagger",
+                SelfAttentionTaggerForAudioClassification,
+                SelfAttentionTaggerConfig,
+                {"num_labels": 50},
+                args,
+                device,
+            )
+        return
 
     if "genremert" in args.models:
         benchmark("GenreMERT", GenreMERTForAudioClassification, GenreMERTConfig, {"num_labels": 10}, args, device)
