@@ -354,14 +354,7 @@ def generate_attention_audio(
         if missing or not Path(song.roles_path).exists():
             jobs.append((config, options, k, a, s, song, missing))
     if jobs:
-        if num_workers > 1 and len(jobs) > 1:
-            from concurrent.futures import ThreadPoolExecutor  # threads: numpy releases the GIL in its array loops
-
-            with ThreadPoolExecutor(min(num_workers, len(jobs))) as pool:
-                list(pool.map(_render_job, jobs))
-        else:
-            for job in jobs:
-                _render_job(job)
+        synthetic_music.run_render_jobs(_render_job, jobs, num_workers)
         parameters = {"config": dataclasses.asdict(config), "attention_audio": dataclasses.asdict(options)}
         _write_atomic(root / "parameters.json", lambda handle: handle.write(json.dumps(parameters, indent=1).encode()))
     return songs

@@ -516,6 +516,20 @@ def _write_wav_atomic(path: Path, audio: np.ndarray, sampling_rate: int) -> None
             os.unlink(tmp)
 
 
+def run_render_jobs(render, jobs: list, num_workers: int) -> None:
+    """`render(job)` for every job, on `num_workers` threads when there are several. Threads, not processes: numpy
+    releases the GIL in the heavy array loops, and a process pool would re-import the caller's __main__ (spawn) or
+    fork a process running threads."""
+    if num_workers > 1 and len(jobs) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(min(num_workers, len(jobs))) as pool:
+            list(pool.map(render, jobs))
+    else:
+        for job in jobs:
+            render(job)
+
+
 def _assign_splits(config: SyntheticMusicConfig) -> Dict[Tuple[int, int, int], str]:
     """Split of every (singer, album, song): whole albums ("album") or songs across albums ("song")."""
     assignment = {}
@@ -565,16 +579,7 @@ def generate_synthetic_music(
         if not clean_path.exists() or (needs_noise and not noisy_path.exists()):
             jobs.append((config, k, a, s, index, str(clean_path), str(noisy_path) if needs_noise else None))
     if jobs:
-        if num_workers > 1 and len(jobs) > 1:
-            # Threads, not processes: numpy releases the GIL in the heavy array loops, and a process
-            # pool would re-import the caller's __main__ (spawn) or fork a process running threads.
-            from concurrent.futures import ThreadPoolExecutor
-
-            with ThreadPoolExecutor(min(num_workers, len(jobs))) as pool:
-                list(pool.map(_render_job, jobs))
-        else:
-            for job in jobs:
-                _render_job(job)
+        run_render_jobs(_render_job, jobs, num_workers)
         fd, tmp = tempfile.mkstemp(dir=root, suffix=".tmp.json")
         with os.fdopen(fd, "w") as f:
             json.dump({"config": dataclasses.asdict(config), "version": GENERATOR_VERSION}, f, indent=1, sort_keys=True)
