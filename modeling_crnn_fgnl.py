@@ -21,7 +21,6 @@ try:  # inside a remote-code folder (transformers copies siblings imported this 
     from .configuration_genremert import CRNNFGNLConfig
     from .modeling_lca_genremert import (
         LCAClassifierOutput,
-        LCACounterfactualBranch,
         LCAModelMixin,
         LogMelSpectrogram,
         check_log_mel_features,
@@ -31,7 +30,6 @@ except ImportError:  # flat checkout: `import modeling_crnn_fgnl`
     from configuration_genremert import CRNNFGNLConfig
     from modeling_lca_genremert import (
         LCAClassifierOutput,
-        LCACounterfactualBranch,
         LCAModelMixin,
         LogMelSpectrogram,
         check_log_mel_features,
@@ -291,11 +289,7 @@ class CRNNFGNLForAudioClassification(CRNNFGNLPreTrainedModel):
         self.head = CRNNFGNLRecurrentHead(config, num_mel_after_pooling)
         attention_class = CRNNFGNLTimeAttention if config.counterfactual_attention == "time" else CRNNFGNLMoSE
         self.time_attention = CRNNFGNLTimeAttention(config) if config.counterfactual_attention == "time" else None
-        if config.counterfactual == "none":
-            self.counterfactual_branch = None
-        else:
-            attention = attention_class(config) if config.counterfactual == "learned" else None
-            self.counterfactual_branch = LCACounterfactualBranch(config, attention)
+        self.counterfactual_branch = self._build_counterfactual_branch(config, lambda: attention_class(config))
 
         self.post_init()
 

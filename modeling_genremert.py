@@ -19,10 +19,10 @@ from transformers.utils import logging
 
 try:  # inside a remote-code folder (transformers copies siblings imported this way)
     from .configuration_genremert import BACKBONE_INPUTS, GenreMERTConfig
-    from .modeling_lca_genremert import LCAClassifierOutput, LCACounterfactualBranch, LCAModelMixin, check_waveform
+    from .modeling_lca_genremert import LCAClassifierOutput, LCAModelMixin, check_waveform
 except ImportError:  # flat checkout: `import modeling_genremert`
     from configuration_genremert import BACKBONE_INPUTS, GenreMERTConfig
-    from modeling_lca_genremert import LCAClassifierOutput, LCACounterfactualBranch, LCAModelMixin, check_waveform
+    from modeling_lca_genremert import LCAClassifierOutput, LCAModelMixin, check_waveform
 
 
 logger = logging.get_logger(__name__)
@@ -34,6 +34,9 @@ class GenreMERTLayerAggregation(nn.Module):
     def __init__(self, config: GenreMERTConfig):
         super().__init__()
         self.conv = nn.Conv2d(len(config.aggregation_layers), 1, kernel_size=1)
+        # `_init_weights` starts it as the plain mean of the layers. (The rule is keyed on the conv itself: Transformers
+        # skips the init hook of a remote-code module that has no parameters of its own, such as this one.)
+        self.conv.starts_as_layer_mean = True
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         # hidden_states: (batch, layers, frames, hidden)
@@ -94,10 +97,10 @@ class GenreMERTPreTrainedModel(LCAModelMixin, PreTrainedModel):
     _auto_class = "AutoModelForAudioClassification"  # save_pretrained writes auto_map and copies the code files
 
     def _init_model_weights(self, module) -> None:
-        if isinstance(module, GenreMERTLayerAggregation):
+        if getattr(module, "starts_as_layer_mean", False):  # GenreMERTLayerAggregation's conv
             # Start as the plain mean of the chosen layers (as HubertForSequenceClassification's layer weights).
-            init.constant_(module.conv.weight, 1.0 / module.conv.in_channels)
-            init.zeros_(module.conv.bias)
+            init.constant_(module.weight, 1.0 / module.in_channels)
+            init.zeros_(module.bias)
 
 
 class GenreMERTForAudioClassification(GenreMERTPreTrainedModel):
@@ -124,13 +127,10 @@ class GenreMERTForAudioClassification(GenreMERTPreTrainedModel):
         self.time_attention = GenreMERTTimeAttention(config)
         self.dropout = nn.Dropout(config.classifier_dropout)
         self.head = GenreMERTClassificationHead(config)
-        if config.counterfactual == "none":
-            self.counterfactual_branch = None
-            self.counterfactual_dropout = None
-        else:
-            attention = GenreMERTTimeAttention(config) if config.counterfactual == "learned" else None
-            self.counterfactual_branch = LCACounterfactualBranch(config, attention)
-            self.counterfactual_dropout = nn.Dropout(config.counterfactual_dropout)
+        self.counterfactual_branch = self._build_counterfactual_branch(config, lambda: GenreMERTTimeAttention(config))
+        self.counterfactual_dropout = (
+            None if config.counterfactual == "none" else nn.Dropout(config.counterfactual_dropout)
+        )
 
         self.post_init()
         self._apply_backbone_freeze()

@@ -295,6 +295,32 @@ class LCACounterfactualBranch(nn.Module):
 class LCAModelMixin:
     """What both genremert models share: the counterfactual branch's API, weight init and `save_pretrained`."""
 
+    def _build_counterfactual_branch(self, config, build_attention) -> "LCACounterfactualBranch | None":
+        """The counterfactual branch of `config.counterfactual` (`build_attention()` makes the learned attention), or
+        `None`. It is built without drawing from the global random state, and `initialize_weights` initialises it
+        after the rest, also without drawing: with the same seed, models with and without the branch (plain, CAL,
+        LCA) start from the same main weights and leave the same random state, so their comparisons are paired."""
+        if config.counterfactual == "none":
+            return None
+        with torch.random.fork_rng(devices=[]):
+            attention = build_attention() if config.counterfactual == "learned" else None
+            return LCACounterfactualBranch(config, attention)
+
+    def initialize_weights(self):
+        """`PreTrainedModel.initialize_weights` for everything but the counterfactual branch, then the branch's under
+        a forked random state (see `_build_counterfactual_branch`)."""
+        branch = getattr(self, "counterfactual_branch", None)
+        if branch is None:
+            return super().initialize_weights()
+        self._modules["counterfactual_branch"] = None  # the main model, initialised as if it had no branch
+        try:
+            super().initialize_weights()
+        finally:
+            self._modules["counterfactual_branch"] = branch
+        cuda_devices = sorted({p.device.index or 0 for p in branch.parameters() if p.device.type == "cuda"})
+        with torch.random.fork_rng(devices=cuda_devices), torch.no_grad(), init.guard_torch_init_functions():
+            branch.smart_apply(self._initialize_weights, self.is_custom_code())  # `smart_apply`: set by the call above
+
     def counterfactual_parameters(self) -> list[nn.Parameter]:
         """The counterfactual branch's parameters (empty for `"none"` and `"random"`); the trainer freezes them
         during the warm-up epochs."""

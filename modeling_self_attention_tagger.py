@@ -30,7 +30,6 @@ try:  # inside a remote-code folder (transformers copies siblings imported this 
     from .configuration_genremert import SelfAttentionTaggerConfig
     from .modeling_lca_genremert import (
         LCAClassifierOutput,
-        LCACounterfactualBranch,
         LCAModelMixin,
         LogMelSpectrogram,
         check_log_mel_features,
@@ -40,7 +39,6 @@ except ImportError:  # flat checkout: `import modeling_self_attention_tagger`
     from configuration_genremert import SelfAttentionTaggerConfig
     from modeling_lca_genremert import (
         LCAClassifierOutput,
-        LCACounterfactualBranch,
         LCAModelMixin,
         LogMelSpectrogram,
         check_log_mel_features,
@@ -283,11 +281,9 @@ class SelfAttentionTaggerForAudioClassification(SelfAttentionTaggerPreTrainedMod
         self.last_layer = SelfAttentionTaggerClassTokenLayer(config)
         self.dropout = nn.Dropout(config.classifier_dropout)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
-        if config.counterfactual == "none":
-            self.counterfactual_branch = None
-        else:
-            attention = SelfAttentionTaggerClassAttention(config) if config.counterfactual == "learned" else None
-            self.counterfactual_branch = LCACounterfactualBranch(config, attention)
+        self.counterfactual_branch = self._build_counterfactual_branch(
+            config, lambda: SelfAttentionTaggerClassAttention(config)
+        )
 
         self.post_init()
 
