@@ -1,28 +1,23 @@
 """Multi-seed ablations with paired statistics: does LCA (or CAL, or one loss term) help, compared with the plain model?
 
-`run_experiments.py` runs `run_classification.py` once per (variant, seed), one sub-folder each
-(`OUT/<variant>/seed<k>/`), skips finished runs, resumes interrupted ones from their last good checkpoint, and writes
+`run_experiments.py` runs `run_classification.py` (or, with `--benchmark attention`, the ground-truth attention study)
+once per (variant, seed) cell, one sub-folder each (`OUT/<variant>/seed<k>/`), skips finished runs, resumes
+interrupted ones from their last good checkpoint, and writes `OUT/summary.json`, `summary.md` and `summary.png`: each
+variant's Avg. / Best and its paired difference to the baseline (`genremert.training.sweep_summary`).
 
-- `OUT/summary.json`: `{"baseline", "seeds", "variants": {NAME: {"runs": {SEED: {metric: value}}, "metrics": {METRIC:
-  {"mean", "std", "best", "values"}}}}, "comparisons": {NAME: {METRIC: {"difference", "ci_low", "ci_high", "p_value",
-  "n"}}}}` for every numeric metric of the runs' `all_results.json`;
-- `OUT/summary.md`: the paper-style table (Avg. / Best per variant, frame and song level) and the comparisons;
-- `OUT/summary.png`: each variant's mean with its 95 % interval for the headline metrics.
-
-A comparison is the paired difference variant − baseline over the seeds both ran (the same seed gives both the same
-initial data order and split), with a 95 % Student-t confidence interval of the mean difference and the two-sided
-paired t-test (`scipy.stats.ttest_rel`). With one seed there is no interval and no p-value (`None`).
+A sweep fans out over a job array or several machines with `--shard K/N`: the cells in their fixed variant-major order
+(`sweep_arguments.sweep_cells`), shard K runs those at positions K-1, K-1+N, ... (`shard_cells`) and writes no summary;
+`--summarize_only` then merges the finished cells into the same summary an unsharded sweep writes, and refuses (exit
+status 1, naming every missing cell) while any cell is missing, unless `--allow_missing` (then the summary says it is
+partial). Every cell has its own folder and a shard writes nothing else, so the N shards may share one OUT.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import shlex
-from pathlib import Path
-
-import numpy as np
+import sys
 
 from .sweep_arguments import (  # noqa: F401 - part of this module's API
     SWEEP_FLAGS,
@@ -30,8 +25,30 @@ from .sweep_arguments import (  # noqa: F401 - part of this module's API
     check_variant_name,
     check_variants,
     parse_seeds,
+    parse_shard,
     read_variants_file,
     run_argv,
+    shard_cells,
+    sweep_cells,
+)
+from .sweep_summary import (  # noqa: F401 - part of this module's API (the summary lived here first)
+    ATTENTION_HEADLINE_METRICS,
+    HEADLINE_METRICS,
+    LOWER_IS_BETTER,
+    MARKER,
+    comparison_sentence,
+    describe,
+    headline_metrics,
+    is_complete,
+    missing_report,
+    paired_comparison,
+    plot_summary,
+    read_marker,
+    run_folder,
+    summarize,
+    summary_markdown,
+    t_half_width,
+    write_summary,
 )
 
 
@@ -44,26 +61,6 @@ BUILTIN_VARIANTS = {
     "lca": {"counterfactual": "learned"},
     "lca_no_two_step": {"counterfactual": "learned", "cf_warmup_epochs": 0},
 }
-HEADLINE_METRICS = (
-    "test_frame_f1",
-    "test_song_f1",
-    "test_song_accuracy",
-    "test_noisy_song_f1",
-    "shortcut_song_f1_gap",
-    "test_noisy_song_biased_rate",
-)
-# The attention study's (`--benchmark attention`): accuracy per test split, where the main attention sits.
-ATTENTION_HEADLINE_METRICS = (
-    "decorrelated_accuracy",
-    "in_distribution_accuracy",
-    "anti_correlated_accuracy",
-    "decorrelated_main_mass_discriminative",
-    "decorrelated_main_mass_spurious",
-    "decorrelated_cf_mass_spurious",
-)
-MARKER = "experiment.json"  # written last in a run's folder: the run is complete
-# Metrics where lower is better ("best" of the seeds is then the minimum).
-LOWER_IS_BETTER = ("loss", "gap", "biased_rate", "runtime", "per_second")
 
 
 # A variant's name is the folder of its runs (OUT/<name>/seed<k>/): a plain name, never a path.
@@ -83,24 +80,6 @@ def load_variants(names: list[str], variants_file: str | None = None, builtin: d
     return {name: dict(available[name]) for name in names}
 
 
-def is_complete(run_dir: str) -> bool:
-    """A run is complete when its marker and a readable `all_results.json` are there."""
-    try:
-        with open(os.path.join(run_dir, "all_results.json"), encoding="utf-8") as handle:
-            results = json.load(handle)
-    except (OSError, json.JSONDecodeError):
-        return False
-    return os.path.isfile(os.path.join(run_dir, MARKER)) and isinstance(results, dict)
-
-
-def _marker(run_dir: str) -> dict:
-    try:
-        with open(os.path.join(run_dir, MARKER), encoding="utf-8") as handle:
-            return json.load(handle)
-    except (OSError, json.JSONDecodeError):
-        return {}
-
-
 def resume_flags(run_dir: str) -> list[str]:
     """How an unfinished run's folder is reused: from its last good checkpoint, or from scratch."""
     from .run_folder import last_complete_checkpoint
@@ -114,6 +93,14 @@ def resume_flags(run_dir: str) -> list[str]:
     return ["--overwrite_output_dir", "true"] if os.path.isdir(run_dir) else []
 
 
+def sweep_run_argvs(output_dir: str, variants: dict[str, dict], seeds: list[int], base_args: list[str]) -> dict:
+    """`{(variant, seed): the run's arguments}` for every cell: what a finished run's marker must record to count."""
+    return {
+        (name, seed): run_argv(base_args, variants[name], seed, run_folder(output_dir, name, seed))
+        for name, seed in sweep_cells(list(variants), seeds)
+    }
+
+
 def run_all(
     output_dir: str,
     variants: dict[str, dict],
@@ -122,11 +109,14 @@ def run_all(
     runner=None,
     log=print,
     baseline: str | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> dict:
     """Runs every (variant, seed) not yet complete; returns the summary (also written to `output_dir`).
 
     `runner(argv)` trains one run (default: `genremert.training.main`, in this process: under `accelerate launch`
-    every process of the launch takes part in each run)."""
+    every process of the launch takes part in each run). With `shard=(K, N)` only shard K's cells run
+    (`shard_cells`) and no summary is written (the N shards may run at once: `summary.*` is `--summarize_only`'s);
+    the summary returned then lists the cells not finished yet in `missing`."""
     if runner is None:
         from .run import main as runner
     for name in variants:
@@ -136,30 +126,34 @@ def run_all(
         raise ValueError(f"seeds {list(seeds)} repeat {repeated}: each seed is one run (folder seed<k>); give it once.")
     main_process = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) == 0  # under `accelerate launch`
     os.makedirs(output_dir, exist_ok=True)
-    for name, flags in variants.items():
-        for seed in seeds:
-            run_dir = os.path.join(output_dir, name, f"seed{seed}")
-            argv = run_argv(base_args, flags, seed, run_dir)
-            if is_complete(run_dir):
-                if _marker(run_dir).get("run_argv", argv) == argv:
-                    log(f"[{name} seed {seed}] complete: skipped ({run_dir})")
-                    continue
-                log(f"[{name} seed {seed}] finished with other arguments: run again")
-                argv = argv + ["--overwrite_output_dir", "true"]
-            else:
-                argv = argv + resume_flags(run_dir)
-            log(f"[{name} seed {seed}] {getattr(runner, '__module__', 'runner')} {shlex.join(argv)}")
-            runner(argv)
-            _wait_for_everyone()
-            if main_process:
-                run = run_argv(base_args, flags, seed, run_dir)
-                marker = {"variant": name, "seed": seed, "flags": flags, "run_argv": run, "argv": argv}
-                with open(os.path.join(run_dir, MARKER + ".tmp"), "w", encoding="utf-8") as handle:
-                    json.dump(marker, handle, indent=2)
-                os.replace(os.path.join(run_dir, MARKER + ".tmp"), os.path.join(run_dir, MARKER))
-            _wait_for_everyone()
-    summary = summarize(output_dir, list(variants), seeds, baseline)
-    if main_process:
+    run_argvs = sweep_run_argvs(output_dir, variants, seeds, base_args)
+    cells = shard_cells(list(run_argvs), shard)
+    if shard is not None:
+        listed = ", ".join(f"{name} seed {seed}" for name, seed in cells) or "none"
+        log(f"[shard {shard[0]}/{shard[1]}] {len(cells)} of the sweep's {len(run_argvs)} runs: {listed}")
+    for name, seed in cells:
+        flags, run_dir = variants[name], run_folder(output_dir, name, seed)
+        argv = run_argvs[(name, seed)]
+        if is_complete(run_dir):
+            if read_marker(run_dir).get("run_argv", argv) == argv:
+                log(f"[{name} seed {seed}] complete: skipped ({run_dir})")
+                continue
+            log(f"[{name} seed {seed}] finished with other arguments: run again")
+            argv = argv + ["--overwrite_output_dir", "true"]
+        else:
+            argv = argv + resume_flags(run_dir)
+        log(f"[{name} seed {seed}] {getattr(runner, '__module__', 'runner')} {shlex.join(argv)}")
+        runner(argv)
+        _wait_for_everyone()
+        if main_process:
+            run = run_argvs[(name, seed)]
+            marker = {"variant": name, "seed": seed, "flags": flags, "run_argv": run, "argv": argv}
+            with open(os.path.join(run_dir, MARKER + ".tmp"), "w", encoding="utf-8") as handle:
+                json.dump(marker, handle, indent=2)
+            os.replace(os.path.join(run_dir, MARKER + ".tmp"), os.path.join(run_dir, MARKER))
+        _wait_for_everyone()
+    summary = summarize(output_dir, list(variants), seeds, baseline, run_argvs)
+    if main_process and shard is None:
         write_summary(output_dir, summary)
     return summary
 
@@ -172,242 +166,34 @@ def _wait_for_everyone() -> None:
         distributed.barrier()
 
 
-# ----------------------------------------------------------------------------------------------------------------------
-# Statistics
-# ----------------------------------------------------------------------------------------------------------------------
-
-
-def _numeric(results: dict) -> dict:
-    return {
-        key: float(value)
-        for key, value in results.items()
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    }
-
-
-def describe(values: list[float], lower_is_better: bool = False) -> dict:
-    """Mean, sample standard deviation (ddof 1; 0 for one value), best seed and the values."""
-    array = np.asarray(values, dtype=np.float64)
-    return {
-        "mean": float(array.mean()),
-        "std": float(array.std(ddof=1)) if len(array) > 1 else 0.0,
-        "best": float(array.min() if lower_is_better else array.max()),
-        "values": [float(value) for value in array],
-    }
-
-
-def t_half_width(values, confidence: float = 0.95) -> float:
-    """Half-width of the Student-t confidence interval of the mean of `values` (0 for fewer than two)."""
-    from scipy import stats
-
-    values = np.asarray(values, dtype=np.float64)
-    if len(values) < 2:
-        return 0.0
-    return (
-        float(stats.t.ppf(0.5 + confidence / 2, len(values) - 1)) * float(values.std(ddof=1)) / math.sqrt(len(values))
-    )
-
-
-def paired_comparison(variant: list[float], baseline: list[float], confidence: float = 0.95) -> dict:
-    """Mean paired difference variant − baseline, its Student-t confidence interval and the two-sided paired t-test
-    p-value (`scipy.stats.ttest_rel`). Identical differences give a zero-width interval and p = 0 (or 1 when they are
-    all zero); one pair gives no interval and no p-value."""
-    from scipy import stats
-
-    differences = np.asarray(variant, dtype=np.float64) - np.asarray(baseline, dtype=np.float64)
-    n = len(differences)
-    mean = float(differences.mean()) if n else float("nan")
-    result = {"difference": mean, "ci_low": None, "ci_high": None, "p_value": None, "n": n}
-    if n < 2:
-        return result
-    if float(differences.std(ddof=1)) == 0.0:
-        result.update(ci_low=mean, ci_high=mean, p_value=1.0 if mean == 0.0 else 0.0)
-        return result
-    half_width = t_half_width(differences, confidence)
-    result.update(
-        ci_low=mean - half_width,
-        ci_high=mean + half_width,
-        p_value=float(stats.ttest_rel(variant, baseline).pvalue),
-    )
-    return result
-
-
-def summarize(output_dir: str, variant_names: list[str], seeds: list[int], baseline: str | None = None) -> dict:
-    """The summary of the complete runs under `output_dir` (see the module docstring)."""
-    baseline = baseline or ("plain" if "plain" in variant_names else variant_names[0])
-    summary = {"baseline": baseline, "seeds": list(seeds), "variants": {}, "comparisons": {}}
-    for name in variant_names:
-        runs = {}
-        for seed in seeds:
-            run_dir = os.path.join(output_dir, name, f"seed{seed}")
-            if is_complete(run_dir):
-                with open(os.path.join(run_dir, "all_results.json"), encoding="utf-8") as handle:
-                    runs[str(seed)] = _numeric(json.load(handle))
-        metric_names = sorted({metric for run in runs.values() for metric in run})
-        metrics = {}
-        for metric in metric_names:
-            values = [run[metric] for run in runs.values() if metric in run]
-            metrics[metric] = describe(values, any(word in metric for word in LOWER_IS_BETTER))
-        summary["variants"][name] = {"runs": runs, "metrics": metrics}
-    base_runs = summary["variants"].get(baseline, {}).get("runs", {})
-    for name in variant_names:
-        if name == baseline:
-            continue
-        runs = summary["variants"][name]["runs"]
-        shared = [seed for seed in runs if seed in base_runs]
-        comparisons = {}
-        for metric in sorted({metric for seed in shared for metric in runs[seed]}):
-            pairs = [(runs[s][metric], base_runs[s][metric]) for s in shared if metric in base_runs[s]]
-            if pairs:
-                comparisons[metric] = paired_comparison([a for a, _ in pairs], [b for _, b in pairs])
-        summary["comparisons"][name] = comparisons
-    return summary
-
-
-# ----------------------------------------------------------------------------------------------------------------------
-# Reports
-# ----------------------------------------------------------------------------------------------------------------------
-
-
-def _cell(value) -> str:
-    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}"
-
-
-def comparison_sentence(summary: dict, variant: str, metric: str, label: str | None = None) -> str:
-    """One sentence computed from the numbers, e.g. "lca vs plain: test_song_f1 −0.030 (95 % CI −0.090 to +0.030,
-    3 seeds, p = 0.40): no significant difference." Never written in advance."""
-    comparison = summary["comparisons"].get(variant, {}).get(metric)
-    name = label or metric
-    if comparison is None:
-        return f"{variant} vs {summary['baseline']}: no paired runs with {metric} to compare."
-    difference, low, high, p, n = (comparison[key] for key in ("difference", "ci_low", "ci_high", "p_value", "n"))
-    if low is None:
-        return (
-            f"{variant} vs {summary['baseline']}: {name} {difference:+.3f} from {n} seed; one seed gives no interval."
-        )
-    if low > 0:
-        verdict = f"{variant} is higher (the interval excludes 0)"
-    elif high < 0:
-        verdict = f"{variant} is lower (the interval excludes 0)"
-    else:
-        verdict = "no significant difference"
-    return (
-        f"{variant} vs {summary['baseline']}: {name} {difference:+.3f} (95 % CI {low:+.3f} to {high:+.3f}, {n} seeds, "
-        f"p = {p:.2g}): {verdict}."
-    )
-
-
-def headline_metrics(summary: dict) -> tuple[str, ...]:
-    """The headline metrics of this sweep: the attention study's when its runs have them, else the audio sweep's."""
-    have = {metric for data in summary["variants"].values() for metric in data["metrics"]}
-    return ATTENTION_HEADLINE_METRICS if "decorrelated_accuracy" in have else HEADLINE_METRICS
-
-
-def summary_markdown(summary: dict) -> str:
-    lines = [
-        f"# Sweep summary (baseline `{summary['baseline']}`, seeds {summary['seeds']})",
-        "",
-        "Avg. = mean over seeds ± sample standard deviation; Best = best seed (the paper's columns).",
-        "",
-    ]
-    if headline_metrics(summary) == ATTENTION_HEADLINE_METRICS:
-        columns = [(metric.replace("_", " "), metric, False) for metric in ATTENTION_HEADLINE_METRICS]
-    else:
-        columns = [
-            ("frame F1 Avg.", "test_frame_f1", False),
-            ("frame F1 Best", "test_frame_f1", True),
-            ("song F1 Avg.", "test_song_f1", False),
-            ("song F1 Best", "test_song_f1", True),
-            ("song acc. Avg.", "test_song_accuracy", False),
-        ]
-    lines += [
-        "| variant | runs | " + " | ".join(label for label, _, _ in columns) + " |",
-        "|---|---|" + "---|" * len(columns),
-    ]
-    for name, data in summary["variants"].items():
-        cells = []
-        for _, metric, best in columns:
-            m = data["metrics"].get(metric)
-            cells.append("–" if m is None else f"{m['best']:.3f}" if best else f"{m['mean']:.3f} ± {m['std']:.3f}")
-        lines.append(f"| `{name}` | {len(data['runs'])} | " + " | ".join(cells) + " |")
-    headline = headline_metrics(summary)[0]
-    widths = {
-        name: t_half_width(data["metrics"][headline]["values"])
-        for name, data in summary["variants"].items()
-        if headline in data["metrics"]
-    }
-    if widths:  # how precisely each mean is known: the study's power target is a half-width ≤ 0.03
-        lines += [
-            "",
-            f"95 % half-width of the mean `{headline}`: " + ", ".join(f"`{n}` {w:.3f}" for n, w in widths.items()),
-        ]
-    lines += [
-        "",
-        f"## Paired differences vs `{summary['baseline']}` (95 % t-interval, paired t-test)",
-        "",
-        "| variant | metric | difference | 95 % CI | p | seeds |",
-        "|---|---|---|---|---|---|",
-    ]
-    for name, comparisons in summary["comparisons"].items():
-        for metric in headline_metrics(summary):
-            if metric in comparisons:
-                c = comparisons[metric]
-                interval = "–" if c["ci_low"] is None else f"[{c['ci_low']:+.3f}, {c['ci_high']:+.3f}]"
-                lines.append(
-                    f"| `{name}` | `{metric}` | {c['difference']:+.3f} | {interval} | {_cell(c['p_value'])} | {c['n']} |"
-                )
-    lines += [""]
-    for name in summary["comparisons"]:
-        for metric in headline_metrics(summary):
-            if metric in summary["comparisons"][name]:
-                lines.append("- " + comparison_sentence(summary, name, metric))
-    return "\n".join(lines) + "\n"
-
-
-def plot_summary(summary: dict, path) -> Path:
-    """Each variant's mean and 95 % t-interval (over its seeds) for the headline metrics present."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    metrics = [m for m in headline_metrics(summary) if any(m in v["metrics"] for v in summary["variants"].values())]
-    figure, axes = plt.subplots(1, max(1, len(metrics)), figsize=(4 * max(1, len(metrics)), 4), squeeze=False)
-    names = list(summary["variants"])
-    for axis, metric in zip(axes[0], metrics):
-        for position, name in enumerate(names):
-            data = summary["variants"][name]["metrics"].get(metric)
-            if data is None:
-                continue
-            n = len(data["values"])
-            axis.errorbar(position, data["mean"], yerr=t_half_width(data["values"]), fmt="o", capsize=5)
-            axis.scatter([position] * n, data["values"], s=10, alpha=0.5, color="grey")
-        axis.set_xticks(range(len(names)), names, rotation=30)
-        axis.set_title(metric)
-    figure.suptitle(f"mean ± 95 % t-interval over seeds {summary['seeds']}")
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return Path(path)
-
-
-def write_summary(output_dir: str, summary: dict) -> None:
-    """`summary.json`, `summary.md` and `summary.png` into `output_dir` (each written atomically)."""
-    path = os.path.join(output_dir, "summary.json")
-    with open(path + ".tmp", "w", encoding="utf-8") as handle:
-        json.dump(summary, handle, indent=2)
-    os.replace(path + ".tmp", path)
-    path = os.path.join(output_dir, "summary.md")
-    with open(path + ".tmp", "w", encoding="utf-8") as handle:
-        handle.write(summary_markdown(summary))
-    os.replace(path + ".tmp", path)
-    plot_summary(summary, os.path.join(output_dir, "summary.png"))
+def finished_searches(searches, output_dir: str, budget: int, search_seed: int) -> dict:
+    """The tuned variants of λ searches that already ran into `output_dir/search_<name>/` with this budget and search
+    seed (`--search_only`), without running them again: the flags `attention_study.tuned_variants` gives them. A
+    shard never runs the search itself: N shards would each run it into the same folder."""
+    variants = {}
+    for name, _ in searches:
+        folder = os.path.join(output_dir, f"search_{name}")
+        chosen = os.path.join(folder, "chosen_weights.json")
+        try:
+            with open(os.path.join(folder, "search.json"), encoding="utf-8") as handle:
+                report = json.load(handle)
+        except (OSError, json.JSONDecodeError):
+            report = {}
+        found = (report.get("budget"), report.get("search_seed"))
+        if not os.path.isfile(chosen) or found != (budget, search_seed):
+            state = "none ran" if not report else f"the one there ran with budget {found[0]}, search seed {found[1]}"
+            raise ValueError(
+                f"--search_lca_weights {budget} with --shard or --summarize_only: the λ search of {name!r} must have "
+                f"finished first in {folder} with budget {budget} and --search_seed {search_seed} ({state}). Run it "
+                "once before the shards: the same command with --search_only instead of --shard."
+            )
+        variants[name] = {"counterfactual": "learned", "lca_weights_file": chosen}
+    return variants
 
 
 def main(argv: list[str] | None = None) -> dict:
     """`run_experiments.py --variants plain,lca --seeds 0,1,2 --output_dir OUT -- <run_classification arguments>`."""
     import argparse
-    import sys
 
     argv = list(sys.argv[1:] if argv is None else argv)
     base_args = []
@@ -416,7 +202,8 @@ def main(argv: list[str] | None = None) -> dict:
         argv, base_args = argv[:split], argv[split + 1 :]
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
-        usage="run_experiments.py --variants plain,lca --seeds 0,1,2 --output_dir OUT -- [PRESET.json] [--flag v ...]",
+        usage="run_experiments.py --variants plain,lca --seeds 0,1,2 --output_dir OUT [--shard K/N | --summarize_only] "
+        "-- [PRESET.json] [--flag v ...]",
     )
     parser.add_argument("--variants", default="plain,lca", help=f"Comma-separated; built in: {list(BUILTIN_VARIANTS)}.")
     parser.add_argument("--variants_file", default=None, help="JSON {name: {flag: value}} of more variants.")
@@ -427,6 +214,25 @@ def main(argv: list[str] | None = None) -> dict:
     )
     parser.add_argument("--output_dir", required=True, help="One sub-folder per run: OUT/<variant>/seed<k>/.")
     parser.add_argument("--baseline", default=None, help="Variant the others are compared with (default: plain).")
+    parser.add_argument(
+        "--shard",
+        default=None,
+        metavar="K/N",
+        help="Run only shard K of N (1 ≤ K ≤ N) of the (variant, seed) cells — round robin over the variant-major "
+        "order — and write no summary: one job of an array (`--shard ${SLURM_ARRAY_TASK_ID}/N`). Every shard needs "
+        "the same --variants, --seeds and arguments after `--`.",
+    )
+    parser.add_argument(
+        "--summarize_only",
+        action="store_true",
+        help="Run nothing: merge the finished cells of OUT into summary.json/md/png (same arguments as the shards). "
+        "Missing cells are listed and the exit status is 1, unless --allow_missing.",
+    )
+    parser.add_argument(
+        "--allow_missing",
+        action="store_true",
+        help="With --summarize_only: write the summary of the cells present, marked partial, listing the missing.",
+    )
     parser.add_argument(
         "--benchmark",
         choices=("audio", "attention"),
@@ -440,7 +246,8 @@ def main(argv: list[str] | None = None) -> dict:
         default=0,
         metavar="BUDGET",
         help="attention: first choose LCA's λ's by random search (BUDGET runs on --search_seed, in-distribution "
-        "validation only) and add the variant `lca_tuned`.",
+        "validation only) and add the variant `lca_tuned`. With --shard or --summarize_only the search must have "
+        "run before (--search_only).",
     )
     parser.add_argument("--search_seed", type=int, default=1000, help="The search's training seed (not a study seed).")
     parser.add_argument(
@@ -449,14 +256,30 @@ def main(argv: list[str] | None = None) -> dict:
         help="attention: also choose λ's on the decorrelated TEST split, as the labelled upper-bound variant "
         "`lca_tuned_on_test_upper_bound` (never a result).",
     )
+    parser.add_argument(
+        "--search_only",
+        action="store_true",
+        help="attention: run the λ search(es) of --search_lca_weights and stop (the step before a sharded sweep).",
+    )
     args = parser.parse_args(argv)
     for flag in ("--seed", "--output_dir"):
         if flag in base_args:
             parser.error(f"{flag} after `--` is set by the sweep for each run; remove it.")
     try:
         seeds = parse_seeds(args.seeds, [0, 1, 2] if args.benchmark == "audio" else list(range(10)))
+        shard = None if args.shard is None else parse_shard(args.shard)
     except ValueError as error:
         parser.error(str(error))
+    if shard is not None and args.summarize_only:
+        parser.error(f"--shard {args.shard} runs cells and --summarize_only runs none: give one of them.")
+    if args.allow_missing and not args.summarize_only:
+        parser.error("--allow_missing applies to --summarize_only only (a sweep that runs writes no partial summary).")
+    if args.search_only and not (args.benchmark == "attention" and args.search_lca_weights > 0):
+        parser.error("--search_only runs the λ search: give it with --benchmark attention --search_lca_weights BUDGET.")
+    if args.search_only and (shard is not None or args.summarize_only):
+        parser.error(
+            "--search_only runs the λ search once, before the shards: give it without --shard/--summarize_only."
+        )
     names = [name.strip() for name in args.variants.split(",") if name.strip()]
     if not names:
         parser.error(f"--variants {args.variants!r} names no variant; expected e.g. plain,lca.")
@@ -475,10 +298,17 @@ def main(argv: list[str] | None = None) -> dict:
             parser.error(f"--baseline {args.baseline!r} is not one of --variants {names}.")
         # The searched variants do not exist yet; every other one is checked before the search's runs.
         checked = load_variants([name for name in names if name not in searched], args.variants_file, builtin=builtin)
-        check_variants(checked, base_args, args.output_dir, seeds, "attention", args.variants_file)
-        tuned = attention_study.tuned_variants(
-            searches, base_args, args.output_dir, args.search_lca_weights, args.search_seed
-        )
+        if not args.summarize_only:
+            check_variants(checked, base_args, args.output_dir, seeds, "attention", args.variants_file)
+        if shard is not None or args.summarize_only:
+            tuned = finished_searches(searches, args.output_dir, args.search_lca_weights, args.search_seed)
+        else:
+            tuned = attention_study.tuned_variants(
+                searches, base_args, args.output_dir, args.search_lca_weights, args.search_seed
+            )
+        if args.search_only:
+            print(f"λ search(es) done: {json.dumps(tuned)}; now run the shards (--shard K/N) with the same arguments.")
+            return {"tuned_variants": tuned}
         names += [name for name in tuned if name not in names]
         variants = load_variants(names, args.variants_file, builtin={**builtin, **tuned})
         runner = attention_study.main
@@ -486,7 +316,49 @@ def main(argv: list[str] | None = None) -> dict:
         if args.baseline is not None and args.baseline not in names:
             parser.error(f"--baseline {args.baseline!r} is not one of --variants {names}.")
         variants = load_variants(names, args.variants_file)
-        check_variants(variants, base_args, args.output_dir, seeds, "audio", args.variants_file)
-    summary = run_all(args.output_dir, variants, seeds, base_args, runner=runner, baseline=args.baseline)
+        if not args.summarize_only:
+            check_variants(variants, base_args, args.output_dir, seeds, "audio", args.variants_file)
+    if args.summarize_only:
+        return summarize_only(args.output_dir, variants, seeds, base_args, args.baseline, args.allow_missing)
+    summary = run_all(args.output_dir, variants, seeds, base_args, runner=runner, baseline=args.baseline, shard=shard)
+    if shard is None:
+        print(summary_markdown(summary))
+        return summary
+    missing = summary.get("missing", [])
+    total = len(variants) * len(seeds)
+    print(
+        f"[shard {shard[0]}/{shard[1]}] done: {total - len(missing)} of the sweep's {total} runs are complete in "
+        f"{args.output_dir}. When every shard has finished: the same command with --summarize_only instead of --shard."
+    )
+    return summary
+
+
+def summarize_only(
+    output_dir: str,
+    variants: dict[str, dict],
+    seeds: list[int],
+    base_args: list[str],
+    baseline: str | None = None,
+    allow_missing: bool = False,
+) -> dict:
+    """`--summarize_only`: the summary of the cells finished under `output_dir` (by shards or any earlier sweep),
+    counting only runs made with this command's arguments. While a cell is missing, the missing ones are printed and
+    the process exits with status 1 (nothing written), unless `allow_missing`: then the summary is written and says
+    it is partial."""
+    if not os.path.isdir(output_dir):
+        raise SystemExit(f"--summarize_only: --output_dir {output_dir} does not exist; no run of the sweep is there.")
+    run_argvs = sweep_run_argvs(output_dir, variants, seeds, base_args)
+    summary = summarize(output_dir, list(variants), seeds, baseline, run_argvs)
+    missing = missing_report(summary)
+    heading = f"{len(missing)} of the sweep's {len(run_argvs)} runs are missing in {output_dir}:"
+    if missing and not allow_missing:
+        raise SystemExit(
+            "\n  ".join([heading, *missing])
+            + "\nNo summary written. Run the shards that hold them again (finished runs are skipped), give the same "
+            "--variants, --seeds and arguments after `--` as the shards, or pass --allow_missing for a partial summary."
+        )
+    write_summary(output_dir, summary)
     print(summary_markdown(summary))
+    if missing:
+        print("\n  ".join([f"Partial summary written: {heading}", *missing]), file=sys.stderr)
     return summary

@@ -1,5 +1,6 @@
 """The arguments of a sweep, checked before its first run: plain variant names, a readable variants file, distinct
-seeds, and every variant's whole command line parsed by its runner's own parser (naming variant, file and flag)."""
+seeds, a valid shard `K/N`, and every variant's whole command line parsed by its runner's own parser (naming variant,
+file and flag). Also which (variant, seed) cells a shard runs."""
 
 from __future__ import annotations
 
@@ -57,6 +58,36 @@ def parse_seeds(text: str | None, default: list[int]) -> list[int]:
             f"--seeds {text!r} repeats seed(s) {repeated}; each seed is one run (folder seed<k>): give each once."
         )
     return seeds
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """`--shard K/N`: this process runs shard K of N (1 ≤ K ≤ N, K counted from 1 as SLURM's `--array=1-N` does)."""
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(text))
+    if match is None:
+        raise ValueError(f"--shard {text!r}: expected K/N, shard K of N with whole numbers 1 ≤ K ≤ N, such as 2/4.")
+    index, count = int(match.group(1)), int(match.group(2))
+    if count < 1 or not 1 <= index <= count:
+        raise ValueError(
+            f"--shard {text!r}: expected K/N with 1 ≤ K ≤ N, got K={index}, N={count} (K counts from 1: with SLURM's "
+            f"`--array=0-{max(count - 1, 0)}` pass $((SLURM_ARRAY_TASK_ID + 1))/{max(count, 1)})."
+        )
+    return index, count
+
+
+def sweep_cells(variant_names: list[str], seeds: list[int]) -> list[tuple[str, int]]:
+    """Every (variant, seed) of a sweep in its fixed order: variant-major, in the order of `--variants`, then of
+    `--seeds`."""
+    return [(name, seed) for name in variant_names for seed in seeds]
+
+
+def shard_cells(cells: list[tuple[str, int]], shard: tuple[int, int] | None) -> list[tuple[str, int]]:
+    """The cells shard `(K, N)` runs: those at positions K-1, K-1+N, K-1+2N, ... of `cells` (round robin, so each shard
+    gets a mix of variants and seeds and the N shards together run each cell exactly once). The assignment depends
+    only on the order of `cells`: every shard must be given the same --variants and --seeds. None: every cell."""
+    if shard is None:
+        return list(cells)
+    index, count = shard
+    return [cell for position, cell in enumerate(cells) if position % count == index - 1]
 
 
 def _parse_problem(parse, argv: list[str]) -> str | None:
