@@ -4,9 +4,9 @@ Every genremert component that turns a recording into slices, or slice scores in
 of this file, so the song-level figures that training writes to `all_results.json` (and the model card) are exactly
 what `pipeline("audio-classification", ...)` computes from the saved folder:
 
-- [`decode_audio`]: soundfile at the file's own rate → mean of the channels → soxr (`"HQ"`) to the model's rate →
-  trimmed or zero-padded to the length the header announces. The `ffmpeg` binary is the fallback for formats
-  libsndfile cannot read (m4a, aac, ...).
+- [`decode_audio`]: soundfile at the file's own rate → mean of the channels ([`average_channels`], float32) → soxr
+  (`"HQ"`) to the model's rate → trimmed or zero-padded to the length the header announces. The `ffmpeg` binary is
+  the fallback for formats libsndfile cannot read (m4a, aac, ...).
 - [`stream_audio`] / [`stream_slices`]: the same waveform decoded and resampled block by block (soxr's streaming
   resampler is bit-identical to its one-shot one), and its slices cut as the blocks arrive: what the pipeline does
   with a file, so its memory does not grow with the recording's length.
@@ -40,6 +40,9 @@ RESAMPLER_QUALITY = "HQ"  # soxr quality of every resampling, in training and in
 MAX_DECODE_SHORTFALL_FRAMES = 4096
 # Frames of a file that `stream_audio` reads at a time (1.5 s at 44.1 kHz: 1 MiB of float32 stereo).
 DECODE_BLOCK_FRAMES = 1 << 16
+# Integer PCM read as integers and scaled in `average_channels`: libsndfile's own conversion to float32 multiplies by
+# the same power of two (so the samples are identical) but is 3-6x slower than the read itself (16-bit wav).
+PCM_INTEGER_READS = {"PCM_16": ("int16", 2.0**15), "PCM_24": ("int32", 2.0**31), "PCM_32": ("int32", 2.0**31)}
 
 
 class AudioDecodeError(ValueError):
@@ -183,9 +186,39 @@ def _check_decoded_frames(decoded_frames: int, header_frames: int, source_rate: 
         )
 
 
-def _mono(audio: np.ndarray) -> np.ndarray:
-    """The mean of the channels of `(frames, channels)` audio: `(frames,)`."""
-    return audio.mean(axis=1) if audio.shape[1] > 1 else audio[:, 0]
+def _read_frames(opened, frames: int = -1) -> tuple[np.ndarray, float]:
+    """`(samples (frames, channels), full scale)` of the next `frames` frames (-1: the rest) of an open
+    `soundfile.SoundFile`: integer PCM as integers with its full scale, everything else as float32 with 1."""
+    dtype, full_scale = PCM_INTEGER_READS.get(opened.subtype, ("float32", 1.0))
+    return opened.read(frames, dtype=dtype, always_2d=True), full_scale
+
+
+def average_channels(audio: np.ndarray, channel_axis: int = 1, full_scale: float = 1.0) -> np.ndarray:
+    """The mix-down of every genremert path: the mean of the channels of 2-D `audio`, as float32 `(frames,)`.
+
+    Each channel is converted to float32, the channels are summed in order in float32 and the sum is divided by
+    `channels × full_scale` (`full_scale`: 2**15 for int16 PCM, 2**31 for int32, 1 for float audio). For float32 input
+    this is `audio.mean(axis=channel_axis)` to the bit up to 7 channels (numpy sums a short axis in order, then
+    divides; from 8 channels on it pairs the terms: equal to float32 rounding). Integer PCM gives the mix-down of the
+    samples libsndfile would have returned as float32, to the bit: it scales by the same power of two. One pass per
+    channel and no float64 copy: `ndarray.mean` over the short axis of a long array costs ~20x more.
+    """
+    if audio.ndim != 2:
+        raise ValueError(
+            f"average_channels needs 2-D audio (frames, channels) or (channels, frames), got {audio.shape}."
+        )
+    channels = audio if channel_axis == 0 else audio.T  # (channels, frames): rows are views, strided for axis 1
+    if channels.shape[0] == 0:
+        raise ValueError(f"audio of shape {audio.shape} has no channel on axis {channel_axis}.")
+    divisor = channels.shape[0] * full_scale
+    if channels.shape[0] == 1 and divisor == 1 and channels.dtype == np.float32:
+        return channels[0]
+    total = channels[0].astype(np.float32)  # (frames,) a copy
+    for channel in channels[1:]:
+        np.add(total, channel, out=total, dtype=np.float32)  # the channel converted to float32 first, as astype does
+    if divisor != 1:
+        np.divide(total, np.float32(divisor), out=total)
+    return total
 
 
 def _check_samples(mono: np.ndarray, offset: int, sampling_rate: int, name: str) -> None:
@@ -228,12 +261,12 @@ def decode_audio(source, sampling_rate: int, name: str | None = None) -> np.ndar
                 with opened:
                     header_frames, source_rate = opened.frames, opened.samplerate
                     extra_info = opened.extra_info
-                    audio = opened.read(dtype="float32", always_2d=True)  # (frames, channels)
+                    audio, full_scale = _read_frames(opened)  # (frames, channels)
             except Exception as error:  # a stream that breaks while decoding
                 raise AudioDecodeError(f"{name}: cannot decode: {error}") from error
             _check_decoded_frames(audio.shape[0], header_frames, source_rate, name)
             _warn_declared_truncation(extra_info, name)
-            mono = _mono(audio)  # (frames,)
+            mono = average_channels(audio, 1, full_scale)  # (frames,) float32
     mono = resample(mono, source_rate, sampling_rate)
     if header_frames is not None:
         target = num_samples_at(header_frames, source_rate, sampling_rate)
@@ -297,12 +330,12 @@ def stream_audio(source, sampling_rate: int, name: str | None = None, block_fram
             finished = False
             while not finished:
                 try:
-                    audio = opened.read(block_frames, dtype="float32", always_2d=True)  # (frames, channels)
+                    audio, full_scale = _read_frames(opened, block_frames)  # (frames, channels)
                 except Exception as error:  # a stream that breaks while decoding
                     raise AudioDecodeError(f"{name}: cannot decode: {error}") from error
                 finished = audio.shape[0] == 0
                 decoded_frames += audio.shape[0]
-                mono = _mono(audio)
+                mono = average_channels(audio, 1, full_scale)  # (frames,) float32
                 if resampler is not None:  # the last call flushes the resampler's delay line
                     mono = np.asarray(resampler.resample_chunk(mono, last=finished), dtype=np.float32)
                 mono = mono[: target - emitted]
@@ -486,6 +519,7 @@ __all__ = [
     "SLICE_REMAINDERS",
     "SongAggregation",
     "aggregate_songs",
+    "average_channels",
     "cut_slices",
     "decode_audio",
     "decoded_num_samples",

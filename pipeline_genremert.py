@@ -34,6 +34,7 @@ try:  # inside a remote-code folder (transformers copies siblings imported this 
         SLICE_REMAINDERS,
         SONG_AGGREGATIONS,
         aggregate_songs,
+        average_channels,
         decode_audio,
         decoded_num_samples,
         resample,
@@ -48,6 +49,7 @@ except ImportError:  # flat checkout
         SLICE_REMAINDERS,
         SONG_AGGREGATIONS,
         aggregate_songs,
+        average_channels,
         decode_audio,
         decoded_num_samples,
         resample,
@@ -76,8 +78,8 @@ def mix_down(waveform: np.ndarray, name: str = "audio") -> np.ndarray:
     Bring a 1-D or 2-D array to a mono `(samples,)` array; other shapes raise a `ValueError`.
 
     A 2-D array is multichannel audio: `(channels, samples)` or `(samples, channels)`, the channel axis being the
-    shorter one, which must hold at most `MAX_CHANNELS` channels; the channels are averaged. A square array is
-    ambiguous and refused.
+    shorter one, which must hold at most `MAX_CHANNELS` channels; the channels are averaged in float32 by
+    `audio_genremert.average_channels`, the mix-down of decoded files. A square array is ambiguous and refused.
     """
     if waveform.ndim == 1:
         return waveform
@@ -99,7 +101,7 @@ def mix_down(waveform: np.ndarray, name: str = "audio") -> np.ndarray:
             f"{name} has shape {tuple(waveform.shape)}, which does not look like multichannel audio (at most "
             f"{MAX_CHANNELS} channels on the shorter axis). Pass a 1-D mono waveform, or one recording at a time."
         )
-    return waveform.mean(axis=channel_axis, dtype=np.float64).astype(waveform.dtype)
+    return average_channels(waveform, channel_axis)  # float32, the mix-down of decoded files too
 
 
 def as_float_waveform(waveform, name: str = "audio") -> np.ndarray:

@@ -2,10 +2,13 @@
 """Training throughput (slices per second) of GenreMERT and CRNN_FGNL, plain and with LCA, and the LCA/plain ratio.
 
 Measures the real training path: `LCATrainer` steps (slice collator → forward → LCA loss → backward → Adam step) on
-random waveforms, after `--warmup_steps` untimed ones; each figure is the median step of a run, best of
-`--repeats` runs with plain and LCA alternating (so that other jobs on a shared machine bias neither side). On CPU the GenreMERT backbone is
-reduced by default (`--genremert_backbone reduced`: hidden 256, 4 layers; the head and the LCA branch are the real
-ones); `--genremert_backbone mert-95m` times the full MERT-v1-95M shape (random weights: the speed is the same).
+random waveforms, after `--warmup_steps` untimed ones; each run's figure is its median step. `--rounds` rounds each
+run plain then LCA (A B A B ..., so that other jobs on a shared machine slow both alike); printed are the medians of
+the rounds, the median of the per-round LCA / plain ratios with their spread (min-max), and `os.getloadavg()` before
+and after. On CPU the GenreMERT backbone is reduced by default (`--genremert_backbone reduced`: hidden 256, 4 layers;
+the head and the LCA branch are the real ones); `--genremert_backbone mert-95m` times the full MERT-v1-95M shape
+(random weights: the speed is the same). `--cache` instead times epochs without and with the backbone feature cache,
+interleaved the same way.
 
     python benchmarks/benchmark_training.py                        # both models, CPU defaults
     python benchmarks/benchmark_training.py --models crnn_fgnl --batch_size 16 --steps 10
@@ -18,6 +21,7 @@ import os
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -191,6 +195,15 @@ def cached_epoch_times(args, cache_dir: str | None) -> list:
     return timer.durations
 
 
+def spread(ratios) -> str:
+    """The median of per-round ratios and their min-max, e.g. `1.02× (0.97-1.10)`."""
+    return f"{np.median(ratios):.2f}× ({min(ratios):.2f}-{max(ratios):.2f})"
+
+
+def load_text(load) -> str:
+    return "/".join(f"{x:.2f}" for x in load)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
@@ -204,13 +217,15 @@ def main(argv=None):
         "--steps",
         type=int,
         default=4,
-        help="timed optimizer steps per configuration and repeat",
+        help="timed optimizer steps per configuration and round",
     )
     parser.add_argument(
+        "--rounds",
         "--repeats",
+        dest="rounds",
         type=int,
-        default=2,
-        help="plain and LCA are timed alternately this many times; the best of each is kept",
+        default=3,
+        help="interleaved rounds (plain then LCA, or without then with the cache); medians and per-round ratios",
     )
     parser.add_argument("--warmup_steps", type=int, default=1, help="untimed steps first")
     parser.add_argument("--crnn_slice_seconds", type=float, default=5.0)
@@ -236,18 +251,25 @@ def main(argv=None):
     if args.cache:
         print(
             f"GenreMERT, MERT-v1-95M shape, LCA, {args.cache_slices} slices of 10 s, batch {args.batch_size}, "
-            f"{torch.get_num_threads()} threads, float16 cache"
+            f"{torch.get_num_threads()} threads, float16 cache, {args.rounds} rounds"
         )
-        without = cached_epoch_times(args, None)
-        with tempfile.TemporaryDirectory() as cache_dir:
-            with_cache = cached_epoch_times(args, cache_dir)
-            size = sum(f.stat().st_size for f in __import__("pathlib").Path(cache_dir).rglob("*.npy"))
-        print("epoch times without cache (s): " + ", ".join(f"{t:.1f}" for t in without))
-        print("epoch times with cache (s):    " + ", ".join(f"{t:.1f}" for t in with_cache))
-        later = sum(without[1:]) / sum(with_cache[1:])
+        load, ratios = os.getloadavg(), []
+        for round_index in range(args.rounds):  # without, then with the cache (a fresh one), every round
+            without = cached_epoch_times(args, None)
+            with tempfile.TemporaryDirectory() as cache_dir:
+                with_cache = cached_epoch_times(args, cache_dir)
+                size = sum(f.stat().st_size for f in Path(cache_dir).rglob("*.npy"))
+            ratios.append(sum(without[1:]) / sum(with_cache[1:]))
+            print(
+                f"round {round_index + 1}: epoch times without cache (s) "
+                + ", ".join(f"{t:.1f}" for t in without)
+                + "; with cache "
+                + ", ".join(f"{t:.1f}" for t in with_cache)
+            )
         print(
-            f"epochs after the first: {later:.1f}× faster with the cache; cache size {size / 2**20:.1f} MiB "
-            f"({size / 2**20 / args.cache_slices:.1f} MiB per slice)"
+            f"epochs after the first: {spread(ratios)} faster with the cache (median of per-round ratios, min-max); "
+            f"cache size {size / 2**20:.1f} MiB ({size / 2**20 / args.cache_slices:.1f} MiB per slice); "
+            f"load {load_text(load)} -> {load_text(os.getloadavg())}"
         )
         return
     if args.genremert_backbone is None:
@@ -260,14 +282,18 @@ def main(argv=None):
         + (" (hidden 256, 4 layers)" if args.genremert_backbone == "reduced" else " (MERT-v1-95M shape)")
     )
     print(f"torch {torch.__version__}; the LCA runs train every term (no warm-up)")
-    print(f"{'model':<12}{'plain slices/s':>16}{'LCA slices/s':>16}{'LCA / plain':>14}")
+    print(f"{args.rounds} rounds of plain then LCA; slices/s are medians of the rounds, LCA / plain the median of the")
+    print("per-round ratios with their min-max")
+    print(f"{'model':<12}{'plain slices/s':>16}{'LCA slices/s':>16}{'LCA / plain':>22}   load (1/5/15 min)")
     for model_type in args.models:
-        plain = lca = 0.0
-        for _ in range(args.repeats):
-            plain = max(plain, throughput(model_type, "none", args))
-            lca = max(lca, throughput(model_type, "learned", args))
+        load, plain, lca = os.getloadavg(), [], []
+        for _ in range(args.rounds):
+            plain.append(throughput(model_type, "none", args))
+            lca.append(throughput(model_type, "learned", args))
+        ratios = [b / a for a, b in zip(plain, lca)]
         print(
-            f"{model_type:<12}{plain:>16.2f}{lca:>16.2f}{lca / plain:>14.2f}",
+            f"{model_type:<12}{np.median(plain):>16.2f}{np.median(lca):>16.2f}{spread(ratios):>22}   "
+            f"{load_text(load)} -> {load_text(os.getloadavg())}",
             flush=True,
         )
 

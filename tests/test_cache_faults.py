@@ -15,7 +15,7 @@ import torch
 from datasets import Dataset
 
 from genremert import BackboneFeatureCache
-from genremert.data import audio_files
+from genremert.data import audio_cache, audio_files
 
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -146,7 +146,7 @@ def song(tmp_path):
 @pytest.mark.parametrize("kind", list(DISK_FULL))
 def test_a_full_disk_while_load_audio_fills_the_audio_cache_names_the_entry(tmp_path, song, monkeypatch, kind):
     cache = tmp_path / "cache"
-    entry = audio_files._cache_path(cache, str(song), 16000)
+    entry = audio_cache._cache_path(cache, str(song), 16000)
     real_save = full_disk(monkeypatch, kind)
     with pytest.raises(OSError) as error:
         audio_files.load_audio(song, 16000, cache)
@@ -161,7 +161,7 @@ def test_a_full_disk_while_load_audio_fills_the_audio_cache_names_the_entry(tmp_
 @pytest.mark.parametrize("kind", list(DISK_FULL))
 def test_a_full_disk_while_fill_cache_runs_names_the_entry_and_the_flag(tmp_path, song, monkeypatch, kind):
     cache = tmp_path / "cache"
-    entry = audio_files._cache_path(cache, str(song), 16000)
+    entry = audio_cache._cache_path(cache, str(song), 16000)
     full_disk(monkeypatch, kind)
     with pytest.raises(OSError, match="disk full while writing") as error:
         audio_files.fill_cache(Dataset.from_dict({"audio": [str(song)]}), 16000, cache, num_workers=1)

@@ -2,22 +2,19 @@
 
 Decoding, resampling and slicing themselves are the rules of `audio_genremert` (shared with the published pipeline);
 this module applies them to whole datasets: :func:`validate_audio_files` checks every file before training,
-:func:`load_audio` keeps decoded songs in an optional on-disk cache, and :func:`slice_songs` turns a song dataset into
-a slice dataset decoded when a row is read.
+:func:`fill_cache` fills the on-disk cache of decoded songs (:mod:`.audio_cache`, whose :func:`load_audio` reads it),
+and :func:`slice_songs` turns a song dataset into a slice dataset decoded when a row is read.
 """
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import os
-import re
-import tempfile
 import warnings
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
-from typing import BinaryIO, Callable, Dict, Iterable, List, Optional, Sequence, Union
+from typing import Dict, Iterable, List, Optional, Sequence, Union
 
 import numpy as np
 import soundfile as sf
@@ -34,6 +31,8 @@ from audio_genremert import (
     slice_samples_of,
     slice_starts,
 )
+
+from .audio_cache import is_disk_full, load_audio, write_cache_file  # noqa: F401 - the cache's names, used from here
 
 
 # Every file suffix libsndfile reads (its formats and their usual aliases): what the loaders list and check.
@@ -115,91 +114,6 @@ def audio_num_samples(path: Union[str, os.PathLike], sampling_rate: int) -> int:
     return num_samples_at(frames, rate, sampling_rate)
 
 
-def _cache_path(cache_dir: Union[str, os.PathLike], path: str, sampling_rate: int) -> Path:
-    """Cache file of (path, size, mtime, rate): a changed file gets a new entry, never a stale one."""
-    stat = os.stat(path)
-    key = f"{os.path.abspath(path)}|{stat.st_size}|{stat.st_mtime_ns}|{sampling_rate}"
-    digest = hashlib.sha1(key.encode()).hexdigest()
-    return Path(cache_dir) / f"{sampling_rate}hz" / digest[:2] / f"{digest}.npy"
-
-
-def load_audio(
-    path: Union[str, os.PathLike], sampling_rate: int, cache_dir: Optional[Union[str, os.PathLike]] = None
-) -> np.ndarray:
-    """:func:`decode_audio` through an optional on-disk cache of float32 ``.npy`` files.
-
-    With `cache_dir`, the first call decodes and writes the array atomically (temp file + rename,
-    so parallel workers and interrupted runs never leave a partial entry); later calls, in this run
-    or the next, memory-map it (reading a slice then touches only that slice). An entry that is not
-    a float32 array of the length the file's header gives, or holds a NaN/inf, is a cache miss: the
-    song is decoded again (a bad source file then raises :class:`AudioDecodeError` naming it) and
-    the entry rewritten.
-    """
-    path = os.fspath(path)
-    if cache_dir is None:
-        return decode_audio(path, sampling_rate)
-    try:
-        cached = _cache_path(cache_dir, path, sampling_rate)
-    except OSError as error:
-        raise AudioDecodeError(f"{path}: cannot stat: {error}") from error
-    if cached.exists():
-        try:
-            entry = np.load(cached, mmap_mode="r", allow_pickle=False)
-            if (
-                entry.dtype == np.float32
-                and entry.shape == (audio_num_samples(path, sampling_rate),)
-                and np.isfinite(entry).all()
-            ):
-                return entry
-            warnings.warn(f"{cached}: damaged cache entry of {path} (wrong length or non-finite); decoding again.")
-        except AudioDecodeError:
-            raise
-        except Exception as error:  # empty, truncated or not an .npy file: a cache miss
-            warnings.warn(f"{cached}: unreadable cache entry of {path} ({type(error).__name__}); decoding again.")
-    audio = decode_audio(path, sampling_rate)
-    write_cache_file(cached, lambda handle: np.save(handle, audio), "--audio_cache_dir", cache_dir, ".tmp.npy")
-    return audio
-
-
-def is_disk_full(error: OSError) -> bool:
-    """Whether `error` is what a full disk (or an exhausted quota) raises: ENOSPC / EDQUOT from the system, or the
-    short write numpy's `ndarray.tofile` reports as "<n> requested and <m> written"."""
-    return (
-        error.errno in (errno.ENOSPC, errno.EDQUOT)
-        or re.search(r"\d+ requested and \d+ written", str(error)) is not None
-    )
-
-
-def write_cache_file(
-    path: Path,
-    write: Callable[[BinaryIO], None],
-    flag: str,
-    cache_dir: Union[str, os.PathLike],
-    suffix: str = ".tmp",
-) -> None:
-    """Write a cache file atomically: `write(handle)` fills a temporary file in `path`'s folder, which is then renamed
-    to `path` (parallel workers and interrupted runs never leave a partial entry). The temporary file never stays
-    behind; a full disk raises an OSError (ENOSPC) naming `path` and the cache's `flag` and `cache_dir`."""
-    temporary = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f"{path.name}.", suffix=suffix)
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-        os.replace(temporary, path)
-    except OSError as error:
-        if is_disk_full(error):
-            raise OSError(
-                errno.ENOSPC,
-                f"disk full while writing {path} in {flag} {os.fspath(cache_dir)} ({error}); free space on that disk "
-                f"or point {flag} at a folder on a disk with room.",
-            ) from error
-        raise
-    finally:
-        if temporary is not None and os.path.lexists(temporary):
-            os.unlink(temporary)
-
-
 def fill_cache(
     songs: Union[Dataset, DatasetDict],
     sampling_rate: int,
@@ -212,6 +126,9 @@ def fill_cache(
     loaders probes five blocks per file): every song that cannot be decoded (NaN/inf or absurd amplitudes between
     the probe points, a stream damaged in the middle) is reported together, by path and reason, as
     :class:`BadAudioFilesError` before training starts. `run_classification.py --audio_cache_dir` calls it first.
+    Entries already there get the full check of :func:`load_audio` (the SHA-256 of every sample against the marker
+    written with the entry), so damage since they were written is repaired here, once per run, and the reads of
+    training only need the cheap check.
     """
     paths = sorted(
         {_audio_path(cell, i) for split in _as_splits(songs).values() for i, cell in enumerate(split["audio"])}
@@ -219,7 +136,7 @@ def fill_cache(
 
     def decode(path: str) -> Optional[BadAudioFile]:
         try:
-            load_audio(path, sampling_rate, cache_dir)
+            load_audio(path, sampling_rate, cache_dir, full_check=True)
         except AudioDecodeError as error:
             return BadAudioFile(path, str(error))
         return None
@@ -338,12 +255,21 @@ class BandNoise:
         )
 
 
+# Memory-mapped cache entries a slice decoder keeps open per process: every song of a usual dataset (GTZAN 1,000,
+# artist20 1,413), so a shuffled epoch opens each entry once; a map costs address space, not memory, and this stays
+# far below Linux's default limit of 65,530 maps per process.
+MAPPED_SONGS = 8192
+DECODED_SONGS = 2  # decoded songs kept in memory without a cache (whole songs: this one costs memory)
+
+
 class _SliceDecoder:
     """The on-the-fly transform of a slice table: (song_index, start) rows → input_values.
 
-    Picklable (DataLoader workers get a copy); each process keeps the last two decoded songs, so
-    reading the slices of a song in order decodes it once. With `cache_dir` the decoded songs are
-    memory-mapped from the on-disk cache instead.
+    Picklable (DataLoader workers get a copy, with empty memos). Without `cache_dir` each process keeps its last
+    two decoded songs, so reading the slices of a song in order decodes it once. With `cache_dir` the songs are
+    memory-mapped from the on-disk cache, and each process keeps up to `MAPPED_SONGS` entries open (least recently
+    used first out): a shuffled epoch checks and maps each entry once, as an ordered one does. A song with band noise
+    is a decoded copy and is kept with the decoded songs.
     """
 
     def __init__(
@@ -361,29 +287,44 @@ class _SliceDecoder:
         self.cache_dir = cache_dir
         self.noise = noise
         self.noisy = list(noisy) if noisy is not None else [False] * len(self.paths)
-        self._recent: Dict[int, np.ndarray] = {}
+        # song index → (samples, file key, noise key), least recently used first
+        self._mapped: OrderedDict[int, tuple] = OrderedDict()
+        self._decoded: OrderedDict[int, tuple] = OrderedDict()
 
     def __getstate__(self):
         state = dict(self.__dict__)
-        state["_recent"] = {}
+        state["_mapped"], state["_decoded"] = OrderedDict(), OrderedDict()
         return state
 
-    def _song(self, song_index: int) -> np.ndarray:
-        if song_index not in self._recent:
-            if len(self._recent) >= 2:
-                self._recent.pop(next(iter(self._recent)))
-            audio = load_audio(self.paths[song_index], self.sampling_rate, self.cache_dir)
-            if self.noise is not None and self.noisy[song_index]:
-                audio = self.noise.apply(audio, self.sampling_rate, self.paths[song_index])
-            self._recent[song_index] = audio
-        return self._recent[song_index]
+    def _song(self, song_index: int) -> tuple:
+        """`(samples, file key, noise key)` of a song, from a memo or loaded (and memoised)."""
+        for memo in (self._mapped, self._decoded):
+            if song_index in memo:
+                memo.move_to_end(song_index)
+                return memo[song_index]
+        path = self.paths[song_index]
+        noisy = self.noise is not None and self.noisy[song_index]
+        samples = load_audio(path, self.sampling_rate, self.cache_dir)
+        if noisy:
+            samples = self.noise.apply(samples, self.sampling_rate, path)
+        song = (samples, self._file_key(path), repr(self.noise) if noisy else "")
+        memo, size = (
+            (self._mapped, MAPPED_SONGS) if self.cache_dir is not None and not noisy else (self._decoded, DECODED_SONGS)
+        )
+        while len(memo) >= size:
+            memo.popitem(last=False)
+        memo[song_index] = song
+        return song
 
     def __call__(self, batch: Dict[str, list]) -> Dict[str, list]:
         values, keys = [], []
         for song_index, start in zip(batch["song_index"], batch["start"]):
+            samples, file_key, noise_key = self._song(int(song_index))
             # A copy (a memory-mapped cache entry is read-only); a song shorter than one slice is zero-padded.
-            values.append(cut_slices(self._song(int(song_index)), [start], self.slice_samples)[0])
-            keys.append(self._slice_key(int(song_index), int(start)))
+            values.append(cut_slices(samples, [start], self.slice_samples)[0])
+            # What identifies a slice's audio (the backbone cache's key): the file, the slice and any noise.
+            key = f"{file_key}|{int(start)}|{self.slice_samples}|{self.sampling_rate}|{noise_key}"
+            keys.append(hashlib.sha1(key.encode()).hexdigest())
         return {
             "input_values": values,
             "label": list(batch["label"]),
@@ -391,13 +332,12 @@ class _SliceDecoder:
             "slice_key": keys,
         }
 
-    def _slice_key(self, song_index: int, start: int) -> str:
-        """What identifies a slice's audio: the file (path, size, modification time), the slice and any noise."""
-        path = self.paths[song_index]
+    @staticmethod
+    def _file_key(path: str) -> str:
+        """The file part of the slice keys: path, size and modification time when the song was loaded (its samples
+        are of that version of the file)."""
         stat = os.stat(path)
-        noise = repr(self.noise) if self.noise is not None and self.noisy[song_index] else ""
-        key = f"{os.path.abspath(path)}|{stat.st_size}|{stat.st_mtime_ns}|{start}|{self.slice_samples}|{self.sampling_rate}|{noise}"
-        return hashlib.sha1(key.encode()).hexdigest()
+        return f"{os.path.abspath(path)}|{stat.st_size}|{stat.st_mtime_ns}"
 
 
 def _audio_path(cell, row: int) -> str:
