@@ -410,3 +410,56 @@ def test_a_training_folder_with_other_code_is_refused_unless_asked(trained, tmp_
         hub_upload.export_for_hub(drifted, tmp_path / "export", "someone/x", check_pipeline=False)
     assert hub_upload.check_code_drift(drifted, allow_code_update=True) == ["modeling_genremert.py"]
     assert hub_upload.check_code_drift(output_dir, allow_code_update=False) == []
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# --space: a Gradio Space folder for the model repo (its app is run in a browser by tests/test_web_app.py)
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def test_space_alone_writes_only_the_space_and_a_rerun_replaces_it(tmp_path, capsys):
+    space = tmp_path / "space"
+    assert hub_upload.main(["--repo_id", "someone/tiny-genremert", "--space", str(space)]) == 0
+    output = capsys.readouterr().out
+    assert "Wrote the Space of someone/tiny-genremert" in output and "--repo-type space" in output
+    app = (space / "app.py").read_text()
+    assert "'someone/tiny-genremert'" in app and "from genremert_space.analysis.web_app import" in app
+    compile(app, "app.py", "exec")
+    assert (space / "genremert_space" / "analysis" / "web_app.py").read_bytes() == (
+        Path(hub_upload.__file__).parents[1] / "analysis" / "web_app.py"
+    ).read_bytes()
+    (space / "stale.txt").write_text("from an older Space")
+    assert hub_upload.main(["--repo_id", "someone/other-model", "--space", str(space)]) == 0
+    assert not (space / "stale.txt").exists() and "'someone/other-model'" in (space / "app.py").read_text()
+    assert not (tmp_path / "space" / "hub_export").exists()  # no model was exported
+
+
+def test_space_refuses_a_folder_it_did_not_write_and_a_bad_repo_id(tmp_path, capsys):
+    occupied = tmp_path / "occupied"
+    occupied.mkdir()
+    (occupied / "notes.md").write_text("mine")
+    assert hub_upload.main(["--repo_id", "someone/model", "--space", str(occupied)]) == 1
+    assert "is not a Space written by hub_upload.py --space" in capsys.readouterr().err
+    assert (occupied / "notes.md").read_text() == "mine"
+    assert hub_upload.main(["--repo_id", "not a repo id", "--space", str(tmp_path / "new")]) == 1
+    assert "--repo_id must look like 'user_or_org/model_name'" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()
+    with pytest.raises(SystemExit):
+        hub_upload.main(["--repo_id", "someone/model"])
+    assert "--output_dir is required (or --space DIR alone" in capsys.readouterr().err
+
+
+def test_space_after_an_export_serves_the_exported_repo(tmp_path, monkeypatch, capsys):
+    calls = []
+
+    def exported(output_dir, repo_id, **kwargs):  # the export itself is tested above; here only the order matters
+        calls.append((output_dir, repo_id, kwargs["dry_run"]))
+        report = hub_upload.ExportReport(tmp_path / "export", [], 1, "GenreMERTForAudioClassification", "none", 0.0)
+        return report, None
+
+    monkeypatch.setattr(hub_upload, "publish", exported)
+    flags = ["--output_dir", str(tmp_path / "run"), "--repo_id", "someone/model", "--dry_run"]
+    assert hub_upload.main([*flags, "--space", str(tmp_path / "space")]) == 0
+    assert calls == [(str(tmp_path / "run"), "someone/model", True)]
+    assert "'someone/model'" in (tmp_path / "space" / "app.py").read_text()
+    assert "Dry run: nothing was uploaded." in capsys.readouterr().out

@@ -18,7 +18,13 @@ Usage:
 ```bash
 python hub_upload.py --output_dir outputs/genremert_lca --repo_id user/genremert-lca-gtzan --dry_run
 python hub_upload.py --output_dir outputs/genremert_lca --repo_id user/genremert-lca-gtzan --private
+python hub_upload.py --repo_id user/genremert-lca-gtzan --space spaces/genremert-lca-gtzan   # a Gradio Space folder
 ```
+
+`--space DIR` writes a ready Hugging Face Space that serves the model repo `--repo_id` on a web page (`app.py`, the
+page of `genremert.analysis.web_app`; see `genremert.publishing.space`). Alone it only writes the folder; with
+`--output_dir` the model is exported (and uploaded unless `--dry_run`) first. Push the folder with
+`hf upload user/space-name DIR . --repo-type space`.
 
 The token comes from `--token`, else the `HF_TOKEN` environment variable, else the `hf auth login` cache
 (huggingface_hub's default order).
@@ -36,6 +42,7 @@ import torch
 
 from .export_checks import ExportError, check_no_links, check_no_pickle, find_pickle_files  # noqa: F401 - part of the API
 from .model_card import CARD_MARKER, build_model_card
+from .space import write_space
 from .verification import _fixed_inputs, remote_code_files, repository_modules, verify_export_folder  # noqa: F401
 
 
@@ -400,7 +407,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--output_dir", required=True, help="Training output folder of run_classification.py.")
+    parser.add_argument(
+        "--output_dir", default=None, help="Training output folder of run_classification.py (optional with --space)."
+    )
     parser.add_argument("--repo_id", required=True, help="Hub model repo, 'user_or_org/model_name'.")
     parser.add_argument(
         "--export_dir", default=None, help="Where to write the Hub-ready folder (default: <output_dir>/hub_export)."
@@ -424,7 +433,17 @@ def main(argv=None) -> int:
         action="store_true",
         help="Publish this repository's code files although the training folder's own copies differ.",
     )
+    parser.add_argument(
+        "--space",
+        default=None,
+        metavar="DIR",
+        help="Also write a Hugging Face Space folder (Gradio app) serving --repo_id; alone, only the Space is written.",
+    )
     args = parser.parse_args(argv)
+    if args.output_dir is None and args.space is None:
+        parser.error("--output_dir is required (or --space DIR alone, to write only a Space for --repo_id).")
+    if args.output_dir is None:
+        return _write_space_or_fail(args.space, args.repo_id)
     try:
         report, commit = publish(
             args.output_dir,
@@ -455,4 +474,19 @@ def main(argv=None) -> int:
         print(
             f"Uploaded to https://huggingface.co/{args.repo_id} (revision {args.revision}): {getattr(commit, 'commit_url', commit)}"
         )
+    return _write_space_or_fail(args.space, args.repo_id) if args.space else 0
+
+
+def _write_space_or_fail(space_dir, repo_id: str) -> int:
+    """`--space DIR`: write the Space of `repo_id`, list its files and say how to push it; 1 with the reason if not."""
+    try:
+        check_repo_id(repo_id)
+        files = write_space(space_dir, repo_id)
+    except (ExportError, HubUploadError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"Wrote the Space of {repo_id} (Gradio app): {space_dir}")
+    for name in files:
+        print(f"  {name}")
+    print(f"Push it with: hf upload <user>/<space-name> {space_dir} . --repo-type space")
     return 0
