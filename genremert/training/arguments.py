@@ -234,6 +234,30 @@ class DataTrainingArguments:
         default=15.0,
         metadata={"help": "Signal-to-noise ratio of the --bias_class noise in dB (song RMS over noise RMS)."},
     )
+    feature_store: str | None = field(
+        default=None,
+        metadata={
+            "help": "GenreMERT: train and evaluate the head on the backbone hidden states of this feature store "
+            "(made by extract_features.py with this run's model and dataset flags); the backbone never runs. The "
+            "store's backbone, layers, sampling rate and slicing must match the model's (refused otherwise)."
+        },
+    )
+    node_local_storage: bool = field(
+        default=False,
+        metadata={
+            "help": "Multi-node runs: --data_dir, --audio_cache_dir and the output folder are on each node's own disk, "
+            "so each node prepares them (its local main process first). Off (the default): one shared filesystem, "
+            "prepared once per run by the global main process while the others wait."
+        },
+    )
+    break_stale_lock: bool = field(
+        default=False,
+        metadata={
+            "help": "Take over the --output_dir lock of a run on another host that is gone (a crashed node): the "
+            "lock names its host and process, which cannot be checked from here. Without it, such a lock is taken "
+            "over only once it has not been refreshed for 10 minutes (runs refresh it every 30 s)."
+        },
+    )
     vote_threshold: str = field(
         default="auto",
         metadata={

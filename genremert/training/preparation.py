@@ -13,9 +13,11 @@ import transformers
 from transformers import AutoConfig
 from transformers.trainer_utils import get_last_checkpoint
 
+from ..data.audio_files import fill_cache, slice_songs
 from ..data.corpora import load_artist20, load_gtzan
 from ..data.magnatagatune import load_magnatagatune
 from ..data.synthetic import load_synthetic
+from ..evaluation.shortcut import resolve_bias
 from ..publishing.mert_weights import load_mert_weights
 from ..registry import MODEL_CLASSES as MODEL_TYPES
 from ..registry import load_pretrained
@@ -99,6 +101,46 @@ def load_songs(data_args: DataTrainingArguments, seed: int, output_dir: str | No
     return loader(data_args.data_dir, split=split, seed=seed, stems_dir=data_args.stems_dir, **extra)
 
 
+def prepare_songs(data_args: DataTrainingArguments, output_dir: str | None):
+    """`(songs, label names, multi_label)` of a run or an extraction: the dataset's splits, each cut to its
+    `--max_*_samples` songs."""
+    songs = load_songs(data_args, data_args.split_seed, output_dir)
+    label_names = label_names_of(songs)
+    multi_label = is_tagging(songs)
+    if multi_label and data_args.bias_class is not None:
+        raise ValueError(
+            f"--bias_class {data_args.bias_class!r}: the shortcut protocol scores one class per song; the "
+            f"{data_args.dataset} songs carry tags (multi-label)."
+        )
+    limits = {"train": data_args.max_train_samples, "validation": data_args.max_eval_samples}
+    for split_name in songs:
+        songs[split_name] = select_songs(
+            songs[split_name], limits.get(split_name, data_args.max_predict_samples), data_args.split_seed
+        )
+    return songs, label_names, multi_label
+
+
+def slice_run_songs(songs: datasets.DatasetDict, data_args: DataTrainingArguments, config, label_names: list[str]):
+    """`(slices, bias class, noisy songs)`: every split cut into the model's slices, with the shortcut protocol's noise
+    (`resolve_bias`; a `test_noisy` split is added to `songs`) and the decoded-audio cache filled first. One rule for
+    training and feature extraction, so that a feature store holds exactly the slices a run reads."""
+    bias_class, bias_noise, noisy_songs = resolve_bias(data_args, songs, label_names)
+    if data_args.audio_cache_dir is not None:
+        # Decode every sample of every song now: a bad song is named before training, not hours into it.
+        fill_cache(songs, config.sampling_rate, data_args.audio_cache_dir)
+    slices = slice_songs(
+        songs,
+        config.sampling_rate,
+        config.slice_seconds,
+        data_args.slice_overlap_seconds,
+        keep_remainder=config.slice_remainder == "end",
+        cache_dir=data_args.audio_cache_dir,
+        noise=bias_noise,
+        noisy_songs=noisy_songs,
+    )
+    return slices, bias_class, noisy_songs
+
+
 def select_songs(songs: datasets.Dataset, max_songs: int | None, seed: int) -> datasets.Dataset:
     """At most `max_songs` songs, drawn with `seed` (the `--max_*_samples` flags count songs, not slices)."""
     if max_songs is None or max_songs >= len(songs):
@@ -140,12 +182,18 @@ def check_label_names(config, label_names: list[str], source: str) -> None:
 
 
 def build_config(
-    model_args: ModelArguments, label_names: list[str], slice_seconds: float | None, multi_label: bool = False
+    model_args: ModelArguments,
+    label_names: list[str],
+    slice_seconds: float | None,
+    multi_label: bool = False,
+    defaults: dict | None = None,
 ):
-    """A new model's config: the model type's defaults, the dataset's labels (and, for tags, the multi-label problem
-    type with the mean of the slices as the song rule), then `--config_overrides`."""
+    """A new model's config: the model type's defaults, then `defaults` (a feature store's backbone and layers), the
+    dataset's labels (and, for tags, the multi-label problem type with the mean of the slices as the song rule), then
+    `--config_overrides`."""
     config_class, _ = MODEL_TYPES[model_args.model_type]
     kwargs = {
+        **{key: (dict(value) if isinstance(value, dict) else value) for key, value in (defaults or {}).items()},
         "num_labels": len(label_names),
         "id2label": dict(enumerate(label_names)),
         "label2id": {name: i for i, name in enumerate(label_names)},
@@ -192,9 +240,14 @@ def build_config(
 
 
 def load_or_build_model(
-    model_args: ModelArguments, label_names: list[str], slice_seconds: float | None, multi_label: bool = False
+    model_args: ModelArguments,
+    label_names: list[str],
+    slice_seconds: float | None,
+    multi_label: bool = False,
+    config_defaults: dict | None = None,
 ):
-    """The model to train: loaded from `--model_name_or_path` (labels checked) or built new; MERT weights loaded."""
+    """The model to train: loaded from `--model_name_or_path` (labels checked) or built new (`config_defaults` under
+    `--config_overrides`); MERT weights loaded."""
     _, model_class = MODEL_TYPES[model_args.model_type]
     hub_kwargs = {
         "cache_dir": model_args.cache_dir,
@@ -260,7 +313,7 @@ def load_or_build_model(
             check_transfer_shapes(model, loading_info.get("mismatched_keys") or (), model_args)
             prepare_transfer(model, model_args.finetune, new_head=new_labels)
     else:
-        config = build_config(model_args, label_names, slice_seconds, multi_label)
+        config = build_config(model_args, label_names, slice_seconds, multi_label, config_defaults)
         model = model_class(config)
     if model_args.backbone_name_or_path is not None:
         load_mert_weights(

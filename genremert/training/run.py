@@ -20,7 +20,7 @@ from transformers import set_seed
 from modeling_lca_genremert import build_feature_extractor, is_multi_label
 
 from ..data.attention_audio import slice_frame_roles
-from ..data.audio_files import _audio_path, audio_num_samples, fill_cache, slice_songs
+from ..data.audio_files import _audio_path, audio_num_samples
 from ..evaluation.attention_audio_mass import audio_attention_masses, time_attention_reason
 from ..evaluation.metrics import (
     LCAMetrics,
@@ -30,18 +30,16 @@ from ..evaluation.metrics import (
     split_predictions,
     write_split_reports,
 )
-from ..evaluation.shortcut import resolve_bias, shortcut_metrics, shortcut_rates
+from ..evaluation.shortcut import shortcut_metrics, shortcut_rates
 from ..evaluation.tagging_metrics import TaggingMetrics, write_tagging_reports
 from .arguments import (
     parse_arguments,
 )
 from .preparation import (
-    is_tagging,
-    label_names_of,
     load_or_build_model,
-    load_songs,
+    prepare_songs,
     resolve_checkpoint,
-    select_songs,
+    slice_run_songs,
 )
 from .run_folder import (
     ChecksumCallback,
@@ -51,6 +49,7 @@ from .run_folder import (
     non_finite_tensors,
     whole_run_train_loss,
 )
+from .store_training import StoreCollator, attach_store_backbone, check_store_matches, open_store, store_slices
 from .trainer import (
     LCATrainer,
     LCATrainingArguments,
@@ -218,7 +217,13 @@ def main(argv: list[str] | None = None) -> dict:
         training_args.overwrite_output_dir,
         training_args.resume_from_checkpoint,
     )
-    lock = OutputDirLock(training_args.output_dir) if training_args.process_index == 0 else contextlib.nullcontext()
+    # One lock per run folder: the global main process's, or each node's with --node_local_storage (one folder each).
+    local = data_args.node_local_storage and training_args.local_process_index == 0
+    lock = (
+        OutputDirLock(training_args.output_dir, break_stale=data_args.break_stale_lock)
+        if training_args.process_index == 0 or local
+        else contextlib.nullcontext()
+    )
     with lock:
         results = run(model_args, data_args, training_args)
     if torch.distributed.is_available() and torch.distributed.is_initialized():
@@ -318,6 +323,14 @@ def chance_level_warning(split_name: str, metrics: dict, num_labels: int, margin
     )
 
 
+def preparation_first(training_args: LCATrainingArguments, data_args, desc: str):
+    """The context in which a run prepares its data (downloads, generated audio, decoded-audio cache, split files):
+    the main process does it first while the others wait, then they read what it wrote. On one shared filesystem
+    (the default) that is the global main process, once per run, also across nodes; with `--node_local_storage`
+    each node's local main process, once per node (`TrainingArguments.main_process_first(local=...)`)."""
+    return training_args.main_process_first(local=data_args.node_local_storage, desc=desc)
+
+
 def run(model_args, data_args, training_args: LCATrainingArguments) -> dict:
     """The body of `main`, on parsed arguments."""
     setup_logging(training_args)
@@ -332,43 +345,31 @@ def run(model_args, data_args, training_args: LCATrainingArguments) -> dict:
     )
     set_seed(training_args.seed)
 
-    with training_args.main_process_first(desc="load and slice the songs"):
-        songs = load_songs(data_args, data_args.split_seed, training_args.output_dir)
-        label_names = label_names_of(songs)
-        multi_label = is_tagging(songs)
-        if multi_label and data_args.bias_class is not None:
-            raise ValueError(
-                f"--bias_class {data_args.bias_class!r}: the shortcut protocol scores one class per song; the "
-                f"{data_args.dataset} songs carry tags (multi-label)."
-            )
-        limits = {
-            "train": data_args.max_train_samples,
-            "validation": data_args.max_eval_samples,
-        }
-        for split_name in songs:
-            limit = limits.get(split_name, data_args.max_predict_samples)
-            songs[split_name] = select_songs(songs[split_name], limit, data_args.split_seed)
+    store = to_attach = None
+    with preparation_first(training_args, data_args, "load and slice the songs"):
+        songs, label_names, multi_label = prepare_songs(data_args, training_args.output_dir)
         checkpoint = resolve_checkpoint(training_args, label_names)
-        model = load_or_build_model(model_args, label_names, data_args.slice_seconds, multi_label)
+        config_defaults = None
+        if data_args.feature_store is not None:  # the backbone's weights are not read: the store holds its output
+            if training_args.backbone_cache_dir is not None:
+                raise ValueError("--feature_store and --backbone_cache_dir are two sources of features: pass one.")
+            store, config_defaults = open_store(data_args, model_args)
+        model = load_or_build_model(
+            model_args if store is None else dataclasses.replace(model_args, backbone_name_or_path=None),
+            label_names,
+            data_args.slice_seconds,
+            multi_label,
+            config_defaults,
+        )
         if checkpoint is not None:
             check_checkpoint_matches_model(checkpoint, model)
         # The song rule travels in the config: the pipeline slices and scores songs exactly as evaluated here.
         model.config.slice_overlap_seconds = float(data_args.slice_overlap_seconds)
         slice_seconds = model.config.slice_seconds
-        bias_class, bias_noise, noisy_songs = resolve_bias(data_args, songs, label_names)
-        if data_args.audio_cache_dir is not None:
-            # Decode every sample of every song now: a bad song is named before training, not hours into it.
-            fill_cache(songs, model.config.sampling_rate, data_args.audio_cache_dir)
-        slices = slice_songs(
-            songs,
-            model.config.sampling_rate,
-            slice_seconds,
-            data_args.slice_overlap_seconds,
-            keep_remainder=model.config.slice_remainder == "end",
-            cache_dir=data_args.audio_cache_dir,
-            noise=bias_noise,
-            noisy_songs=noisy_songs,
-        )
+        slices, bias_class, _ = slice_run_songs(songs, data_args, model.config, label_names)
+        if store is not None:
+            to_attach = check_store_matches(store, model, data_args, model_args)
+            slices = store_slices(slices, store, model)
     if training_args.process_index == 0:  # tiny or odd data: said once, before training
         checks = [short_recordings_warning(songs, model.config.sampling_rate, slice_seconds)]
         if training_args.do_train:
@@ -395,7 +396,9 @@ def run(model_args, data_args, training_args: LCATrainingArguments) -> dict:
         train_dataset=slices["train"] if training_args.do_train else None,
         eval_dataset=slices["validation"] if needs_validation else None,
         processing_class=feature_extractor,
-        data_collator=SliceCollator(feature_extractor, song_index_of, len(label_names) if multi_label else None),
+        data_collator=(SliceCollator if store is None else StoreCollator)(
+            feature_extractor, song_index_of, len(label_names) if multi_label else None
+        ),
         compute_metrics=TaggingMetrics(label_names) if multi_label else LCAMetrics(num_labels=len(label_names)),
     )
 
@@ -407,6 +410,7 @@ def run(model_args, data_args, training_args: LCATrainingArguments) -> dict:
         "dataset": data_args.dataset,
         "slice_seconds": slice_seconds,
         "slice_overlap_seconds": data_args.slice_overlap_seconds,
+        "feature_store": data_args.feature_store,
     }
     results = dict(run_info)
     trainer.save_metrics("run", run_info)
@@ -424,6 +428,8 @@ def run(model_args, data_args, training_args: LCATrainingArguments) -> dict:
             raise NonFiniteLossError(
                 f"training ended with NaN/inf in the model's state ({', '.join(bad[:5])}); the final model is not saved."
             )
+        if to_attach is not None:  # a head trained on a store: saved with the store's backbone, a complete model
+            attach_store_backbone(model, store, to_attach, model_args)
         trainer.save_model()  # the final model folder: weights, config (auto_map), preprocessor, code files
         metrics = dict(train_result.metrics)
         if checkpoint is not None:

@@ -7,6 +7,8 @@ import json
 import logging
 import os
 import socket
+import threading
+import time
 
 import transformers
 
@@ -46,12 +48,35 @@ def _pid_alive(pid: int) -> bool:
 
 
 class OutputDirLock:
-    """An exclusive lock file in the output folder while a run writes it. A lock left by a process that no longer
-    runs (on this machine) is taken over; a live one is an error naming its process."""
+    """An exclusive lock file in the output folder while a run writes it; it names the run's host and process.
 
-    def __init__(self, output_dir: str):
+    A lock whose process no longer runs is taken over when that process was on this host (checked by its process
+    id). A process on another host cannot be checked from here, so the lock carries a heartbeat: a thread of the
+    running run refreshes its modification time every `HEARTBEAT_SECONDS`, and another host's lock that has not been
+    refreshed for `STALE_SECONDS` (a crashed or powered-off node, a killed job) is taken over with a warning;
+    `break_stale=True` (`--break_stale_lock`) takes it over at once, for when you know that run is gone. Anything
+    else is an error naming the host and process that hold it. (The age is judged by this host's clock against the
+    file's modification time, as the shared filesystem records it: keep the nodes' clocks within minutes.)"""
+
+    HEARTBEAT_SECONDS = 30.0
+    STALE_SECONDS = 600.0
+
+    def __init__(self, output_dir: str, break_stale: bool = False):
         self.path = os.path.join(output_dir, LOCK_NAME)
+        self.break_stale = break_stale
         self.owned = False
+        self._stop = None
+        self._heartbeat = None
+
+    def _holder(self) -> tuple[str | None, int | None, float | None]:
+        """`(host, process id, seconds since the last heartbeat)` of the lock on disk (None where unreadable)."""
+        try:
+            with open(self.path, encoding="utf-8") as handle:
+                host, pid = handle.read().split()
+            age = time.time() - os.stat(self.path).st_mtime
+            return host, int(pid), age
+        except (OSError, ValueError):
+            return None, None, None
 
     def __enter__(self):
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
@@ -60,27 +85,53 @@ class OutputDirLock:
             try:
                 descriptor = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
             except FileExistsError:
-                try:
-                    with open(self.path, encoding="utf-8") as handle:
-                        host, pid = handle.read().split()
-                    pid = int(pid)
-                except (OSError, ValueError):
-                    host, pid = None, None
+                host, pid, age = self._holder()
                 if host == socket.gethostname() and pid is not None and not _pid_alive(pid):
                     os.unlink(self.path)  # stale: its process is gone
                     continue
+                if host is not None and host != socket.gethostname():
+                    if self.break_stale or (age is not None and age > self.STALE_SECONDS):
+                        reason = "--break_stale_lock" if self.break_stale else f"no heartbeat for {age:.0f} s"
+                        logger.warning(f"taking over {self.path} of {host} process {pid} ({reason}).")
+                        os.unlink(self.path)
+                        continue
+                elsewhere = (
+                    f" It is on another host: if that run is gone (a crashed node), pass --break_stale_lock true, or "
+                    f"wait until its lock is {self.STALE_SECONDS / 60:.0f} minutes without heartbeat (now "
+                    f"{age or 0:.0f} s)."
+                    if host is not None and host != socket.gethostname()
+                    else ""
+                )
                 raise RuntimeError(
                     f"{os.path.dirname(self.path)} is being written by another run ({host or 'unknown host'}, process "
                     f"{pid}): two runs in one --output_dir would mix their files. Wait for it, or use another folder; "
-                    f"if no run is active, delete {self.path}."
+                    f"if no run is active, delete {self.path}.{elsewhere}"
                 ) from None
             with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
                 handle.write(me)
             self.owned = True
+            self._start_heartbeat()
             return self
         raise RuntimeError(f"could not take the lock {self.path}")
 
+    def _start_heartbeat(self) -> None:
+        self._stop = threading.Event()
+
+        def beat(stop=self._stop, path=self.path, period=self.HEARTBEAT_SECONDS):
+            while not stop.wait(period):
+                try:
+                    os.utime(path)
+                except OSError:
+                    return  # the folder went away: nothing left to guard
+
+        self._heartbeat = threading.Thread(target=beat, name="output-dir-lock-heartbeat", daemon=True)
+        self._heartbeat.start()
+
     def __exit__(self, *exc_info):
+        if self._stop is not None:
+            self._stop.set()
+            self._heartbeat.join()
+            self._stop = self._heartbeat = None
         if self.owned and os.path.exists(self.path):
             os.unlink(self.path)
         self.owned = False
