@@ -38,17 +38,22 @@ except ImportError:  # flat checkout: `import modeling_crnn_fgnl`
 
 
 class CRNNFGNLConvBlock(nn.Module):
-    """Conv 3×3 (same) → ELU → BatchNorm → [MaxPool 2×2] → Dropout."""
+    """Conv 3×3 (same) → ELU → BatchNorm → [MaxPool 2×2] → Dropout.
+
+    ELU and dropout work in place: at full resolution (the second block: batch 16 × 128 channels × 128 mels × 157
+    frames at 5 s) every fresh tensor is 160 MB to allocate and page in, and neither op's input is needed by a backward
+    pass (the conv saves its input, BatchNorm and the pool theirs; ELU's backward reads its own output). The same
+    dropout mask is drawn as out of place."""
 
     def __init__(self, config: CRNNFGNLConfig, layer_id: int):
         super().__init__()
         in_channels = 1 if layer_id == 0 else config.conv_channels[layer_id - 1]
         out_channels = config.conv_channels[layer_id]
         self.conv = nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1)
-        self.activation = nn.ELU()
+        self.activation = nn.ELU(inplace=True)  # on the conv's fresh output
         self.norm = nn.BatchNorm2d(out_channels, eps=config.batch_norm_eps, momentum=config.batch_norm_momentum)
         self.pool = nn.MaxPool2d(2) if config.conv_pool[layer_id] else nn.Identity()
-        self.dropout = nn.Dropout(config.conv_dropout)
+        self.dropout = nn.Dropout(config.conv_dropout, inplace=True)  # on the pool's (or BatchNorm's) fresh output
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         # hidden_states: (batch, channels, mel, frames)
@@ -91,14 +96,22 @@ class CRNNFGNLNonLocal(nn.Module):
 
     Why "key" is the default: with the query-axis softmax every key's weights sum to 1 over the queries, so the
     global average of `Y_k` is `mean_j g_j` for every k — the rolls are indistinguishable to MoSE, its roll attention
-    is exactly uniform, and LCA's counterfactual MoSE cannot learn anything different from the main one."""
+    is exactly uniform, and LCA's counterfactual MoSE cannot learn anything different from the main one.
+
+    How it is computed (the same sums, in a cheaper order): `θ_i · roll(φ_j, k) = roll(θ_i, −k) · φ_j`, so the K
+    rolls are K rolled copies of the N4 queries against one set of keys: one attention of K·N4 queries over
+    N4 + N3 keys with C' = 4 channels. With the key softmax that is exactly scaled-dot-product attention (scale 1),
+    whose fused kernel never stores the (batch, K·N4, N4 + N3) affinity (≈ 30 M numbers at 5 s) nor runs the
+    transposed batched matmuls with inner size 4 that dominated its backward. The query softmax normalises over the
+    queries of each roll, which no attention kernel does: it keeps the explicit affinity, one batched matmul for all
+    rolls."""
 
     def __init__(self, config: CRNNFGNLConfig):
         super().__init__()
         last_channels, previous_channels = config.conv_channels[-1], config.conv_channels[-2]
         reduced = last_channels // config.fgnl_reduction
         self.num_rolls = config.num_rolls
-        self.softmax_dim = 2 if config.fgnl_softmax_axis == "key" else 1  # of the (batch, N4, Nk) affinity
+        self.softmax_over_keys = config.fgnl_softmax_axis == "key"
         self.theta = nn.Conv2d(last_channels, reduced, kernel_size=1)
         self.phi_last = nn.Conv2d(last_channels, reduced, kernel_size=1)
         self.g_last = nn.Conv2d(last_channels, reduced, kernel_size=1)
@@ -115,13 +128,24 @@ class CRNNFGNLNonLocal(nn.Module):
         theta = self._embed(self.theta, last)  # (batch, N4, C')
         phi = torch.cat([self._embed(self.phi_last, last), self._embed(self.phi_previous, previous)], dim=1)
         g = torch.cat([self._embed(self.g_last, last), self._embed(self.g_previous, previous)], dim=1)
-        # phi, g: (batch, N4 + N3, C')
-        rolls = []
-        for shift in range(self.num_rolls):
-            affinity = torch.bmm(theta, torch.roll(phi, shifts=shift, dims=2).transpose(1, 2))  # (batch, N4, Nk)
-            affinity = affinity.float().softmax(dim=self.softmax_dim).to(affinity.dtype)  # keys (default) or queries
-            rolls.append(torch.bmm(affinity, g))  # (batch, N4, C')
-        return torch.stack(rolls, dim=-1)  # (batch, N4, C', K)
+        # phi, g: (batch, Nk, C') with Nk = N4 + N3, contiguous (cat copies)
+        batch_size, num_queries, reduced = theta.shape
+        # Roll k of the keys' channels by +k is roll k of the queries' channels by −k.
+        queries = torch.stack([torch.roll(theta, shifts=-shift, dims=2) for shift in range(self.num_rolls)], dim=1)
+        # queries: (batch, K, N4, C')
+        if self.softmax_over_keys:
+            rolls = F.scaled_dot_product_attention(
+                queries.reshape(batch_size, 1, self.num_rolls * num_queries, reduced),  # one head of K·N4 queries
+                phi.unsqueeze(1),  # (batch, 1, Nk, C')
+                g.unsqueeze(1),  # (batch, 1, Nk, C')
+                scale=1.0,  # the FGNL affinity is the plain dot product
+            )  # (batch, 1, K·N4, C')
+            rolls = rolls.view(batch_size, self.num_rolls, num_queries, reduced)  # (batch, K, N4, C')
+        else:
+            affinity = torch.matmul(queries, phi.transpose(1, 2).unsqueeze(1))  # (batch, K, N4, Nk)
+            affinity = affinity.float().softmax(dim=2).to(affinity.dtype)  # over the queries of each roll
+            rolls = torch.matmul(affinity, g.unsqueeze(1))  # (batch, K, N4, C')
+        return rolls.permute(0, 2, 3, 1)  # (batch, N4, C', K), a view
 
 
 class CRNNFGNLMoSE(nn.Module):
