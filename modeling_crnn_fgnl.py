@@ -22,7 +22,9 @@ try:  # inside a remote-code folder (transformers copies siblings imported this 
     from .modeling_lca_genremert import (
         LCAClassifierOutput,
         LCAModelMixin,
+        LCAModelOutput,
         LogMelSpectrogram,
+        base_model_shortcut,
         check_log_mel_features,
         check_waveform,
     )
@@ -31,7 +33,9 @@ except ImportError:  # flat checkout: `import modeling_crnn_fgnl`
     from modeling_lca_genremert import (
         LCAClassifierOutput,
         LCAModelMixin,
+        LCAModelOutput,
         LogMelSpectrogram,
+        base_model_shortcut,
         check_log_mel_features,
         check_waveform,
     )
@@ -182,35 +186,42 @@ class CRNNFGNLOutput(nn.Module):
         return last + self.conv(scaled)  # (batch, C4, F4, T4)
 
 
-class CRNNFGNLRecurrentHead(nn.Module):
-    """Time-major features → GRU → GRU → (the last valid state, or a pooling the model gives) → dropout → classifier."""
+class CRNNFGNLRecurrentEncoder(nn.Module):
+    """Time-major features → GRU → GRU: the GRU frames, and the state at the last valid frame (the embedding)."""
 
     def __init__(self, config: CRNNFGNLConfig, num_mel_after_pooling: int):
         super().__init__()
         input_size = config.conv_channels[-1] * num_mel_after_pooling
         self.gru_1 = nn.GRU(input_size, config.gru_hidden_size, batch_first=True)
         self.gru_2 = nn.GRU(config.gru_hidden_size, config.gru_hidden_size, batch_first=True)
-        self.dropout = nn.Dropout(config.classifier_dropout)
-        self.classifier = nn.Linear(config.gru_hidden_size, config.num_labels)
 
-    def encode(self, hidden_states: torch.Tensor) -> torch.Tensor:
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         # hidden_states: (batch, C4, F4, T4)
         sequence = hidden_states.permute(0, 3, 1, 2).flatten(2)  # (batch, T4, C4·F4)
         sequence, _ = self.gru_1(sequence)  # (batch, T4, gru)
         sequence, _ = self.gru_2(sequence)  # (batch, T4, gru)
         return sequence
 
-    def classify(self, representation: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.dropout(representation))  # (batch, num_labels)
-
-    def forward(self, hidden_states: torch.Tensor, frame_lengths: torch.Tensor | None):
-        sequence = self.encode(hidden_states)  # (batch, T4, gru)
+    @staticmethod
+    def last_state(sequence: torch.Tensor, frame_lengths: torch.Tensor | None) -> torch.Tensor:
+        """`(batch, gru)`: the state at the last frame, or at the last valid one (the GRUs are causal: it ignores the
+        padding after it)."""
         if frame_lengths is None:
-            representation = sequence[:, -1]  # (batch, gru)
-        else:  # the GRUs are causal: the state at the last valid frame ignores the padding after it
-            index = (frame_lengths - 1).clamp_min(0).to(sequence.device)
-            representation = sequence[torch.arange(sequence.shape[0], device=sequence.device), index]
-        return representation, self.classify(representation)
+            return sequence[:, -1]
+        index = (frame_lengths - 1).clamp_min(0).to(sequence.device)
+        return sequence[torch.arange(sequence.shape[0], device=sequence.device), index]
+
+
+class CRNNFGNLClassificationHead(nn.Module):
+    """The embedding → dropout → classifier."""
+
+    def __init__(self, config: CRNNFGNLConfig):
+        super().__init__()
+        self.dropout = nn.Dropout(config.classifier_dropout)
+        self.classifier = nn.Linear(config.gru_hidden_size, config.num_labels)
+
+    def forward(self, representation: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.dropout(representation))  # (batch, num_labels)
 
 
 class CRNNFGNLTimeAttention(nn.Module):
@@ -266,32 +277,21 @@ class CRNNFGNLPreTrainedModel(LCAModelMixin, PreTrainedModel):
             init.copy_(module.kernel, module.compute_kernel(self.config))
 
 
-class CRNNFGNLForAudioClassification(CRNNFGNLPreTrainedModel):
+class CRNNFGNLModel(CRNNFGNLPreTrainedModel):
     """
-    CRNN_FGNL (Kuo, Wei & Lin, AAAI 2021): raw waveform → log-mel → BatchNorm over mel bins → conv blocks → FGNL
-    (non-local rolls mixed by the MoSE attention, residual to the last block) → GRU → GRU → classifier. With
-    `config.counterfactual != "none"`, train mode also computes a counterfactual attention and the prediction it gives:
-
-    - `config.counterfactual_attention = "mose"` (the paper's): a second MoSE mixes the rolls, and the shared output
-      conv, GRUs and classifier run on that. Measured: this attention barely moves the prediction (4 roll weights from
-      4 global means, mixed into a residual the GRUs learn to ignore; docs/evidence.md).
-    - `"time"` (ours): the main path pools the GRU frames with a time attention instead of reading the last state, and
-      the counterfactual branch is a second time attention over the same frames: an attention with real capacity.
+    The CRNN_FGNL base model (Kuo, Wei & Lin, AAAI 2021): raw waveform → log-mel → BatchNorm over mel bins → conv
+    blocks → FGNL (non-local rolls mixed by the MoSE attention, residual to the last block) → GRU → GRU → the state at
+    the last valid frame (`pooler_output`; with `counterfactual_attention="time"`, the time-attention pooling of the GRU
+    frames): the embedding [`CRNNFGNLForAudioClassification`] classifies.
     """
 
-    def inert_counterfactual_reason(self) -> str | None:
-        """With the query-axis affinity softmax every FGNL roll has the same global average, so both MoSE roll
-        attentions are exactly uniform and no gradient reaches them: LCA's attention terms are inert."""
-        config = self.config
-        if config.counterfactual == "learned" and config.counterfactual_attention == "mose":
-            if config.fgnl_softmax_axis == "query":
-                return (
-                    "fgnl_softmax_axis='query' makes every FGNL roll's global average equal, so the MoSE roll attentions "
-                    "are exactly uniform and receive zero gradient: LCA's attention terms (ce_cf, ent_cf, att) are inert "
-                    "and an LCA run is the plain model plus noise. Use fgnl_softmax_axis='key' or "
-                    "counterfactual_attention='time'."
-                )
-        return None
+    _auto_class = "AutoModel"
+    _auto_map_classes = {
+        "AutoModel": "CRNNFGNLModel",
+        "AutoModelForAudioClassification": "CRNNFGNLForAudioClassification",
+    }
+    # a classifier's folder loads into the base model: its head and counterfactual branch are expected leftovers
+    _keys_to_ignore_on_load_unexpected = [r"^head\.", r"^counterfactual_branch\."]
 
     def __init__(self, config: CRNNFGNLConfig):
         super().__init__(config)
@@ -310,10 +310,8 @@ class CRNNFGNLForAudioClassification(CRNNFGNLPreTrainedModel):
         self.non_local = CRNNFGNLNonLocal(config)
         self.mose = CRNNFGNLMoSE(config)
         self.fgnl_output = CRNNFGNLOutput(config)
-        self.head = CRNNFGNLRecurrentHead(config, num_mel_after_pooling)
-        attention_class = CRNNFGNLTimeAttention if config.counterfactual_attention == "time" else CRNNFGNLMoSE
+        self.recurrent = CRNNFGNLRecurrentEncoder(config, num_mel_after_pooling)
         self.time_attention = CRNNFGNLTimeAttention(config) if config.counterfactual_attention == "time" else None
-        self.counterfactual_branch = self._build_counterfactual_branch(config, lambda: attention_class(config))
 
         self.post_init()
 
@@ -328,44 +326,28 @@ class CRNNFGNLForAudioClassification(CRNNFGNLPreTrainedModel):
         check_waveform(input_values, None, self.minimum_input_length, self.config.sampling_rate)
         return self.log_mel(input_values)
 
-    def forward(
-        self,
-        input_values: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        return_dict: bool | None = None,
-        input_features: torch.Tensor | None = None,
-        return_counterfactual: bool | None = None,
-        output_hidden_states: bool | None = None,
-        output_attentions: bool | None = None,
-        **kwargs,
-    ) -> tuple | LCAClassifierOutput:
-        r"""
-        input_values (`torch.FloatTensor` of shape `(batch_size, samples)`):
-            Raw mono waveform at `config.sampling_rate` (16 kHz), at least `model.minimum_input_length` samples.
-        attention_mask (`torch.LongTensor` of shape `(batch_size, samples)`, *optional*):
-            1 for real samples, 0 for padding: the prediction reads the GRU state at the last valid frame.
-        labels (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
-            Class ids; when given, `loss` is the cross-entropy of `logits`. With
-            `config.problem_type = "multi_label_classification"`: float multi-hot targets `(batch_size, num_labels)`,
-            and `loss` is the binary cross-entropy of every tag.
-        return_counterfactual (`bool`, *optional*):
-            Compute the counterfactual branch (`counterfactual_logits`, `counterfactual_attention`). Default: in train
-            mode only. `True` also computes it in eval mode (dropout off), `False` never; no effect without a branch.
-        input_features (`torch.FloatTensor` of shape `(batch_size, num_mel_bins, frames)`, *optional*):
-            The dB log-mel from `model.compute_log_mel`, instead of `input_values` (e.g. for Grad-CAM).
-        output_hidden_states (`bool`, *optional*, defaults to `config.output_hidden_states`):
-            Also return `hidden_states`: the normalised log-mel `(batch, 1, mel, frames)` and every conv block's
-            output `(batch, channels, mel', frames')`.
-        output_attentions (`bool`, *optional*, defaults to `config.output_attentions`):
-            Also return `attentions`: the MoSE roll weights `(batch, num_rolls)` (and, with
-            `counterfactual_attention="time"`, the time attention `(batch, frames)`).
-        """
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
-        output_hidden_states = (
-            self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
-        )
-        output_attentions = self.config.output_attentions if output_attentions is None else output_attentions
+    def freeze_feature_encoder(self) -> None:
+        """Freeze the convolutional front end (input BatchNorm and conv blocks), as Transformers' audio example scripts
+        do before fine-tuning: no gradients, and its BatchNorms keep their running statistics (the front end stays in
+        eval mode whatever the model's mode), so its output no longer drifts."""
+        self.input_norm.requires_grad_(False)
+        self.conv_blocks.requires_grad_(False)
+        self.feature_encoder_frozen = True
+        self.train(self.training)
+
+    def train(self, mode: bool = True):
+        """`nn.Module.train`, but a frozen front end (`freeze_feature_encoder`) stays in eval mode."""
+        super().train(mode)
+        if getattr(self, "feature_encoder_frozen", False):
+            self.input_norm.eval()
+            self.conv_blocks.eval()
+        return self
+
+    # -- the stages of the forward pass (the classifier runs them too, to batch its counterfactual branch) ----------
+
+    def front_end(self, input_values, attention_mask, input_features) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+        """`(block outputs [(batch, 1, mel, frames), (batch, C, mel', frames'), ...], valid frames after the poolings
+        (batch,) or None)`: log-mel → BatchNorm → conv blocks."""
         frame_lengths = None
         if (input_values is None) == (input_features is None):
             raise ValueError("Pass exactly one of `input_values` (raw waveform) and `input_features` (log-mel).")
@@ -385,40 +367,195 @@ class CRNNFGNLForAudioClassification(CRNNFGNLPreTrainedModel):
         for block in self.conv_blocks:
             hidden_states = block(hidden_states)
             block_outputs.append(hidden_states)
+        return block_outputs, frame_lengths
+
+    @staticmethod
+    def frame_mask(frame_lengths: torch.Tensor | None, sequence: torch.Tensor) -> torch.Tensor | None:
+        """`(batch, T4)` bool, `True` on the GRU frames of real audio; `None` without lengths."""
+        if frame_lengths is None:
+            return None
+        frames = torch.arange(sequence.shape[1], device=sequence.device)
+        return frames[None, :] < frame_lengths.clamp_min(1).to(sequence.device)[:, None]  # (batch, T4)
+
+    def forward(
+        self,
+        input_values: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        input_features: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> tuple | LCAModelOutput:
+        r"""
+        input_values (`torch.FloatTensor` of shape `(batch_size, samples)`):
+            Raw mono waveform at `config.sampling_rate` (16 kHz), at least `model.minimum_input_length` samples.
+        attention_mask (`torch.LongTensor` of shape `(batch_size, samples)`, *optional*):
+            1 for real samples, 0 for padding: the embedding is the GRU state at the last valid frame.
+        input_features (`torch.FloatTensor` of shape `(batch_size, num_mel_bins, frames)`, *optional*):
+            The dB log-mel from `model.compute_log_mel`, instead of `input_values` (e.g. for Grad-CAM).
+        output_hidden_states (`bool`, *optional*, defaults to `config.output_hidden_states`):
+            Also return `hidden_states`: the normalised log-mel `(batch, 1, mel, frames)` and every conv block's
+            output `(batch, channels, mel', frames')`.
+        output_attentions (`bool`, *optional*, defaults to `config.output_attentions`):
+            Also return `attentions`: the MoSE roll weights `(batch, num_rolls)` (and, with
+            `counterfactual_attention="time"`, the time attention `(batch, frames)`).
+        """
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        output_hidden_states = (
+            self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        )
+        output_attentions = self.config.output_attentions if output_attentions is None else output_attentions
+        block_outputs, frame_lengths = self.front_end(input_values, attention_mask, input_features)
         previous, last = block_outputs[-2], block_outputs[-1]  # (batch, C3, F3, T3), (batch, C4, F4, T4)
-
         rolls = self.non_local(last, previous)  # (batch, N4, C', K)
-        attention = self.mose(rolls)  # (batch, K)
-        roll_attention = attention
-
-        counterfactual_logits = counterfactual_attention = None
-        use_branch = self._use_counterfactual_branch(return_counterfactual)
+        roll_attention = self.mose(rolls)  # (batch, K)
+        sequence = self.recurrent(self.fgnl_output(rolls, roll_attention, last))  # (batch, T4, gru)
         if self.time_attention is not None:
-            roll_weights = attention
-            sequence = self.head.encode(self.fgnl_output(rolls, roll_weights, last))  # (batch, T4, gru)
-            frame_mask = self._frame_mask(frame_lengths, sequence)
-            attention = self.time_attention(sequence, frame_mask)  # (batch, T4)
-            representation = torch.bmm(attention.unsqueeze(1), sequence)[:, 0]  # (batch, gru)
-            logits = self.head.classify(representation)
-            if use_branch:
+            attention = self.time_attention(sequence, self.frame_mask(frame_lengths, sequence))  # (batch, T4)
+            pooled = torch.bmm(attention.unsqueeze(1), sequence)[:, 0]  # (batch, gru)
+        else:
+            attention = roll_attention
+            pooled = self.recurrent.last_state(sequence, frame_lengths)  # (batch, gru)
+        attentions = (roll_attention,) if roll_attention is attention else (roll_attention, attention)
+        output = LCAModelOutput(
+            last_hidden_state=sequence,
+            pooler_output=pooled,
+            attention=attention,
+            hidden_states=tuple(block_outputs) if output_hidden_states else None,
+            attentions=attentions if output_attentions else None,
+        )
+        return output if return_dict else output.to_tuple()
+
+
+class CRNNFGNLForAudioClassification(CRNNFGNLPreTrainedModel):
+    """
+    CRNN_FGNL: the base model [`CRNNFGNLModel`] (log-mel → conv blocks → FGNL → GRU → GRU → the last state) → dropout →
+    classifier. With `config.counterfactual != "none"`, train mode also computes a counterfactual attention and the
+    prediction it gives:
+
+    - `config.counterfactual_attention = "mose"` (the paper's): a second MoSE mixes the rolls, and the shared output
+      conv, GRUs and classifier run on that. Measured: this attention barely moves the prediction (4 roll weights from
+      4 global means, mixed into a residual the GRUs learn to ignore; docs/evidence.md).
+    - `"time"` (ours): the main path pools the GRU frames with a time attention instead of reading the last state, and
+      the counterfactual branch is a second time attention over the same frames: an attention with real capacity.
+    """
+
+    _auto_map_classes = CRNNFGNLModel._auto_map_classes
+    # the legacy flat layout: the base model's modules at the top level, the GRUs and the classifier in one `head`
+    _legacy_key_mapping = {
+        r"^(log_mel|input_norm|conv_blocks|non_local|mose|fgnl_output|time_attention)\.": r"crnn_fgnl.\1.",
+        r"^head\.(gru_1|gru_2)\.": r"crnn_fgnl.recurrent.\1.",
+    }
+
+    def inert_counterfactual_reason(self) -> str | None:
+        """With the query-axis affinity softmax every FGNL roll has the same global average, so both MoSE roll
+        attentions are exactly uniform and no gradient reaches them: LCA's attention terms are inert."""
+        config = self.config
+        if config.counterfactual == "learned" and config.counterfactual_attention == "mose":
+            if config.fgnl_softmax_axis == "query":
+                return (
+                    "fgnl_softmax_axis='query' makes every FGNL roll's global average equal, so the MoSE roll attentions "
+                    "are exactly uniform and receive zero gradient: LCA's attention terms (ce_cf, ent_cf, att) are inert "
+                    "and an LCA run is the plain model plus noise. Use fgnl_softmax_axis='key' or "
+                    "counterfactual_attention='time'."
+                )
+        return None
+
+    def __init__(self, config: CRNNFGNLConfig):
+        super().__init__(config)
+        self.crnn_fgnl = CRNNFGNLModel(config)
+        self.head = CRNNFGNLClassificationHead(config)
+        attention_class = CRNNFGNLTimeAttention if config.counterfactual_attention == "time" else CRNNFGNLMoSE
+        self.counterfactual_branch = self._build_counterfactual_branch(config, lambda: attention_class(config))
+
+        self.post_init()
+
+    # the base model's parts and methods, as shortcuts
+    log_mel = base_model_shortcut("log_mel")
+    input_norm = base_model_shortcut("input_norm")
+    conv_blocks = base_model_shortcut("conv_blocks")
+    non_local = base_model_shortcut("non_local")
+    mose = base_model_shortcut("mose")
+    fgnl_output = base_model_shortcut("fgnl_output")
+    recurrent = base_model_shortcut("recurrent")
+    time_attention = base_model_shortcut("time_attention")
+    num_pools = base_model_shortcut("num_pools")
+    minimum_input_length = base_model_shortcut("minimum_input_length")
+    compute_log_mel = base_model_shortcut("compute_log_mel")
+    freeze_feature_encoder = base_model_shortcut("freeze_feature_encoder")
+
+    def forward(
+        self,
+        input_values: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        return_dict: bool | None = None,
+        input_features: torch.Tensor | None = None,
+        return_counterfactual: bool | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        **kwargs,
+    ) -> tuple | LCAClassifierOutput:
+        r"""
+        input_values, attention_mask, input_features, output_hidden_states, output_attentions:
+            As in [`CRNNFGNLModel.forward`].
+        labels (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
+            Class ids; when given, `loss` is the cross-entropy of `logits`. With
+            `config.problem_type = "multi_label_classification"`: float multi-hot targets `(batch_size, num_labels)`,
+            and `loss` is the binary cross-entropy of every tag.
+        return_counterfactual (`bool`, *optional*):
+            Compute the counterfactual branch (`counterfactual_logits`, `counterfactual_attention`). Default: in train
+            mode only. `True` also computes it in eval mode (dropout off), `False` never; no effect without a branch.
+        """
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        base = self.crnn_fgnl
+        use_branch = self._use_counterfactual_branch(return_counterfactual)
+        counterfactual_logits = counterfactual_attention = None
+        if not (use_branch and base.time_attention is None):
+            outputs = base(
+                input_values,
+                attention_mask=attention_mask,
+                input_features=input_features,
+                output_hidden_states=output_hidden_states,
+                output_attentions=output_attentions,
+                return_dict=True,
+            )
+            attention, representation = outputs.attention, outputs.pooler_output
+            logits = self.head(representation)
+            if use_branch:  # the time attention's counterfactual: a second time attention over the same GRU frames
+                sequence = outputs.last_hidden_state  # (batch, T4, gru)
+                frame_mask = None
+                if attention_mask is not None:
+                    frame_lengths = attention_mask.long().sum(-1) // self.config.hop_length + 1
+                    frame_mask = base.frame_mask(frame_lengths // 2**base.num_pools, sequence)
                 counterfactual_attention = self.counterfactual_branch(attention, sequence, frame_mask, mask=frame_mask)
                 counterfactual_pooled = torch.bmm(counterfactual_attention.unsqueeze(1), sequence)[:, 0]
-                counterfactual_logits = self.head.classify(counterfactual_pooled)
-        elif use_branch:
+                counterfactual_logits = self.head(counterfactual_pooled)
+            hidden_states, attentions = outputs.hidden_states, outputs.attentions
+        else:
+            # The paper's MoSE counterfactual: both roll attentions through the shared output conv, GRUs and classifier
+            # in one batch of 2 × batch (the GRUs step through time once instead of twice).
+            output_hidden_states = (
+                self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
+            )
+            output_attentions = self.config.output_attentions if output_attentions is None else output_attentions
+            block_outputs, frame_lengths = base.front_end(input_values, attention_mask, input_features)
+            previous, last = block_outputs[-2], block_outputs[-1]  # (batch, C3, F3, T3), (batch, C4, F4, T4)
+            rolls = base.non_local(last, previous)  # (batch, N4, C', K)
+            attention = base.mose(rolls)  # (batch, K)
             counterfactual_attention = self.counterfactual_branch(attention, rolls)  # (batch, K)
-            # Both attentions through the shared output conv, GRUs and classifier in one batch of 2 × batch: the GRUs
-            # step through time once instead of twice.
             batch_size = last.shape[0]
             both_weights = torch.cat([attention, counterfactual_attention])  # (2·batch, K)
-            both_fused = self.fgnl_output(rolls.repeat(2, 1, 1, 1), both_weights, last.repeat(2, 1, 1, 1))
+            both_fused = base.fgnl_output(rolls.repeat(2, 1, 1, 1), both_weights, last.repeat(2, 1, 1, 1))
             both_lengths = None if frame_lengths is None else frame_lengths.repeat(2)
-            both_representations, both_logits = self.head(both_fused, both_lengths)
+            both_representations = base.recurrent.last_state(base.recurrent(both_fused), both_lengths)
+            both_logits = self.head(both_representations)
             representation, _ = both_representations.split(batch_size)
             logits, counterfactual_logits = both_logits.split(batch_size)
-        else:
-            representation, logits = self.head(self.fgnl_output(rolls, attention, last), frame_lengths)
+            hidden_states = tuple(block_outputs) if output_hidden_states else None
+            attentions = (attention,) if output_attentions else None
 
-        attentions = (roll_attention,) if roll_attention is attention else (roll_attention, attention)
         return self._classifier_output(
             labels,
             return_dict,
@@ -427,15 +564,9 @@ class CRNNFGNLForAudioClassification(CRNNFGNLPreTrainedModel):
             attention=attention,
             counterfactual_attention=counterfactual_attention,
             representation=representation,
-            hidden_states=tuple(block_outputs) if output_hidden_states else None,
-            attentions=attentions if output_attentions else None,
+            hidden_states=hidden_states,
+            attentions=attentions,
         )
-
-    def freeze_feature_encoder(self) -> None:
-        """Freeze the convolutional front end (input BatchNorm and conv blocks), as Transformers' audio example scripts
-        do before fine-tuning; BatchNorm statistics keep updating in train mode (freeze with `.eval()` to stop them)."""
-        self.input_norm.requires_grad_(False)
-        self.conv_blocks.requires_grad_(False)
 
     def regularization_loss(self, logits: torch.Tensor) -> torch.Tensor:
         """The official Keras model's penalties on its classifier: `classifier_kernel_l2 · Σ W²` on the kernel and
@@ -447,13 +578,6 @@ class CRNNFGNLForAudioClassification(CRNNFGNLPreTrainedModel):
             penalty = penalty + self.config.classifier_activity_l1 * logits.abs().sum(-1).mean()
         return penalty
 
-    @staticmethod
-    def _frame_mask(frame_lengths: torch.Tensor | None, sequence: torch.Tensor) -> torch.Tensor | None:
-        if frame_lengths is None:
-            return None
-        frames = torch.arange(sequence.shape[1], device=sequence.device)
-        return frames[None, :] < frame_lengths.clamp_min(1).to(sequence.device)[:, None]  # (batch, T4)
-
     @torch.no_grad()
     def logits_with_attention(self, input_values: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
         """The logits the model gives when `attention` replaces its main attention (the one LCA counterfactualises:
@@ -461,21 +585,18 @@ class CRNNFGNLForAudioClassification(CRNNFGNLPreTrainedModel):
         prediction depends on that attention."""
         was_training = self.training
         self.eval()
+        base = self.crnn_fgnl
         try:
-            check_waveform(input_values, None, self.minimum_input_length, self.config.sampling_rate)
-            hidden_states = self.input_norm(self.log_mel(input_values).to(self.dtype)).unsqueeze(1)
-            block_outputs = []
-            for block in self.conv_blocks:
-                hidden_states = block(hidden_states)
-                block_outputs.append(hidden_states)
+            block_outputs, _ = base.front_end(input_values, None, None)
             previous, last = block_outputs[-2], block_outputs[-1]
-            rolls = self.non_local(last, previous)
-            if self.time_attention is None:
-                return self.head(self.fgnl_output(rolls, attention.to(rolls.dtype), last), None)[1]
-            sequence = self.head.encode(self.fgnl_output(rolls, self.mose(rolls), last))
-            return self.head.classify(torch.bmm(attention.to(sequence.dtype).unsqueeze(1), sequence)[:, 0])
+            rolls = base.non_local(last, previous)
+            if base.time_attention is None:
+                sequence = base.recurrent(base.fgnl_output(rolls, attention.to(rolls.dtype), last))
+                return self.head(base.recurrent.last_state(sequence, None))
+            sequence = base.recurrent(base.fgnl_output(rolls, base.mose(rolls), last))
+            return self.head(torch.bmm(attention.to(sequence.dtype).unsqueeze(1), sequence)[:, 0])
         finally:
             self.train(was_training)
 
 
-__all__ = ["CRNNFGNLPreTrainedModel", "CRNNFGNLForAudioClassification"]
+__all__ = ["CRNNFGNLPreTrainedModel", "CRNNFGNLModel", "CRNNFGNLForAudioClassification"]

@@ -19,10 +19,22 @@ from transformers.utils import logging
 
 try:  # inside a remote-code folder (transformers copies siblings imported this way)
     from .configuration_genremert import BACKBONE_INPUTS, GenreMERTConfig
-    from .modeling_lca_genremert import LCAClassifierOutput, LCAModelMixin, check_waveform
+    from .modeling_lca_genremert import (
+        LCAClassifierOutput,
+        LCAModelMixin,
+        LCAModelOutput,
+        base_model_shortcut,
+        check_waveform,
+    )
 except ImportError:  # flat checkout: `import modeling_genremert`
     from configuration_genremert import BACKBONE_INPUTS, GenreMERTConfig
-    from modeling_lca_genremert import LCAClassifierOutput, LCAModelMixin, check_waveform
+    from modeling_lca_genremert import (
+        LCAClassifierOutput,
+        LCAModelMixin,
+        LCAModelOutput,
+        base_model_shortcut,
+        check_waveform,
+    )
 
 
 logger = logging.get_logger(__name__)
@@ -103,13 +115,20 @@ class GenreMERTPreTrainedModel(LCAModelMixin, PreTrainedModel):
             init.zeros_(module.bias)
 
 
-class GenreMERTForAudioClassification(GenreMERTPreTrainedModel):
+class GenreMERTModel(GenreMERTPreTrainedModel):
     """
-    GenreMERT: MERT (a stock `HubertModel`, frozen by default) → learned 1×1 aggregation of the hidden states named by
-    `config.aggregation_layers` → time attention (respects `attention_mask`) → dropout → shared projection →
-    classifier. With `config.counterfactual != "none"`, train mode also computes a counterfactual time attention whose
-    pooled features go through their own dropout and the shared projection and classifier.
+    The GenreMERT base model: MERT (a stock `HubertModel`, frozen by default) → learned 1×1 aggregation of the hidden
+    states named by `config.aggregation_layers` → time attention (respects `attention_mask`) → the attention-pooled
+    embedding (`pooler_output`). What [`GenreMERTForAudioClassification`] classifies, for retrieval, probing or t-SNE.
     """
+
+    _auto_class = "AutoModel"
+    # a classifier's folder loads into the base model: its head and counterfactual branch are expected leftovers
+    _keys_to_ignore_on_load_unexpected = [r"^head\.", r"^counterfactual_branch\."]
+    _auto_map_classes = {
+        "AutoModel": "GenreMERTModel",
+        "AutoModelForAudioClassification": "GenreMERTForAudioClassification",
+    }
 
     def __init__(self, config: GenreMERTConfig):
         super().__init__(config)
@@ -125,12 +144,6 @@ class GenreMERTForAudioClassification(GenreMERTPreTrainedModel):
         self.backbone = backbone
         self.layer_aggregation = GenreMERTLayerAggregation(config)
         self.time_attention = GenreMERTTimeAttention(config)
-        self.dropout = nn.Dropout(config.classifier_dropout)
-        self.head = GenreMERTClassificationHead(config)
-        self.counterfactual_branch = self._build_counterfactual_branch(config, lambda: GenreMERTTimeAttention(config))
-        self.counterfactual_dropout = (
-            None if config.counterfactual == "none" else nn.Dropout(config.counterfactual_dropout)
-        )
 
         self.post_init()
         self._apply_backbone_freeze()
@@ -168,8 +181,6 @@ class GenreMERTForAudioClassification(GenreMERTPreTrainedModel):
             length = (length - 1) * stride + kernel
         return length
 
-    # -- forward -----------------------------------------------------------------------------------------------------
-
     def freeze_feature_encoder(self) -> None:
         """Freeze the backbone's convolutional feature encoder (what Transformers' audio example scripts call before
         fine-tuning); the whole backbone stays frozen anyway with `config.freeze_backbone`."""
@@ -181,6 +192,8 @@ class GenreMERTForAudioClassification(GenreMERTPreTrainedModel):
         feature_encoder.requires_grad_(False)
         if hasattr(feature_encoder, "_requires_grad"):
             feature_encoder._requires_grad = False
+
+    # -- forward -----------------------------------------------------------------------------------------------------
 
     def backbone_hidden_states(
         self, input_values: torch.Tensor, attention_mask: torch.Tensor | None = None
@@ -220,38 +233,36 @@ class GenreMERTForAudioClassification(GenreMERTPreTrainedModel):
         stacked = torch.stack([all_hidden_states[layer] for layer in self.config.aggregation_layers], dim=1)
         return stacked, tuple(all_hidden_states), backbone_outputs.attentions if output_attentions else None
 
+    def frame_mask(self, num_frames: int, attention_mask: torch.Tensor | None) -> torch.Tensor | None:
+        """`(batch, frames)` bool, `True` on the frames of real samples; `None` when every frame is real (no mask, or
+        a spectrogram backbone, whose features carry no padding mask)."""
+        if attention_mask is None or not self.reads_waveform:
+            return None
+        return self.backbone._get_feature_vector_attention_mask(num_frames, attention_mask.long())
+
     def forward(
         self,
         input_values: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        return_dict: bool | None = None,
-        return_counterfactual: bool | None = None,
         backbone_hidden_states: torch.Tensor | None = None,
         input_features: torch.Tensor | None = None,
         output_hidden_states: bool | None = None,
         output_attentions: bool | None = None,
+        return_dict: bool | None = None,
         **kwargs,
-    ) -> tuple | LCAClassifierOutput:
+    ) -> tuple | LCAModelOutput:
         r"""
         input_values (`torch.FloatTensor` of shape `(batch_size, samples)`):
             Mono waveform at `config.sampling_rate` (24 kHz), normalised by [`build_feature_extractor`]. Any length of
             at least `model.minimum_input_length` samples.
         attention_mask (`torch.LongTensor` of shape `(batch_size, samples)`, *optional*):
             1 for real samples, 0 for padding. Padded frames get zero attention.
-        labels (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
-            Class ids; when given, `loss` is the cross-entropy of `logits`. With
-            `config.problem_type = "multi_label_classification"`: float multi-hot targets `(batch_size, num_labels)`,
-            and `loss` is the binary cross-entropy of every tag.
-        return_counterfactual (`bool`, *optional*):
-            Compute the counterfactual branch (`counterfactual_logits`, `counterfactual_attention`). Default: in train
-            mode only. `True` also computes it in eval mode (dropout off), `False` never; no effect without a branch.
         backbone_hidden_states (`torch.FloatTensor` of shape `(batch_size, layers, frames, hidden)`, *optional*):
             What `model.backbone_hidden_states(input_values)` returns (e.g. from a feature cache of the frozen
             backbone), instead of `input_values`; unpadded slices only.
         output_hidden_states (`bool`, *optional*, defaults to `config.output_hidden_states`):
             Also return `hidden_states`: the backbone's (embeddings and every layer, `(batch, frames, hidden)` each), as
-            `HubertForSequenceClassification` does; with `backbone_hidden_states` given, the layers given.
+            `HubertModel` does; with `backbone_hidden_states` given, the layers given.
         output_attentions (`bool`, *optional*, defaults to `config.output_attentions`):
             Also return `attentions`: the backbone's attention maps (needs the eager attention backend).
         """
@@ -286,21 +297,94 @@ class GenreMERTForAudioClassification(GenreMERTPreTrainedModel):
             hidden_states = backbone_hidden_states.to(self.dtype)
             all_hidden_states = tuple(hidden_states.unbind(dim=1))
         hidden_states = self.layer_aggregation(hidden_states)  # (batch, frames, hidden)
-        if attention_mask is not None:
-            attention_mask = attention_mask.long()
-        if not self.reads_waveform:
-            attention_mask = None  # spectrogram features: no frame mask
-
-        frame_mask = None
-        if attention_mask is not None:
-            frame_mask = self.backbone._get_feature_vector_attention_mask(hidden_states.shape[1], attention_mask)
+        frame_mask = self.frame_mask(hidden_states.shape[1], attention_mask)  # (batch, frames) or None
 
         attention = self.time_attention(hidden_states, frame_mask)  # (batch, frames)
         pooled = torch.bmm(attention.unsqueeze(1), hidden_states)[:, 0]  # (batch, hidden)
-        representation, logits = self.head(self.dropout(pooled))
+        output = LCAModelOutput(
+            last_hidden_state=hidden_states,
+            pooler_output=pooled,
+            attention=attention,
+            hidden_states=all_hidden_states if output_hidden_states else None,
+            attentions=backbone_attentions if output_attentions else None,
+        )
+        return output if return_dict else output.to_tuple()
+
+
+class GenreMERTForAudioClassification(GenreMERTPreTrainedModel):
+    """
+    GenreMERT: the base model [`GenreMERTModel`] (frozen MERT → learned layer aggregation → time attention → pooled
+    frames) → dropout → shared projection → classifier. With `config.counterfactual != "none"`, train mode also computes
+    a counterfactual time attention whose pooled features go through their own dropout and the shared projection and
+    classifier.
+    """
+
+    _auto_map_classes = GenreMERTModel._auto_map_classes
+    _legacy_base_modules = ("backbone", "layer_aggregation", "time_attention")
+
+    def __init__(self, config: GenreMERTConfig):
+        super().__init__(config)
+        self.genremert = GenreMERTModel(config)
+        self.dropout = nn.Dropout(config.classifier_dropout)
+        self.head = GenreMERTClassificationHead(config)
+        self.counterfactual_branch = self._build_counterfactual_branch(config, lambda: GenreMERTTimeAttention(config))
+        self.counterfactual_dropout = (
+            None if config.counterfactual == "none" else nn.Dropout(config.counterfactual_dropout)
+        )
+
+        self.post_init()
+
+    # the base model's parts and methods, as shortcuts
+    backbone = base_model_shortcut("backbone")
+    layer_aggregation = base_model_shortcut("layer_aggregation")
+    time_attention = base_model_shortcut("time_attention")
+    reads_waveform = base_model_shortcut("reads_waveform")
+    minimum_input_length = base_model_shortcut("minimum_input_length")
+    freeze_feature_encoder = base_model_shortcut("freeze_feature_encoder")
+    backbone_hidden_states = base_model_shortcut("backbone_hidden_states")
+
+    # -- forward -----------------------------------------------------------------------------------------------------
+
+    def forward(
+        self,
+        input_values: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        return_dict: bool | None = None,
+        return_counterfactual: bool | None = None,
+        backbone_hidden_states: torch.Tensor | None = None,
+        input_features: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        **kwargs,
+    ) -> tuple | LCAClassifierOutput:
+        r"""
+        input_values, attention_mask, backbone_hidden_states, output_hidden_states, output_attentions:
+            As in [`GenreMERTModel.forward`].
+        labels (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
+            Class ids; when given, `loss` is the cross-entropy of `logits`. With
+            `config.problem_type = "multi_label_classification"`: float multi-hot targets `(batch_size, num_labels)`,
+            and `loss` is the binary cross-entropy of every tag.
+        return_counterfactual (`bool`, *optional*):
+            Compute the counterfactual branch (`counterfactual_logits`, `counterfactual_attention`). Default: in train
+            mode only. `True` also computes it in eval mode (dropout off), `False` never; no effect without a branch.
+        """
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        base = self.genremert(
+            input_values,
+            attention_mask=attention_mask,
+            backbone_hidden_states=backbone_hidden_states,
+            input_features=input_features,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+            return_dict=True,
+        )
+        hidden_states, attention = base.last_hidden_state, base.attention  # (batch, frames, hidden), (batch, frames)
+        representation, logits = self.head(self.dropout(base.pooler_output))
 
         counterfactual_logits = counterfactual_attention = None
         if self._use_counterfactual_branch(return_counterfactual):
+            frame_mask = self.genremert.frame_mask(hidden_states.shape[1], attention_mask)
             counterfactual_attention = self.counterfactual_branch(
                 attention, hidden_states, frame_mask, mask=frame_mask
             )  # (batch, frames)
@@ -315,9 +399,9 @@ class GenreMERTForAudioClassification(GenreMERTPreTrainedModel):
             attention=attention,
             counterfactual_attention=counterfactual_attention,
             representation=representation,
-            hidden_states=all_hidden_states if output_hidden_states else None,
-            attentions=backbone_attentions if output_attentions else None,
+            hidden_states=base.hidden_states,
+            attentions=base.attentions,
         )
 
 
-__all__ = ["GenreMERTPreTrainedModel", "GenreMERTForAudioClassification"]
+__all__ = ["GenreMERTPreTrainedModel", "GenreMERTModel", "GenreMERTForAudioClassification"]

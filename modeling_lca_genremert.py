@@ -83,6 +83,33 @@ class LCAClassifierOutput(ModelOutput):
     attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
+@dataclass
+class LCAModelOutput(ModelOutput):
+    """
+    Output of the three base models (`GenreMERTModel`, `CRNNFGNLModel`, `SelfAttentionTaggerModel`): the embedding a
+    classifier reads, for retrieval, probing or t-SNE.
+
+    Args:
+        last_hidden_state (`torch.FloatTensor`):
+            The sequence the embedding is pooled from: GenreMERT: the aggregated frames `(batch_size, frames,
+            hidden_size)`; CRNN_FGNL: the GRU frames `(batch_size, frames, gru_hidden_size)`; the tagger: the tokens
+            entering the last layer `(batch_size, 1 + frames, hidden_size)` (the classification token first).
+        pooler_output (`torch.FloatTensor` of shape `(batch_size, embedding_size)`):
+            The pooled embedding the classifier head reads: GenreMERT: the attention-pooled frames (before the
+            projection); CRNN_FGNL: the last GRU state; the tagger: the classification token's output.
+        attention (`torch.FloatTensor`):
+            The main attention, as in [`LCAClassifierOutput`].
+        hidden_states (`tuple(torch.FloatTensor)`, *optional*): as in [`LCAClassifierOutput`].
+        attentions (`tuple(torch.FloatTensor)`, *optional*): as in [`LCAClassifierOutput`].
+    """
+
+    last_hidden_state: torch.FloatTensor | None = None
+    pooler_output: torch.FloatTensor | None = None
+    attention: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+
+
 def check_waveform(input_values, attention_mask, minimum_samples: int, sampling_rate: int) -> None:
     """Raises a `ValueError` naming the problem when `input_values`/`attention_mask` cannot be classified.
 
@@ -292,8 +319,36 @@ class LCACounterfactualBranch(nn.Module):
         return weights / weights.sum(dim=-1, keepdim=True).clamp_min(torch.finfo(weights.dtype).tiny)
 
 
+def base_model_shortcut(name: str) -> property:
+    """A classifier's read-only shortcut to its base model's attribute `name` (a module, property or method), so that
+    `classifier.<name>` keeps meaning what it meant before the base model existed."""
+    return property(
+        lambda self: getattr(self.base_model, name), doc=f"The base model's `{name}` (`model.base_model.{name}`)."
+    )
+
+
 class LCAModelMixin:
-    """What both genremert models share: the counterfactual branch's API, weight init and `save_pretrained`."""
+    """What the genremert models share: the counterfactual branch's API, weight init and `save_pretrained`."""
+
+    # Auto class → class name (in the model's own file) that `save_pretrained` writes into `config.auto_map`.
+    _auto_map_classes: dict[str, str] = {}
+    # The legacy flat layout: classifiers saved before the base models existed kept the base model's modules at the
+    # top level; `from_pretrained` maps those keys under `base_model_prefix` (a checkpoint in today's layout has
+    # no key these patterns match).
+    _legacy_base_modules: tuple[str, ...] = ()
+    _legacy_key_mapping: dict[str, str] = {}  # further renames (regex → replacement), where a module moved or split
+
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        """`PreTrainedModel.from_pretrained`; a classifier also loads the legacy flat layout (see
+        `_legacy_base_modules`, `_legacy_key_mapping`) unless a `key_mapping` is given."""
+        if (cls._legacy_base_modules or cls._legacy_key_mapping) and kwargs.get("key_mapping") is None:
+            mapping = dict(cls._legacy_key_mapping)
+            if cls._legacy_base_modules:
+                modules = "|".join(cls._legacy_base_modules)
+                mapping[rf"^({modules})\."] = rf"{cls.base_model_prefix}.\1."
+            kwargs["key_mapping"] = mapping
+        return super().from_pretrained(*args, **kwargs)
 
     def _build_counterfactual_branch(self, config, build_attention) -> "LCACounterfactualBranch | None":
         """The counterfactual branch of `config.counterfactual` (`build_attention()` makes the learned attention), or
@@ -403,6 +458,12 @@ class LCAModelMixin:
         """`PreTrainedModel.save_pretrained`, plus the model's `preprocessor_config.json` (from
         [`build_feature_extractor`]) so that every saved folder, Trainer checkpoints included, works in the
         audio-classification pipeline."""
+        # both Auto classes in `auto_map`, so that remote code finds the base model in a classifier's folder and the
+        # classifier in a base model's folder (`AutoModel` / `AutoModelForAudioClassification`, trust_remote_code=True)
+        auto_map = dict(getattr(self.config, "auto_map", None) or {})
+        for auto_class, model_class in self._auto_map_classes.items():
+            auto_map.setdefault(auto_class, f"{type(self).__module__.split('.')[-1]}.{model_class}")
+        self.config.auto_map = auto_map
         result = super().save_pretrained(save_directory, *args, **kwargs)
         if kwargs.get("is_main_process", True):
             build_feature_extractor(self.config).save_pretrained(save_directory)
@@ -451,6 +512,8 @@ __all__ = [
     "LCAClassifierOutput",
     "LCACounterfactualBranch",
     "LCAModelMixin",
+    "LCAModelOutput",
+    "base_model_shortcut",
     "LogMelSpectrogram",
     "build_feature_extractor",
     "check_labels",

@@ -31,7 +31,9 @@ try:  # inside a remote-code folder (transformers copies siblings imported this 
     from .modeling_lca_genremert import (
         LCAClassifierOutput,
         LCAModelMixin,
+        LCAModelOutput,
         LogMelSpectrogram,
+        base_model_shortcut,
         check_log_mel_features,
         check_waveform,
     )
@@ -40,7 +42,9 @@ except ImportError:  # flat checkout: `import modeling_self_attention_tagger`
     from modeling_lca_genremert import (
         LCAClassifierOutput,
         LCAModelMixin,
+        LCAModelOutput,
         LogMelSpectrogram,
+        base_model_shortcut,
         check_log_mel_features,
         check_waveform,
     )
@@ -251,16 +255,21 @@ class SelfAttentionTaggerEmbeddings(nn.Module):
         )  # (batch, 1 + frames, hidden)
 
 
-class SelfAttentionTaggerForAudioClassification(SelfAttentionTaggerPreTrainedModel):
+class SelfAttentionTaggerModel(SelfAttentionTaggerPreTrainedModel):
     """
-    The self-attention tagger (Won, Chun & Serra 2019): raw waveform → log-mel → BatchNorm → residual conv blocks
-    (frequency pooled away) → `[CLS]` + one token per time step + positions → Transformer layers → `[CLS]` → dropout →
-    classifier. `config.problem_type` is `"multi_label_classification"` by default (sigmoid per tag, BCE).
+    The self-attention tagger's base model (Won, Chun & Serra 2019): raw waveform → log-mel → BatchNorm → residual conv
+    blocks (frequency pooled away) → `[CLS]` + one token per time step + positions → Transformer layers → the
+    classification token's output (`pooler_output`), the embedding [`SelfAttentionTaggerForAudioClassification`]
+    classifies.
+    """
 
-    With `config.counterfactual != "none"`, train mode also computes a counterfactual attention of the classification
-    token in the last layer (learned: a second [`SelfAttentionTaggerClassAttention`]; random: CAL's) and the
-    classifier's answer on it. `output_attentions=True` returns every layer's attention maps for the heat maps.
-    """
+    _auto_class = "AutoModel"
+    _auto_map_classes = {
+        "AutoModel": "SelfAttentionTaggerModel",
+        "AutoModelForAudioClassification": "SelfAttentionTaggerForAudioClassification",
+    }
+    # a classifier's folder loads into the base model: its classifier and counterfactual branch are expected leftovers
+    _keys_to_ignore_on_load_unexpected = [r"^classifier\.", r"^counterfactual_branch\."]
 
     def __init__(self, config: SelfAttentionTaggerConfig):
         super().__init__(config)
@@ -279,11 +288,6 @@ class SelfAttentionTaggerForAudioClassification(SelfAttentionTaggerPreTrainedMod
         self.embeddings = SelfAttentionTaggerEmbeddings(config)
         self.layers = nn.ModuleList(SelfAttentionTaggerLayer(config) for _ in range(config.num_hidden_layers - 1))
         self.last_layer = SelfAttentionTaggerClassTokenLayer(config)
-        self.dropout = nn.Dropout(config.classifier_dropout)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
-        self.counterfactual_branch = self._build_counterfactual_branch(
-            config, lambda: SelfAttentionTaggerClassAttention(config)
-        )
 
         self.post_init()
 
@@ -294,13 +298,20 @@ class SelfAttentionTaggerForAudioClassification(SelfAttentionTaggerPreTrainedMod
 
     def freeze_feature_encoder(self) -> None:
         """Freeze the convolutional front end (input BatchNorm and residual conv blocks), as Transformers' audio
-        example scripts do before fine-tuning."""
+        example scripts do before fine-tuning: no gradients, and its BatchNorms keep their running statistics (the
+        front end stays in eval mode whatever the model's mode), so its output no longer drifts."""
         self.input_norm.requires_grad_(False)
         self.conv_blocks.requires_grad_(False)
+        self.feature_encoder_frozen = True
+        self.train(self.training)
 
-    def output_classifier(self) -> nn.Linear:
-        """The last linear layer (representation → labels): what a transfer to another label set re-initialises."""
-        return self.classifier
+    def train(self, mode: bool = True):
+        """`nn.Module.train`, but a frozen front end (`freeze_feature_encoder`) stays in eval mode."""
+        super().train(mode)
+        if getattr(self, "feature_encoder_frozen", False):
+            self.input_norm.eval()
+            self.conv_blocks.eval()
+        return self
 
     def compute_log_mel(self, input_values: torch.Tensor) -> torch.Tensor:
         """The dB log-mel `(batch, num_mel_bins, frames)` the model reads; pass it back as `input_features`."""
@@ -314,25 +325,136 @@ class SelfAttentionTaggerForAudioClassification(SelfAttentionTaggerPreTrainedMod
             lengths = (lengths - 1) // stride + 1
         return lengths
 
-    def encode(self, log_mel: torch.Tensor, token_lengths: torch.Tensor | None = None, output_attentions: bool = True):
-        """The tokens entering the last layer and their mask: `(batch, 1 + steps, hidden)`, `(batch, 1 + steps)` bool
-        or None, the earlier layers' attention maps `[(batch, heads, T, T)]` (None each without `output_attentions`
-        under SDPA) and their inputs / outputs `[(batch, T, hidden)]` (the embeddings, then every full layer)."""
+    def token_mask(self, num_tokens: int, attention_mask: torch.Tensor | None) -> torch.Tensor | None:
+        """`(batch, tokens)` bool, `True` on the classification token and the time steps of real audio; `None`
+        without an `attention_mask`."""
+        if attention_mask is None:
+            return None
+        positions = torch.arange(num_tokens, device=attention_mask.device)
+        lengths = self.token_lengths(attention_mask).clamp_min(1)
+        return positions[None, :] <= lengths[:, None]  # CLS + real steps
+
+    def encode(self, log_mel: torch.Tensor, key_mask: torch.Tensor | None = None, output_attentions: bool = True):
+        """The tokens entering the last layer `(batch, 1 + steps, hidden)`, the earlier layers' attention maps
+        `[(batch, heads, T, T)]` (None each without `output_attentions` under SDPA) and their inputs / outputs
+        `[(batch, T, hidden)]` (the embeddings, then every full layer). `key_mask`: see `token_mask`."""
         hidden_states = self.input_norm(log_mel.unsqueeze(1))  # (batch, 1, mel, frames)
         for block in self.conv_blocks:
             hidden_states = block(hidden_states)  # (batch, C, mel', frames')
         frames = hidden_states.amax(dim=2).transpose(1, 2)  # frequency pooled away: (batch, steps, C)
         tokens = self.embeddings(self.projection(frames))  # (batch, 1 + steps, hidden)
-        key_mask = None
-        if token_lengths is not None:
-            positions = torch.arange(tokens.shape[1], device=tokens.device)
-            key_mask = positions[None, :] <= token_lengths.clamp_min(1).to(tokens.device)[:, None]  # CLS + real steps
+        if key_mask is not None:
+            key_mask = key_mask.to(tokens.device)
         attention_maps, layer_states = [], [tokens]
         for layer in self.layers:
             tokens, weights = layer(tokens, key_mask, output_attentions)
             attention_maps.append(weights)
             layer_states.append(tokens)
-        return tokens, key_mask, attention_maps, layer_states
+        return tokens, attention_maps, layer_states
+
+    def forward(
+        self,
+        input_values: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        input_features: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> tuple | LCAModelOutput:
+        r"""
+        input_values (`torch.FloatTensor` of shape `(batch_size, samples)`):
+            Raw mono waveform at `config.sampling_rate` (16 kHz), at least `model.minimum_input_length` samples.
+        attention_mask (`torch.LongTensor` of shape `(batch_size, samples)`, *optional*):
+            1 for real samples, 0 for padding: padded time steps are masked out of every attention.
+        input_features (`torch.FloatTensor` of shape `(batch_size, num_mel_bins, frames)`, *optional*):
+            The dB log-mel from `model.compute_log_mel`, instead of `input_values`.
+        output_hidden_states (`bool`, *optional*, defaults to `config.output_hidden_states`):
+            Also return `hidden_states`: the token embeddings and every full layer's output `(batch, tokens, hidden)`,
+            then the last layer's output for the classification token, the only row it computes, `(batch, 1, hidden)`.
+        output_attentions (`bool`, *optional*, defaults to `config.output_attentions`):
+            Also return `attentions`: every layer's maps `(batch, heads, tokens, tokens)`, the last one the
+            classification token's row `(batch, heads, 1, tokens)` (token 0 is the classification token).
+        """
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        output_attentions = self.config.output_attentions if output_attentions is None else output_attentions
+        output_hidden_states = (
+            self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        )
+        if (input_values is None) == (input_features is None):
+            raise ValueError("Pass exactly one of `input_values` (raw waveform) and `input_features` (log-mel).")
+        if input_values is not None:
+            check_waveform(input_values, attention_mask, self.minimum_input_length, self.config.sampling_rate)
+            log_mel = self.log_mel(input_values).to(self.dtype)  # (batch, mel, frames)
+        else:
+            if attention_mask is not None:
+                raise ValueError("`attention_mask` applies to `input_values`, not to `input_features`.")
+            log_mel = check_log_mel_features(input_features, self.config.num_mel_bins).to(self.dtype)
+
+        key_mask = self.token_mask(self.num_tokens(log_mel.shape[-1]), attention_mask)  # (batch, tokens) or None
+        tokens, attention_maps, layer_states = self.encode(log_mel, key_mask, output_attentions)
+        attention = self.last_layer.class_attention(tokens, key_mask)  # (batch, heads, tokens)
+        pooled = self.last_layer.class_token_output(tokens, attention)  # (batch, hidden)
+        output = LCAModelOutput(
+            last_hidden_state=tokens,
+            pooler_output=pooled,
+            attention=attention,
+            hidden_states=(*layer_states, pooled.unsqueeze(1)) if output_hidden_states else None,
+            attentions=(*attention_maps, attention.unsqueeze(2)) if output_attentions else None,
+        )
+        return output if return_dict else output.to_tuple()
+
+    def num_tokens(self, num_log_mel_frames: int) -> int:
+        """Tokens of a log-mel of `num_log_mel_frames` frames: the classification token + the front end's steps."""
+        steps = num_log_mel_frames
+        for _, stride in self.config.conv_strides:
+            steps = (steps - 1) // stride + 1
+        return 1 + steps
+
+
+class SelfAttentionTaggerForAudioClassification(SelfAttentionTaggerPreTrainedModel):
+    """
+    The self-attention tagger: the base model [`SelfAttentionTaggerModel`] (log-mel → conv front end → Transformer
+    layers → the classification token's output) → dropout → classifier. `config.problem_type` is
+    `"multi_label_classification"` by default (sigmoid per tag, BCE).
+
+    With `config.counterfactual != "none"`, train mode also computes a counterfactual attention of the classification
+    token in the last layer (learned: a second [`SelfAttentionTaggerClassAttention`]; random: CAL's) and the
+    classifier's answer on it. `output_attentions=True` returns every layer's attention maps for the heat maps.
+    """
+
+    _auto_map_classes = SelfAttentionTaggerModel._auto_map_classes
+    _legacy_base_modules = ("log_mel", "input_norm", "conv_blocks", "projection", "embeddings", "layers", "last_layer")
+
+    def __init__(self, config: SelfAttentionTaggerConfig):
+        super().__init__(config)
+        self.self_attention_tagger = SelfAttentionTaggerModel(config)
+        self.dropout = nn.Dropout(config.classifier_dropout)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.counterfactual_branch = self._build_counterfactual_branch(
+            config, lambda: SelfAttentionTaggerClassAttention(config)
+        )
+
+        self.post_init()
+
+    # the base model's parts and methods, as shortcuts
+    log_mel = base_model_shortcut("log_mel")
+    input_norm = base_model_shortcut("input_norm")
+    conv_blocks = base_model_shortcut("conv_blocks")
+    embeddings = base_model_shortcut("embeddings")
+    layers = base_model_shortcut("layers")
+    last_layer = base_model_shortcut("last_layer")
+    minimum_input_length = base_model_shortcut("minimum_input_length")
+    freeze_feature_encoder = base_model_shortcut("freeze_feature_encoder")
+    compute_log_mel = base_model_shortcut("compute_log_mel")
+    token_lengths = base_model_shortcut("token_lengths")
+    encode = base_model_shortcut("encode")
+    mel_after_front_end = base_model_shortcut("mel_after_front_end")
+    projection = base_model_shortcut("projection")
+
+    def output_classifier(self) -> nn.Linear:
+        """The last linear layer (representation → labels): what a transfer to another label set re-initialises."""
+        return self.classifier
 
     def forward(
         self,
@@ -347,57 +469,34 @@ class SelfAttentionTaggerForAudioClassification(SelfAttentionTaggerPreTrainedMod
         **kwargs,
     ) -> tuple | LCAClassifierOutput:
         r"""
-        input_values (`torch.FloatTensor` of shape `(batch_size, samples)`):
-            Raw mono waveform at `config.sampling_rate` (16 kHz), at least `model.minimum_input_length` samples.
-        attention_mask (`torch.LongTensor` of shape `(batch_size, samples)`, *optional*):
-            1 for real samples, 0 for padding: padded time steps are masked out of every attention.
-        output_hidden_states (`bool`, *optional*, defaults to `config.output_hidden_states`):
-            Also return `hidden_states`: the token embeddings and every full layer's output `(batch, tokens, hidden)`,
-            then the last layer's output for the classification token, the only row it computes, `(batch, 1, hidden)`.
+        input_values, attention_mask, input_features, output_attentions, output_hidden_states:
+            As in [`SelfAttentionTaggerModel.forward`].
         labels (`torch.FloatTensor` of shape `(batch_size, num_labels)`, *optional*):
             Multi-hot tag targets (the default `problem_type`): `loss` is the binary cross-entropy of every tag; with
             `problem_type="single_label_classification"`, class ids `(batch_size,)` and the cross-entropy.
-        input_features (`torch.FloatTensor` of shape `(batch_size, num_mel_bins, frames)`, *optional*):
-            The dB log-mel from `model.compute_log_mel`, instead of `input_values`.
         return_counterfactual (`bool`, *optional*):
             Compute the counterfactual branch. Default: in train mode only; `True` also in eval mode, `False` never.
-        output_attentions (`bool`, *optional*):
-            Also return `attentions`: every layer's maps `(batch, heads, tokens, tokens)`, the last one the
-            classification token's row `(batch, heads, 1, tokens)` (token 0 is the classification token).
-            Defaults to `config.output_attentions`.
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
-        output_attentions = self.config.output_attentions if output_attentions is None else output_attentions
-        output_hidden_states = (
-            self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        base = self.self_attention_tagger(
+            input_values,
+            attention_mask=attention_mask,
+            input_features=input_features,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
         )
-        if (input_values is None) == (input_features is None):
-            raise ValueError("Pass exactly one of `input_values` (raw waveform) and `input_features` (log-mel).")
-        token_lengths = None
-        if input_values is not None:
-            check_waveform(input_values, attention_mask, self.minimum_input_length, self.config.sampling_rate)
-            log_mel = self.log_mel(input_values).to(self.dtype)  # (batch, mel, frames)
-            if attention_mask is not None:
-                token_lengths = self.token_lengths(attention_mask)
-        else:
-            if attention_mask is not None:
-                raise ValueError("`attention_mask` applies to `input_values`, not to `input_features`.")
-            log_mel = check_log_mel_features(input_features, self.config.num_mel_bins).to(self.dtype)
-
-        tokens, key_mask, attention_maps, layer_states = self.encode(log_mel, token_lengths, output_attentions)
-        attention = self.last_layer.class_attention(tokens, key_mask)  # (batch, heads, tokens)
-        representation = self.last_layer.class_token_output(tokens, attention)  # (batch, hidden)
+        tokens, attention, representation = base.last_hidden_state, base.attention, base.pooler_output
         logits = self.classifier(self.dropout(representation))  # (batch, num_labels)
 
         counterfactual_logits = counterfactual_attention = None
         if self._use_counterfactual_branch(return_counterfactual):
+            key_mask = self.self_attention_tagger.token_mask(tokens.shape[1], attention_mask)  # (batch, tokens)
             mask = None if key_mask is None else key_mask[:, None, :]  # broadcast over the heads
             counterfactual_attention = self.counterfactual_branch(attention, tokens, key_mask, mask=mask)
             counterfactual_representation = self.last_layer.class_token_output(tokens, counterfactual_attention)
             counterfactual_logits = self.classifier(self.dropout(counterfactual_representation))
 
-        attentions = (*attention_maps, attention.unsqueeze(2)) if output_attentions else None
-        hidden_states = (*layer_states, representation.unsqueeze(1)) if output_hidden_states else None
         return self._classifier_output(
             labels,
             return_dict,
@@ -406,8 +505,8 @@ class SelfAttentionTaggerForAudioClassification(SelfAttentionTaggerPreTrainedMod
             attention=attention,
             counterfactual_attention=counterfactual_attention,
             representation=representation,
-            hidden_states=hidden_states,
-            attentions=attentions,
+            hidden_states=base.hidden_states,
+            attentions=base.attentions,
         )
 
     @torch.no_grad()
@@ -418,10 +517,16 @@ class SelfAttentionTaggerForAudioClassification(SelfAttentionTaggerPreTrainedMod
         self.eval()
         try:
             check_waveform(input_values, None, self.minimum_input_length, self.config.sampling_rate)
-            tokens = self.encode(self.log_mel(input_values).to(self.dtype), output_attentions=False)[0]
+            tokens = self.self_attention_tagger.encode(
+                self.log_mel(input_values).to(self.dtype), output_attentions=False
+            )[0]
             return self.classifier(self.last_layer.class_token_output(tokens, attention.to(tokens.dtype)))
         finally:
             self.train(was_training)
 
 
-__all__ = ["SelfAttentionTaggerPreTrainedModel", "SelfAttentionTaggerForAudioClassification"]
+__all__ = [
+    "SelfAttentionTaggerPreTrainedModel",
+    "SelfAttentionTaggerModel",
+    "SelfAttentionTaggerForAudioClassification",
+]

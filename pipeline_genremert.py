@@ -22,6 +22,7 @@ transformers and its siblings at module level, and has no side effects on import
 import math
 import os
 import sys
+import warnings
 
 import numpy as np
 import torch
@@ -140,6 +141,29 @@ def as_float_waveform(waveform, name: str = "audio") -> np.ndarray:
             f"{name} contains {int((~finite).sum())} NaN or infinite values (the first at flat index {first_bad})."
         )
     return waveform
+
+
+# Rates music is recorded and stored at: a bare array of a whole number of seconds at one of them, above the model's
+# rate and not a whole number of seconds at it, was probably not resampled (lower rates give false alarms: 3.5 s at
+# 16 kHz is 7 s at 8 kHz).
+RECORDING_SAMPLING_RATES = (22050, 44100, 48000, 88200, 96000)
+
+
+def warn_if_another_rate(num_samples: int, model_rate: int) -> str | None:
+    """Warns (and returns the message) when a bare array's length is a whole number of seconds at a common rate but
+    not at the model's: it is taken as `model_rate` audio, which then plays at the wrong speed and pitch."""
+    if num_samples % model_rate == 0:
+        return None
+    for rate in sorted(RECORDING_SAMPLING_RATES, reverse=True):  # the highest that fits: 3 s at 44.1 kHz, not 6 at 22
+        if rate > model_rate and num_samples >= rate and num_samples % rate == 0:
+            message = (
+                f"The audio array has {num_samples} samples: {num_samples // rate} s at {rate} Hz, but it is read at "
+                f"the model's {model_rate} Hz ({num_samples / model_rate:.2f} s). If it was recorded at {rate} Hz, "
+                f'pass {{"array": array, "sampling_rate": {rate}}} so that it is resampled.'
+            )
+            warnings.warn(message, UserWarning, stacklevel=4)
+            return message
+    return None
 
 
 def check_sampling_rate(sampling_rate, name: str = "sampling_rate") -> int:
@@ -462,7 +486,9 @@ class SongLevelAudioClassificationPipeline(AudioClassificationPipeline):
 
         if isinstance(inputs, (np.ndarray, torch.Tensor)):
             # A bare waveform carries no rate: it is assumed to be at the model's rate, as in Transformers.
-            return mix_down(as_float_waveform(inputs, "audio array"), "audio array")
+            waveform = mix_down(as_float_waveform(inputs, "audio array"), "audio array")
+            warn_if_another_rate(len(waveform), target_rate)
+            return waveform
 
         raise TypeError(
             f"Unsupported audio input of type {type(inputs).__name__}; expected a file path, bytes, a numpy array or "

@@ -13,7 +13,7 @@ package is the library that trains, evaluates, publishes and explains them, in r
 
 Everything a user imports is importable from here and listed in `__all__`; the module paths inside the rooms are an
 implementation detail. Importing the package registers the three models with the Auto classes (`AutoConfig`,
-`AutoModelForAudioClassification`), so `AutoModelForAudioClassification.from_config(CRNNFGNLConfig(...))` works without
+`AutoModelForAudioClassification`, and the base models with `AutoModel`), so `AutoModelForAudioClassification.from_config(CRNNFGNLConfig(...))` works without
 `trust_remote_code`. The rest is imported on first use (`genremert.load_gtzan` loads the data room, not matplotlib).
 """
 
@@ -21,10 +21,10 @@ from importlib import import_module
 from typing import TYPE_CHECKING
 
 from configuration_genremert import CRNNFGNLConfig, GenreMERTConfig, SelfAttentionTaggerConfig
-from modeling_crnn_fgnl import CRNNFGNLForAudioClassification
-from modeling_genremert import GenreMERTForAudioClassification
+from modeling_crnn_fgnl import CRNNFGNLForAudioClassification, CRNNFGNLModel
+from modeling_genremert import GenreMERTForAudioClassification, GenreMERTModel
 from modeling_lca_genremert import build_feature_extractor
-from modeling_self_attention_tagger import SelfAttentionTaggerForAudioClassification
+from modeling_self_attention_tagger import SelfAttentionTaggerForAudioClassification, SelfAttentionTaggerModel
 
 from .registry import MODEL_CLASSES
 
@@ -43,6 +43,13 @@ _LAZY_NAMES = {
     "GTZAN_GENRES": "data.corpora",
     "ARTIST20_ARTISTS": "data.corpora",
     "load_magnatagatune": "data.magnatagatune",
+    "load_mtg_jamendo": "data.mtg_jamendo",
+    "mtg_jamendo_rows": "data.mtg_jamendo",
+    "MTG_JAMENDO_SUBSETS": "data.mtg_jamendo",
+    "load_fma": "data.fma",
+    "fma_rows": "data.fma",
+    "FMA_SIZES": "data.fma",
+    "FMA_LABELS": "data.fma",
     "load_dataset_songs": "data.your_data",
     "load_synthetic": "data.synthetic",
     "load_attention_audio": "data.attention_audio",
@@ -105,6 +112,13 @@ _LAZY_NAMES = {
     "bias_probe": "analysis.bias_probe",
     "branch_accuracy": "analysis.bias_probe",
     "robustness_curves": "analysis.robustness",
+    "load_song_classifier": "analysis.web_app",
+    "classify_song": "analysis.web_app",
+    "build_interface": "analysis.web_app",
+    "draw_song": "analysis.web_app",
+    "SongAnswer": "analysis.web_app",
+    "write_space": "publishing.space",
+    "export_onnx": "publishing.onnx_export",
 }
 # public names whose object has another name in its module.
 _ALIASES = {
@@ -117,8 +131,11 @@ _ALIASES = {
 __all__ = [
     "CRNNFGNLConfig",
     "CRNNFGNLForAudioClassification",
+    "CRNNFGNLModel",
     "GenreMERTConfig",
     "GenreMERTForAudioClassification",
+    "GenreMERTModel",
+    "SelfAttentionTaggerModel",
     "MODEL_CLASSES",
     "SelfAttentionTaggerConfig",
     "SelfAttentionTaggerForAudioClassification",
@@ -145,6 +162,7 @@ if TYPE_CHECKING:  # static analysers and IDEs see the lazy names as plain impor
     from .analysis.bias_probe import bias_probe, branch_accuracy
     from .analysis.robustness import robustness_curves
     from .analysis.tagger_maps import tag_attention_maps
+    from .analysis.web_app import SongAnswer, build_interface, classify_song, draw_song, load_song_classifier
     from .data.attention_audio import load_attention_audio
     from .data.attention_benchmark import FrameBenchmarkConfig
     from .data.attention_benchmark import make_split as make_frame_split
@@ -169,7 +187,9 @@ if TYPE_CHECKING:  # static analysers and IDEs see the lazy names as plain impor
         load_artist20,
         load_gtzan,
     )
+    from .data.fma import FMA_LABELS, FMA_SIZES, fma_rows, load_fma
     from .data.magnatagatune import load_magnatagatune
+    from .data.mtg_jamendo import MTG_JAMENDO_SUBSETS, load_mtg_jamendo, mtg_jamendo_rows
     from .data.songs import SPLITS
     from .data.synthetic import load_synthetic, synthetic_metadata
     from .data.your_data import load_dataset_songs
@@ -188,6 +208,8 @@ if TYPE_CHECKING:  # static analysers and IDEs see the lazy names as plain impor
     from .publishing.hub_upload import export_for_hub, publish
     from .publishing.mert_weights import load_mert_weights
     from .publishing.model_card import build_model_card
+    from .publishing.onnx_export import export_onnx
+    from .publishing.space import write_space
     from .training.arguments import DataTrainingArguments, ModelArguments, parse_arguments
     from .training.experiments import run_all as run_experiments
     from .training.experiments import summarize as summarize_experiments

@@ -4,12 +4,12 @@ Imported by `import genremert`: afterwards `AutoConfig` / `AutoModelForAudioClas
 without `trust_remote_code` (the remote-code files never register anything themselves: no side effects on import).
 """
 
-from transformers import AutoConfig, AutoModelForAudioClassification
+from transformers import AutoConfig, AutoModel, AutoModelForAudioClassification
 
 from configuration_genremert import CRNNFGNLConfig, GenreMERTConfig, SelfAttentionTaggerConfig
-from modeling_crnn_fgnl import CRNNFGNLForAudioClassification
-from modeling_genremert import GenreMERTForAudioClassification
-from modeling_self_attention_tagger import SelfAttentionTaggerForAudioClassification
+from modeling_crnn_fgnl import CRNNFGNLForAudioClassification, CRNNFGNLModel
+from modeling_genremert import GenreMERTForAudioClassification, GenreMERTModel
+from modeling_self_attention_tagger import SelfAttentionTaggerForAudioClassification, SelfAttentionTaggerModel
 
 
 AutoConfig.register("genremert", GenreMERTConfig, exist_ok=True)
@@ -20,6 +20,10 @@ AutoModelForAudioClassification.register(CRNNFGNLConfig, CRNNFGNLForAudioClassif
 AutoModelForAudioClassification.register(
     SelfAttentionTaggerConfig, SelfAttentionTaggerForAudioClassification, exist_ok=True
 )
+# the base models (pooled embedding, hidden states, attention): `AutoModel` on any of our folders
+AutoModel.register(GenreMERTConfig, GenreMERTModel, exist_ok=True)
+AutoModel.register(CRNNFGNLConfig, CRNNFGNLModel, exist_ok=True)
+AutoModel.register(SelfAttentionTaggerConfig, SelfAttentionTaggerModel, exist_ok=True)
 
 # model_type → (config class, model class): every model the library trains, evaluates and publishes.
 MODEL_CLASSES = {

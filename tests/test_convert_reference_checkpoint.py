@@ -17,12 +17,12 @@ from genremert.publishing import conversion as convert
 
 # Our key → the reference key, the inverse of the converter's tables (the test's own copy of the layout).
 OUR_TO_REFERENCE = {
-    "layer_aggregation.conv.weight": "aggregator.weight",
-    "layer_aggregation.conv.bias": "aggregator.bias",
-    "time_attention.hidden_conv.weight": "time_att.attention.2.weight",
-    "time_attention.hidden_conv.bias": "time_att.attention.2.bias",
-    "time_attention.score_conv.weight": "time_att.attention.4.weight",
-    "time_attention.score_conv.bias": "time_att.attention.4.bias",
+    "genremert.layer_aggregation.conv.weight": "aggregator.weight",
+    "genremert.layer_aggregation.conv.bias": "aggregator.bias",
+    "genremert.time_attention.hidden_conv.weight": "time_att.attention.2.weight",
+    "genremert.time_attention.hidden_conv.bias": "time_att.attention.2.bias",
+    "genremert.time_attention.score_conv.weight": "time_att.attention.4.weight",
+    "genremert.time_attention.score_conv.bias": "time_att.attention.4.bias",
     "counterfactual_branch.attention.hidden_conv.weight": "time_att_cf.attention.2.weight",
     "counterfactual_branch.attention.hidden_conv.bias": "time_att_cf.attention.2.bias",
     "counterfactual_branch.attention.score_conv.weight": "time_att_cf.attention.4.weight",
@@ -40,8 +40,8 @@ def reference_state_dict(model, old_weight_norm=True):
     backbone under `mert.`, optionally with the old `weight_g`/`weight_v` weight-norm names)."""
     state = {}
     for key, tensor in model.state_dict().items():
-        if key.startswith("backbone."):
-            key = "mert." + key[len("backbone.") :]
+        if key.startswith("genremert.backbone."):
+            key = "mert." + key[len("genremert.backbone.") :]
             if old_weight_norm:
                 key = key.replace(POS_CONV + "parametrizations.weight.original0", POS_CONV + "weight_g")
                 key = key.replace(POS_CONV + "parametrizations.weight.original1", POS_CONV + "weight_v")
@@ -85,7 +85,7 @@ def lca_model():
     model = GenreMERTForAudioClassification(tiny_genremert_config(counterfactual="learned"))
     with torch.no_grad():  # non-trivial head weights, so that a swapped key changes the outputs
         for name, parameter in model.named_parameters():
-            if not name.startswith("backbone."):
+            if not name.startswith("genremert.backbone."):
                 parameter.normal_(0.0, 0.5)
     return model.eval()
 

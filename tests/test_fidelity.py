@@ -64,9 +64,9 @@ def test_keras_batch_norm_and_initialisation():
     assert all(block.norm.momentum == 0.01 and block.norm.eps == 1e-3 for block in model.conv_blocks)
     weight = model.head.classifier.weight  # glorot_uniform: |w| <= sqrt(6 / (fan_in + fan_out)), zero bias
     assert weight.abs().max() <= math.sqrt(6 / sum(weight.shape)) and torch.all(model.head.classifier.bias == 0)
-    recurrent = model.head.gru_1.weight_hh_l0  # (3·hidden, hidden), orthogonal columns
+    recurrent = model.recurrent.gru_1.weight_hh_l0  # (3·hidden, hidden), orthogonal columns
     torch.testing.assert_close(recurrent.T @ recurrent, torch.eye(recurrent.shape[1]), atol=1e-5, rtol=0)
-    assert torch.all(model.head.gru_1.bias_ih_l0 == 0)
+    assert torch.all(model.recurrent.gru_1.bias_ih_l0 == 0)
     default = CRNNFGNLForAudioClassification(tiny_crnn_fgnl_config())
     assert default.input_norm.momentum == 0.1 and default.head.classifier.bias.abs().sum() > 0
 

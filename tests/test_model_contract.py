@@ -158,8 +158,15 @@ def test_freeze_feature_encoder_freezes_the_front_end_only(name):
         "crnn_fgnl": "conv_blocks",
         "self_attention_tagger": "conv_blocks",
     }
-    assert any(n.startswith(prefixes[name]) for n in frozen)
+    assert any(prefixes[name] in n for n in frozen)
     assert not any("classifier" in n for n in frozen)
+    # a frozen front end's BatchNorms keep their statistics in train mode (the example script trains in train mode)
+    buffers = {n: b.clone() for n, b in model.named_buffers() if "running_mean" in n and prefixes[name] in n}
+    model.train()
+    rate = MODELS[name][2]
+    model(torch.randn(2, int(rate * model.config.slice_seconds), generator=torch.Generator().manual_seed(4)))
+    for buffer_name, before in buffers.items():
+        assert torch.equal(dict(model.named_buffers())[buffer_name], before), f"{buffer_name} moved"
 
 
 def test_a_multi_label_model_given_class_ids_names_problem_type():

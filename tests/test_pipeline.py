@@ -181,6 +181,19 @@ def test_dict_at_another_rate_is_resampled(setup):
     assert_same_answer(classifier({"array": audio, "sampling_rate": rate}), classifier(audio))
 
 
+def test_a_bare_array_whose_length_suggests_another_rate_warns(setup):
+    import warnings
+
+    classifier, rate = setup["pipe"], setup["model"].config.sampling_rate
+    other = 44100 if rate != 44100 else 48000
+    with pytest.warns(UserWarning, match=rf'3 s at {other} Hz.*"sampling_rate": {other}'):
+        classifier(noise(3.0, other, seed=4))
+    with warnings.catch_warnings():  # the model's own rate, or a dict with its rate: no warning
+        warnings.simplefilter("error")
+        classifier(noise(3.0, rate, seed=5))
+        classifier({"array": noise(3.0, other, seed=4), "sampling_rate": other})
+
+
 def test_wav_and_mp3_paths_and_bytes(setup, tmp_path):
     classifier, rate = setup["pipe"], setup["model"].config.sampling_rate
     audio = noise(2.5, rate, seed=3)

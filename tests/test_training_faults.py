@@ -40,7 +40,7 @@ def test_transfer_refuses_weights_that_do_not_match_their_config(tmp_path, mode)
     arguments = ModelArguments(model_type="crnn_fgnl", model_name_or_path=str(tmp_path / "good"), finetune=mode)
     model = load_or_build_model(arguments, ["a", "b"], None)  # a new classifier size is what a transfer is for
     assert model.output_classifier().weight.shape == (2, 8)
-    torch.testing.assert_close(model.head.gru_1.weight_ih_l0, source.head.gru_1.weight_ih_l0)
+    torch.testing.assert_close(model.recurrent.gru_1.weight_ih_l0, source.recurrent.gru_1.weight_ih_l0)
 
     save_crnn(tmp_path / "bad")
     config_file = tmp_path / "bad" / "config.json"
@@ -52,8 +52,8 @@ def test_transfer_refuses_weights_that_do_not_match_their_config(tmp_path, mode)
         load_or_build_model(arguments, ["a", "b"], None)
     message = str(caught.value)
     assert f"--model_name_or_path {tmp_path / 'bad'} (--finetune {mode})" in message
-    assert "head.gru_1.weight_ih_l0: checkpoint (24, 32), config.json (18, 32)" in message
-    assert "head.gru_2.weight_hh_l0: checkpoint (24, 8), config.json (18, 6)" in message
+    assert "crnn_fgnl.recurrent.gru_1.weight_ih_l0: checkpoint (24, 32), config.json (18, 32)" in message
+    assert "crnn_fgnl.recurrent.gru_2.weight_hh_l0: checkpoint (24, 8), config.json (18, 6)" in message
     assert "8 tensor(s)" in message and "Only the output classifier (head.classifier.bias" in message
 
 

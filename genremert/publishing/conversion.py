@@ -6,10 +6,10 @@ Lightning checkpoints whose `state_dict` holds:
 
 | reference key                        | our key                                             | note                      |
 |--------------------------------------|-----------------------------------------------------|---------------------------|
-| `mert.<HuBERT key>`                  | `backbone.<HuBERT key>`                             | MERT's own key mapping    |
-| `aggregator.{weight,bias}`           | `layer_aggregation.conv.{weight,bias}`              | Conv2d(13→1, 1×1)         |
-| `time_att.attention.2.{weight,bias}` | `time_attention.hidden_conv.{weight,bias}`          | Conv2d → Conv1d (1→16)    |
-| `time_att.attention.4.{weight,bias}` | `time_attention.score_conv.{weight,bias}`           | Conv2d → Conv1d (16→1)    |
+| `mert.<HuBERT key>`                  | `genremert.backbone.<HuBERT key>`                   | MERT's own key mapping    |
+| `aggregator.{weight,bias}`           | `genremert.layer_aggregation.conv.{weight,bias}`    | Conv2d(13→1, 1×1)         |
+| `time_att.attention.2.{weight,bias}` | `genremert.time_attention.hidden_conv.{w,b}`        | Conv2d → Conv1d (1→16)    |
+| `time_att.attention.4.{weight,bias}` | `genremert.time_attention.score_conv.{w,b}`         | Conv2d → Conv1d (16→1)    |
 | `time_att_cf.attention.{2,4}.*`      | `counterfactual_branch.attention.{hidden,score}_conv.*` | LCA checkpoint only   |
 | `hidden_layer.{weight,bias}`         | `head.projection.{weight,bias}`                     | Linear(768→32)            |
 | `ouput_layer.{weight,bias}`          | `head.classifier.{weight,bias}`                     | Linear(32→labels) [sic]   |
@@ -41,12 +41,12 @@ from .mert_weights import map_mert_state_dict
 
 # The head of the reference model: reference key → our key.
 REFERENCE_KEY_MAP = {
-    "aggregator.weight": "layer_aggregation.conv.weight",
-    "aggregator.bias": "layer_aggregation.conv.bias",
-    "time_att.attention.2.weight": "time_attention.hidden_conv.weight",
-    "time_att.attention.2.bias": "time_attention.hidden_conv.bias",
-    "time_att.attention.4.weight": "time_attention.score_conv.weight",
-    "time_att.attention.4.bias": "time_attention.score_conv.bias",
+    "aggregator.weight": "genremert.layer_aggregation.conv.weight",
+    "aggregator.bias": "genremert.layer_aggregation.conv.bias",
+    "time_att.attention.2.weight": "genremert.time_attention.hidden_conv.weight",
+    "time_att.attention.2.bias": "genremert.time_attention.hidden_conv.bias",
+    "time_att.attention.4.weight": "genremert.time_attention.score_conv.weight",
+    "time_att.attention.4.bias": "genremert.time_attention.score_conv.bias",
     "hidden_layer.weight": "head.projection.weight",
     "hidden_layer.bias": "head.projection.bias",
     "ouput_layer.weight": "head.classifier.weight",  # sic: the reference's spelling
@@ -60,7 +60,7 @@ COUNTERFACTUAL_KEY_MAP = {
     "time_att_cf.attention.4.bias": "counterfactual_branch.attention.score_conv.bias",
 }
 MERT_PREFIX = "mert."
-BACKBONE_PREFIX = "backbone."
+BACKBONE_PREFIX = "genremert.backbone."
 # State of torchmetrics objects the reference LightningModule holds (not model weights): dropped if present.
 IGNORED_PREFIXES = ("train_acc.", "valid_acc.")
 # Where Lightning versions define `AttributeDict` (the type of `hyper_parameters`).
