@@ -471,8 +471,19 @@ def test_multi_label_training_end_to_end(model_type, counterfactual, mtat_root, 
         targets.append([int(i in row["label"]) for i in range(len(names))])
     probabilities, targets = np.array(probabilities), np.array(targets)
     scorable = [k for k in range(len(names)) if 0 < targets[:, k].sum() < len(targets)]
-    expected = np.mean([roc_auc_score(targets[:, k], probabilities[:, k]) for k in scorable])
-    assert results["test_song_roc_auc"] == pytest.approx(expected, abs=1e-6)
+
+    # The tiny tagger's songs differ by 1e-7–1e-5 in probability (exact ties too), so which of two nearly tied songs
+    # ranks first is decided by float rounding (batching, attention kernel). The run's figure must lie between the AUCs
+    # of the pipeline's probabilities with every near-tie (|Δ| ≤ 1e-5) broken against and for the positives; when the
+    # songs are well apart the two bounds are equal and the check is exact.
+    def auc(k, margin):
+        positive, negative = probabilities[targets[:, k] == 1, k], probabilities[targets[:, k] == 0, k]
+        return float(np.mean(positive[:, None] - negative[None, :] > margin))
+
+    low = np.mean([auc(k, 1e-5) for k in scorable])
+    high = np.mean([auc(k, -1e-5) for k in scorable])
+    exact = np.mean([roc_auc_score(targets[:, k], probabilities[:, k]) for k in scorable])
+    assert low - 1e-9 <= results["test_song_roc_auc"] <= high + 1e-9, (low, exact, high)
     # Published: the card reports those figures, the per-tag reports travel with it; the heat maps are drawn.
     run_script(
         [sys.executable, "hub_upload.py", "--output_dir", str(output_dir), "--repo_id", "me/tagger", "--dry_run"]
@@ -584,4 +595,4 @@ def test_a_checkpoint_of_the_other_problem_type_is_refused_unless_transferred(tm
     arguments.finetune = "head"
     model = load_or_build_model(arguments, tags, None, multi_label=True)
     assert model.config.problem_type == "multi_label_classification" and model.config.song_aggregation == "mean"
-    assert model.output_classifier().weight.requires_grad and not model.head.gru_1.weight_ih_l0.requires_grad
+    assert model.output_classifier().weight.requires_grad and not model.recurrent.gru_1.weight_ih_l0.requires_grad

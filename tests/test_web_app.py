@@ -46,7 +46,7 @@ SONG_SECONDS = 4.5  # 1 s slices: 4 slices and a dropped half-second tail, or 5 
 # not, one that no slice passes (every slice votes), the last slice aligned to the end, and the taggers' mean.
 CONFIGS = {
     "genremert": lambda: tiny_genremert_config(counterfactual="learned"),
-    "crnn_fgnl_threshold": lambda: tiny_crnn_fgnl_config(vote_threshold=0.6),
+    "crnn_fgnl_threshold": lambda: tiny_crnn_fgnl_config(vote_threshold=0.75),  # between the slices' top scores
     "crnn_fgnl_fallback": lambda: tiny_crnn_fgnl_config(vote_threshold=0.95),
     "crnn_fgnl_time": lambda: tiny_crnn_fgnl_config(
         counterfactual_attention="time", counterfactual="learned", slice_remainder="end"
