@@ -38,7 +38,7 @@ import sys
 
 # The choices of --dataset, as genremert.training.arguments.DATASETS (tests/test_newcomer_errors.py keeps the two
 # equal): checked before torch and transformers are imported, so a misspelt name is refused at once.
-DATASETS = ("gtzan", "artist20", "magnatagatune", "synthetic", "custom")
+DATASETS = ("gtzan", "artist20", "magnatagatune", "mtg_jamendo", "fma", "synthetic", "custom")
 
 
 def dataset_flag_problem(argv: list[str]) -> str | None:

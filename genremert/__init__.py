@@ -47,6 +47,12 @@ _LAZY_NAMES = {
     "mtg_jamendo_rows": "data.mtg_jamendo",
     "MTG_JAMENDO_SUBSETS": "data.mtg_jamendo",
     "load_fma": "data.fma",
+    "load_streamed_songs": "data.streaming",
+    "stream_slices": "data.streaming",
+    "StreamedSlices": "data.streaming",
+    "FeatureStore": "data.feature_store",
+    "extract_store": "data.feature_store",
+    "bytes_per_hour": "data.feature_store",
     "fma_rows": "data.fma",
     "FMA_SIZES": "data.fma",
     "FMA_LABELS": "data.fma",
@@ -187,10 +193,12 @@ if TYPE_CHECKING:  # static analysers and IDEs see the lazy names as plain impor
         load_artist20,
         load_gtzan,
     )
+    from .data.feature_store import FeatureStore, bytes_per_hour, extract_store
     from .data.fma import FMA_LABELS, FMA_SIZES, fma_rows, load_fma
     from .data.magnatagatune import load_magnatagatune
     from .data.mtg_jamendo import MTG_JAMENDO_SUBSETS, load_mtg_jamendo, mtg_jamendo_rows
     from .data.songs import SPLITS
+    from .data.streaming import StreamedSlices, load_streamed_songs, stream_slices
     from .data.synthetic import load_synthetic, synthetic_metadata
     from .data.your_data import load_dataset_songs
     from .evaluation.attention_mass import attention_mass

@@ -111,7 +111,7 @@ def test_a_misspelt_dataset_is_refused_before_torch_is_imported(tmp_path):
     result = script("--dataset", "gtzn", "--output_dir", str(tmp_path), code=IMPORTS_AFTER_RUN, timeout=120)
     assert result.stdout.strip() == "2 []", (result.stdout, result.stderr[-3000:])
     assert result.stderr.strip().splitlines() == [
-        "error: --dataset 'gtzn' is not a dataset: expected one of gtzan, artist20, magnatagatune, synthetic, custom "
+        "error: --dataset 'gtzn' is not a dataset: expected one of gtzan, artist20, magnatagatune, mtg_jamendo, fma, synthetic, custom "
         "(did you mean gtzan?). Your own data: --dataset_name <Hub id or folder>."
     ]
     preset = tmp_path / "preset.json"

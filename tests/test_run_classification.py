@@ -509,7 +509,7 @@ def test_resuming_with_another_architecture_is_refused_before_anything_is_writte
     shutil.copytree(checkpoint, output_dir / checkpoint.name)
     flags = tiny_flags(output_dir.parent / "synthetic_cache", output_dir, "--resume_from_checkpoint", "last")
     flags[flags.index("--config_overrides") + 1] = TINY_CRNN.replace("gru_hidden_size=8", "gru_hidden_size=6")
-    with pytest.raises(ValueError, match=r"holds a model of another architecture .*head\.classifier"):
+    with pytest.raises(ValueError, match=r"holds a model of another architecture .*(head\.classifier|recurrent\.gru_1)"):
         training_run.main(flags)
     assert sorted(path.name for path in output_dir.iterdir()) == [checkpoint.name]  # run_args.json not written
 
@@ -578,3 +578,88 @@ def test_the_shortcut_protocol_on_any_dataset(tmp_path):
         label = slices[row]["label"]
         difference = np.abs(np.asarray(slices[row]["input_values"]) - np.asarray(clean[row]["input_values"])).max()
         assert (difference > 1e-3) == (label == 1), (row, label, difference)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# MTG-Jamendo and FMA through run_classification (the trees of tests/test_next_corpora.py)
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def corpus_flags(dataset, data_dir, output_dir, *extra):
+    """`tiny_flags` on a corpus instead of the synthetic set: one training step, then evaluation and test."""
+    flags = tiny_flags(output_dir.parent / "unused", output_dir)
+    for flag in ("--synthetic_options", "--bias_class", "--data_dir", "--dataset"):
+        position = flags.index(flag)
+        del flags[position : position + 2]
+    flags += ["--dataset", dataset, "--data_dir", str(data_dir), "--max_steps", "1", "--cf_warmup_epochs", "0"]
+    return flags + ["--save_strategy", "no", "--eval_strategy", "no", "--report_to", "none", *extra]
+
+
+def test_mtg_jamendo_and_fma_train_and_evaluate(tmp_path):
+    from test_next_corpora import JAMENDO_TRACKS, write_fma_tree, write_jamendo_tree
+
+    jamendo = write_jamendo_tree(tmp_path / "jamendo")
+    results = training_run.main(
+        corpus_flags("mtg_jamendo", jamendo, tmp_path / "out_jamendo", "--mtg_jamendo_subset", "genre")
+    )
+    assert results["dataset"] == "mtg_jamendo" and results["train_songs"] == 4  # the official split-0
+    assert results["eval_songs"] == 2 and results["test_songs"] == 3
+    for key in ("eval_song_roc_auc", "test_song_roc_auc", "test_frame_pr_auc"):  # tagging: multi-label scores
+        assert np.isfinite(results[key]), key
+    saved = json.loads((tmp_path / "out_jamendo" / "config.json").read_text())
+    genres = sorted({tag.split("---")[1] for _, tags in JAMENDO_TRACKS.values() for tag in tags if "genre" in tag})
+    assert saved["problem_type"] == "multi_label_classification" and sorted(saved["label2id"]) == genres
+
+    fma = write_fma_tree(tmp_path / "fma")
+    results = training_run.main(corpus_flags("fma", fma, tmp_path / "out_fma", "--fma_size", "medium"))
+    assert results["dataset"] == "fma" and results["train_songs"] == 3  # small ⊂ medium: 2 + 1 training tracks
+    assert results["test_songs"] == 3 and np.isfinite(results["test_song_accuracy"])
+    saved = json.loads((tmp_path / "out_fma" / "config.json").read_text())
+    assert saved["problem_type"] == "single_label_classification"  # --fma_labels genre_top, the default
+    assert sorted(saved["label2id"]) == ["Electronic", "Experimental", "Rock"]
+
+    # --allow_missing_files reaches both loaders: a listed track absent from disk is refused, or skipped when allowed.
+    (jamendo / "07" / "1807.mp3").unlink()
+    (fma / "fma_small" / "001" / "001025.mp3").unlink()
+    for dataset, data_dir, missing in (("mtg_jamendo", jamendo, "track_0001807"), ("fma", fma, "001025")):
+        data_args = genremert.DataTrainingArguments(dataset=dataset, data_dir=str(data_dir))
+        with pytest.raises(genremert.BadAudioFilesError, match=r"not on disk"):
+            preparation.load_songs(data_args, seed=0)
+        data_args.allow_missing_files = True
+        with pytest.warns(UserWarning, match="missing"):
+            songs = preparation.load_songs(data_args, seed=0)
+        assert missing not in songs["test"]["song_id"] and len(songs["test"]) >= 1
+
+
+def test_corpus_flags_are_checked_naming_the_flag(tmp_path):
+    def data_args(**values):
+        return genremert.DataTrainingArguments(data_dir=str(tmp_path), **values)
+
+    assert arguments.DEFAULT_SPLITS["mtg_jamendo"] == "0" and arguments.DEFAULT_SPLITS["fma"] == "official"
+    for values, message in [
+        (
+            {"dataset": "fma", "fma_size": "huge"},
+            "--fma_size must be one of ['small', 'medium', 'large', 'full'], got 'huge'.",
+        ),
+        (
+            {"dataset": "fma", "fma_labels": "genre"},
+            "--fma_labels must be one of ['genre_top', 'genres', 'genres_all']",
+        ),
+        ({"dataset": "mtg_jamendo", "mtg_jamendo_subset": "mood"}, "--mtg_jamendo_subset must be one of ['top50', "),
+        (
+            {"dataset": "fma", "mtg_jamendo_subset": "genre"},
+            "--mtg_jamendo_subset only applies to --dataset mtg_jamendo",
+        ),
+        ({"dataset": "gtzan", "fma_size": "small"}, "--fma_size only applies to --dataset fma, not --dataset gtzan."),
+        ({"dataset": "mtg_jamendo", "split": "album"}, "--split 'album' is not an official MTG-Jamendo split"),
+        ({"dataset": "fma", "split": "random"}, "--split 'random': FMA has one split; expected one of ['official']."),
+    ]:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            data_args(**values)
+    for dataset, what in (("mtg_jamendo", "NN/<track>.mp3"), ("fma", "fma_metadata/ and fma_<size>/")):
+        with pytest.raises(ValueError, match=re.escape(f"--data_dir is required for --dataset {dataset} (")) as error:
+            genremert.DataTrainingArguments(dataset=dataset)
+        assert what in str(error.value)
+    assert data_args(dataset="mtg_jamendo", split="split-3").split == "split-3"
+    with pytest.raises(SystemExit):  # the parser's own choices: argparse names the flag and the choices
+        arguments.parse_arguments(["--dataset", "fma", "--data_dir", str(tmp_path), "--fma_size", "huge"])

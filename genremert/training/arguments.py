@@ -12,20 +12,31 @@ from transformers import HfArgumentParser
 
 from configuration_genremert import COUNTERFACTUAL_MODES
 
+from ..data.fma import FMA_LABELS, FMA_SIZES, FMA_SPLITS
+from ..data.mtg_jamendo import MTG_JAMENDO_SUBSETS, split_index
 from ..registry import MODEL_CLASSES as MODEL_TYPES
+from .cli_help import BACKBONE_FLAGS, DESCRIPTION, HelpFormatter, arrange_help, is_note, presets_epilog
 from .trainer import LCATrainingArguments
 
 
-DATASETS = ("gtzan", "artist20", "magnatagatune", "synthetic", "custom")
+DATASETS = ("gtzan", "artist20", "magnatagatune", "mtg_jamendo", "fma", "synthetic", "custom")
 DEFAULT_SPLITS = {
     "gtzan": "fault_filtered",
     "artist20": "album",
     "magnatagatune": "directory",
+    "mtg_jamendo": "0",  # the official split-0 (of split-0 … split-4)
+    "fma": "official",
     "synthetic": "album",
     "custom": None,
 }
-# Datasets whose songs carry a list of tags (multi-label tagging: sigmoid outputs, BCE, ROC-AUC / PR-AUC).
-TAGGING_DATASETS = ("magnatagatune",)
+# Datasets whose songs carry a list of tags (multi-label tagging: sigmoid outputs, BCE, ROC-AUC / PR-AUC). FMA is
+# multi-label too with --fma_labels genres / genres_all (`preparation.is_tagging` reads it from the songs).
+TAGGING_DATASETS = ("magnatagatune", "mtg_jamendo")
+# Datasets read from a folder (or archive) of their own layout: --data_dir is required (gtzan can download itself).
+FOLDER_DATASETS = ("gtzan", "artist20", "magnatagatune", "mtg_jamendo", "fma")
+# The frozen backbone's compute precision and feature cache (`frozen_backbone.py`).
+BACKBONE_DTYPES = ("auto", "float32", "bfloat16")
+BACKBONE_CACHE_MODES = ("auto", "off")
 
 
 @dataclass
@@ -84,8 +95,40 @@ class ModelArguments:
             "source you trust."
         },
     )
+    backbone_dtype: str = field(
+        default="float32",
+        metadata={
+            "help": "GenreMERT: the precision the backbone runs in (its weights stay float32; the head always runs "
+            "float32). 'auto': bfloat16 where the hardware computes it natively (a CUDA GPU with bfloat16, a CPU with "
+            "avx512_bf16 or amx_bf16), float32 elsewhere; the choice and its reason are logged. The GenreMERT presets "
+            "set 'auto'; pass float32 to turn it off.",
+            "choices": list(BACKBONE_DTYPES),
+        },
+    )
+    backbone_cache: str = field(
+        default="off",
+        metadata={
+            "help": "GenreMERT: 'auto' computes the frozen backbone once (the first epoch) and reads its hidden states "
+            "from a feature cache afterwards (--backbone_cache_dir, by default ~/.cache/genremert/backbone/<key of "
+            "the backbone>, $GENREMERT_CACHE/backbone when set), when the model's backbone is frozen and the cache "
+            "fits the free disk space; the choice and its reason are logged. The GenreMERT presets set 'auto'; pass "
+            "'off' to run the backbone every epoch.",
+            "choices": list(BACKBONE_CACHE_MODES),
+        },
+    )
 
     def __post_init__(self):
+        if self.backbone_dtype not in BACKBONE_DTYPES:
+            raise ValueError(f"--backbone_dtype must be one of {list(BACKBONE_DTYPES)}, got {self.backbone_dtype!r}.")
+        if self.backbone_cache not in BACKBONE_CACHE_MODES:
+            raise ValueError(
+                f"--backbone_cache must be one of {list(BACKBONE_CACHE_MODES)}, got {self.backbone_cache!r}."
+            )
+        if self.backbone_dtype == "bfloat16" and self.model_type != "genremert":
+            raise ValueError(
+                f"--backbone_dtype bfloat16 applies to --model_type genremert (its MERT backbone); --model_type "
+                f"{self.model_type} has no backbone."
+            )
         if self.finetune not in (None, "none", "head", "all"):
             raise ValueError(f"--finetune must be one of ['none', 'head', 'all'], got {self.finetune!r}.")
         if self.finetune in ("head", "all") and self.model_name_or_path is None:
@@ -118,22 +161,48 @@ class DataTrainingArguments:
         metadata={
             "help": "Dataset folder, or its .tar.gz/.tgz/.zip archive (extracted once beside it). Required for "
             "artist20 and magnatagatune; optional for gtzan: without it, genres.tar.gz is downloaded from the Hub "
-            "dataset marsyas/gtzan into the Hugging Face cache (--gtzan_revision pins a commit). For synthetic: where "
-            "the generated audio is cached."
+            "dataset marsyas/gtzan into the Hugging Face cache (--gtzan_revision pins a commit). Required too for "
+            "mtg_jamendo (the audio folder NN/<track>.mp3, the official split files under data/splits) and fma (the "
+            "folder holding fma_metadata/ and fma_<size>/). For synthetic: where the generated audio is cached."
         },
     )
     split: str | None = field(
         default=None,
         metadata={
             "help": "Train/validation/test split of the dataset (default: gtzan 'fault_filtered', artist20 "
-            "'album', magnatagatune 'directory', synthetic 'album')."
+            "'album', magnatagatune 'directory', mtg_jamendo '0' (the official split-0; 0 … 4), fma 'official', "
+            "synthetic 'album')."
+        },
+    )
+    mtg_jamendo_subset: str | None = field(
+        default=None,
+        metadata={
+            "help": "--dataset mtg_jamendo: the tag set (default top50: the 50 most frequent tags; genre, instrument, "
+            "moodtheme: one category; all: every tag).",
+            "choices": list(MTG_JAMENDO_SUBSETS),
+        },
+    )
+    fma_size: str | None = field(
+        default=None,
+        metadata={
+            "help": "--dataset fma: which FMA (default small: 8,000 tracks, 8 genres; medium 25,000; large 106,574 "
+            "clips; full: large untrimmed). Sizes nest: small ⊂ medium ⊂ large.",
+            "choices": list(FMA_SIZES),
+        },
+    )
+    fma_labels: str | None = field(
+        default=None,
+        metadata={
+            "help": "--dataset fma: the labels (default genre_top: one top-level genre per track, single-label; "
+            "genres / genres_all: every genre of the track, with genres_all its ancestors too: multi-label tagging).",
+            "choices": list(FMA_LABELS),
         },
     )
     allow_missing_files: bool = field(
         default=False,
         metadata={
-            "help": "gtzan: train on the songs that are on disk when some songs of the split lists are missing "
-            "(refused by default: an incomplete copy usually means a wrong folder)."
+            "help": "gtzan, magnatagatune, mtg_jamendo, fma: train on the songs that are on disk when some songs of "
+            "the split lists are missing (refused by default: an incomplete copy usually means a wrong folder)."
         },
     )
     allow_paths_outside_dataset: bool = field(
@@ -206,6 +275,20 @@ class DataTrainingArguments:
             "and --split_seed; the split is written to <output_dir>/split.json and reused."
         },
     )
+    streaming: bool = field(
+        default=False,
+        metadata={
+            "help": "--dataset_name: stream the train split (Hub id, or parquet / arrow / json / csv / WebDataset .tar "
+            "shards) instead of reading it whole; needs --max_steps. Validation and test are read whole (docs/scaling.md)."
+        },
+    )
+    shuffle_buffer_size: int = field(
+        default=1000, metadata={"help": "--streaming: slices in the seeded shuffle buffer (reshuffled in each pass)."}
+    )
+    class_names: str | None = field(
+        default=None,
+        metadata={"help": "--streaming: the classes of a string / number label column in id order ('rock,jazz')."},
+    )
     gtzan_revision: str | None = field(
         default=None,
         metadata={"help": "--dataset gtzan without --data_dir: the revision (commit) of marsyas/gtzan to download."},
@@ -273,14 +356,17 @@ class DataTrainingArguments:
             self.dataset = "custom"  # --dataset_name: any datasets dataset or audio folder
         if self.dataset == "custom" and self.dataset_name is None:
             raise ValueError("--dataset custom needs --dataset_name (a Hub dataset id or a local folder).")
-        if self.dataset in ("gtzan", "artist20", "magnatagatune"):
+        if self.dataset in FOLDER_DATASETS:
             from ..data.archives import is_archive
 
             if self.data_dir is None and self.dataset != "gtzan":
-                raise ValueError(
-                    f"--data_dir is required for --dataset {self.dataset} (the folder holding the audio"
-                    + (", or artist20-mp3s-32k.tgz)." if self.dataset == "artist20" else " and annotations_final.csv).")
-                )
+                holds = {
+                    "artist20": "the folder holding the audio, or artist20-mp3s-32k.tgz",
+                    "magnatagatune": "the folder holding the audio and annotations_final.csv",
+                    "mtg_jamendo": "the audio folder NN/<track>.mp3, with the official split files under data/splits",
+                    "fma": "the folder holding fma_metadata/ and fma_<size>/",
+                }
+                raise ValueError(f"--data_dir is required for --dataset {self.dataset} ({holds[self.dataset]}).")
             if self.data_dir is not None and not (os.path.isdir(self.data_dir) or is_archive(self.data_dir)):
                 raise ValueError(
                     f"--data_dir {self.data_dir!r} is neither a folder nor a .tar.gz/.tgz/.zip archive of the dataset."
@@ -305,8 +391,11 @@ class DataTrainingArguments:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"--{name} counts songs and must be >= 1, got {value}.")
+        if self.class_names is not None and not self.streaming:
+            raise ValueError("--class_names applies to --streaming (a dataset read whole names its own classes).")
         if self.synthetic_options is not None and self.dataset != "synthetic":
             raise ValueError("--synthetic_options only applies to --dataset synthetic.")
+        self._check_corpus_flags()
         if self.bias_class is not None and self.dataset == "synthetic":
             try:
                 int(self.bias_class)
@@ -321,6 +410,31 @@ class DataTrainingArguments:
             if not os.path.isdir(self.stems_dir):
                 raise ValueError(f"--stems_dir {self.stems_dir!r} does not exist or is not a folder.")
         self.parsed_vote_threshold()
+
+    def _check_corpus_flags(self) -> None:
+        """The flags of one corpus (MTG-Jamendo's subset, FMA's size and labels) and its split, checked here so that
+        a wrong value is named by its flag before anything is read."""
+        own = {"mtg_jamendo_subset": "mtg_jamendo", "fma_size": "fma", "fma_labels": "fma"}
+        choices = {"mtg_jamendo_subset": MTG_JAMENDO_SUBSETS, "fma_size": FMA_SIZES, "fma_labels": FMA_LABELS}
+        for name, dataset in own.items():
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if self.dataset != dataset:
+                raise ValueError(f"--{name} only applies to --dataset {dataset}, not --dataset {self.dataset}.")
+            if value not in choices[name]:
+                raise ValueError(f"--{name} must be one of {list(choices[name])}, got {value!r}.")
+        if self.split is None:
+            return
+        if self.dataset == "mtg_jamendo":
+            try:
+                split_index(self.split)
+            except ValueError:
+                raise ValueError(
+                    f"--split {self.split!r} is not an official MTG-Jamendo split; expected 0 … 4 (or 'split-3')."
+                ) from None
+        elif self.dataset == "fma" and self.split not in FMA_SPLITS:
+            raise ValueError(f"--split {self.split!r}: FMA has one split; expected one of {list(FMA_SPLITS)}.")
 
     def parsed_bias_band(self) -> tuple[float, float]:
         """`--bias_band_hz` as `(low, high)` in Hz."""
@@ -359,7 +473,7 @@ def _json_to_flags(values: dict) -> list[str]:
     """A preset's JSON object as command-line flags, so that flags given after the file override it."""
     flags = []
     for key, value in values.items():
-        if value is None:
+        if value is None or is_note(key):  # `_description`: a note for people, not a flag
             continue
         flags.append(f"--{key}")
         if isinstance(value, bool):
@@ -373,69 +487,21 @@ def _json_to_flags(values: dict) -> list[str]:
     return flags
 
 
-DESCRIPTION = """Train and evaluate GenreMERT or CRNN_FGNL, plain or with learnable counterfactual attention (LCA).
-
-  python run_classification.py configs/crnn_fgnl_lca_artist20_5s.json --data_dir /data/artist20   # a preset
-  python run_classification.py --model_type crnn_fgnl --dataset synthetic --counterfactual learned \\
-      --num_train_epochs 6 --output_dir outputs/x --do_train --do_eval --do_predict
-
-The first argument may be a JSON preset (configs/*.json); flags after it override its values. The model, data and
-LCA flags come first below; the generic Trainer flags (TrainingArguments) follow. Docs: docs/training.md."""
-
-# The flags of LCATrainingArguments itself (not TrainingArguments'): listed right after the model and data flags.
-LCA_FLAGS = (
-    "lambda_ce_main",
-    "lambda_effect",
-    "lambda_ce_cf",
-    "lambda_ent_cf",
-    "lambda_ent_main",
-    "lambda_att",
-    "cf_warmup_epochs",
-    "cf_warmup_mode",
-    "effect_type",
-    "evaluate_counterfactual",
-    "overwrite_output_dir",
-    "backbone_cache_dir",
-    "backbone_cache_dtype",
-    "eval_autocast",
-)
-
-
 def build_parser() -> HfArgumentParser:
-    """The parser of `run_classification.py`: a description with the launch forms, the LCA flags in their own group
-    before the 500 lines of generic Trainer flags, and `--no_*` switches with their own help."""
-    import argparse
-
+    """The parser of `run_classification.py`: a description with the launch forms, the model, data, LCA and
+    frozen-backbone flags in their own groups before the 500 lines of generic Trainer flags, every default shown,
+    `--no_*` switches with their own help, and the presets listed at the end (`cli_help`)."""
     parser = HfArgumentParser(
         (ModelArguments, DataTrainingArguments, LCATrainingArguments),
         description=DESCRIPTION,
         usage="run_classification.py [PRESET.json] [--flag value ...]",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
+        epilog=presets_epilog(),
     )
     import dataclasses
 
-    groups = {
-        "model": {field.name for field in dataclasses.fields(ModelArguments)},
-        "data": {field.name for field in dataclasses.fields(DataTrainingArguments)},
-        "LCA (paper Eq. 1, the two-step schedule, the output folder)": set(LCA_FLAGS),
-    }
-    generic = next(group for group in parser._action_groups if group.title in ("options", "optional arguments"))
-    generic.title = "Trainer (transformers.TrainingArguments)"
-    new_groups = []
-    for title, names in groups.items():
-        group = parser.add_argument_group(title)
-        parser._action_groups.remove(group)
-        for action in list(generic._group_actions):
-            if action.dest in names:
-                generic._group_actions.remove(action)
-                group._group_actions.append(action)
-        new_groups.append(group)
-    position = parser._action_groups.index(generic)
-    parser._action_groups[position:position] = new_groups
-    for action in parser._actions:
-        if action.option_strings and all(option.startswith(("--no_", "--no-")) for option in action.option_strings):
-            positive = action.option_strings[0].replace("--no_", "--", 1)
-            action.help = f"Turn {positive} off (it is on by default)."
+    model_flags = {field.name for field in dataclasses.fields(ModelArguments)} - set(BACKBONE_FLAGS)
+    arrange_help(parser, model_flags, {field.name for field in dataclasses.fields(DataTrainingArguments)})
     return parser
 
 

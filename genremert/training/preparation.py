@@ -15,7 +15,9 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from ..data.audio_files import fill_cache, slice_songs
 from ..data.corpora import load_artist20, load_gtzan
+from ..data.fma import load_fma
 from ..data.magnatagatune import load_magnatagatune
+from ..data.mtg_jamendo import load_mtg_jamendo
 from ..data.synthetic import load_synthetic
 from ..evaluation.shortcut import resolve_bias
 from ..publishing.mert_weights import load_mert_weights
@@ -32,7 +34,9 @@ from .run_folder import (
     last_complete_checkpoint,
 )
 from .trainer import (
+    LCATrainer,
     LCATrainingArguments,
+    SliceCollator,
 )
 
 
@@ -89,14 +93,25 @@ def load_songs(data_args: DataTrainingArguments, seed: int, output_dir: str | No
         if data_args.data_dir is not None:
             options.setdefault("cache_dir", data_args.data_dir)
         return load_synthetic(**options)
-    loaders = {"gtzan": load_gtzan, "artist20": load_artist20, "magnatagatune": load_magnatagatune}
+    loaders = {
+        "gtzan": load_gtzan,
+        "artist20": load_artist20,
+        "magnatagatune": load_magnatagatune,
+        "mtg_jamendo": load_mtg_jamendo,
+        "fma": load_fma,
+    }
     loader = loaders.get(data_args.dataset)
     if loader is None:
         raise ValueError(f"--dataset {data_args.dataset!r}: no loader; expected one of {', '.join(loaders)}.")
     extra = {}
     if data_args.dataset == "gtzan":
         extra["gtzan_revision"] = data_args.gtzan_revision
-    if data_args.dataset in ("gtzan", "magnatagatune") and data_args.allow_missing_files:
+    if data_args.dataset == "mtg_jamendo" and data_args.mtg_jamendo_subset is not None:
+        extra["subset"] = data_args.mtg_jamendo_subset
+    if data_args.dataset == "fma":
+        extra.update({key: getattr(data_args, f"fma_{key}") for key in ("size", "labels")})
+        extra = {key: value for key, value in extra.items() if value is not None}
+    if data_args.dataset in ("gtzan", "magnatagatune", "mtg_jamendo", "fma") and data_args.allow_missing_files:
         extra["allow_missing_files"] = True
     return loader(data_args.data_dir, split=split, seed=seed, stems_dir=data_args.stems_dir, **extra)
 
@@ -139,6 +154,116 @@ def slice_run_songs(songs: datasets.DatasetDict, data_args: DataTrainingArgument
         noisy_songs=noisy_songs,
     )
     return slices, bias_class, noisy_songs
+
+
+def check_streaming_run(data_args: DataTrainingArguments, training_args: LCATrainingArguments) -> None:
+    """The flags a streamed run needs or cannot honour, refused by name before anything is read."""
+    if data_args.dataset != "custom":
+        raise ValueError(f"--streaming reads --dataset_name (a Hub id or a folder), not --dataset {data_args.dataset}.")
+    if data_args.shuffle_buffer_size < 1:
+        raise ValueError(f"--shuffle_buffer_size must be >= 1, got {data_args.shuffle_buffer_size}.")
+    refused = {
+        "max_train_samples": "bound the run with --max_steps",
+        "audio_cache_dir": "a stream is decoded as it is read",
+        "feature_store": "a store holds the slices of a song table",
+        "bias_class": "the shortcut protocol marks training songs up front",
+        "stems_dir": "stems are separate files of the dedicated loaders",
+    }
+    for name, reason in refused.items():
+        if getattr(data_args, name) is not None:
+            raise ValueError(f"--{name} cannot be combined with --streaming ({reason}).")
+    if not training_args.do_train:
+        return
+    if training_args.max_steps is None or training_args.max_steps <= 0:
+        raise ValueError(
+            f"--streaming needs --max_steps (got {training_args.max_steps}): a stream has no length, so the run is "
+            "counted in optimizer steps, not epochs (e.g. --max_steps 5000)."
+        )
+    if training_args.cf_warmup_epochs > 0:
+        raise ValueError(
+            f"--cf_warmup_epochs {training_args.cf_warmup_epochs} cannot be combined with --streaming: a streamed run "
+            "is one Trainer epoch of --max_steps steps, so a warm-up counted in epochs would never end."
+        )
+    if training_args.backbone_cache_dir is not None:
+        raise ValueError("--backbone_cache_dir cannot be combined with --streaming (its keys name slices of files).")
+
+
+def prepare_streamed_songs(data_args: DataTrainingArguments, training_args: LCATrainingArguments):
+    """`(streamed songs, evaluation songs, label names, multi_label)` of a `--streaming` run: the training split stays
+    a stream (`data/streaming.py`); validation and test are read into song datasets, each cut to its
+    `--max_*_samples` songs, and are sliced and scored exactly as without streaming."""
+    from ..data.streaming import load_streamed_songs, parse_class_names
+
+    check_streaming_run(data_args, training_args)
+    streamed = load_streamed_songs(
+        data_args.dataset_name,
+        data_args.dataset_config_name,
+        audio_column=data_args.audio_column_name,
+        label_column=data_args.label_column_name,
+        song_column=data_args.song_column_name,
+        group_column=data_args.group_column_name,
+        class_names=parse_class_names(data_args.class_names),
+        train_split=data_args.train_split_name,
+        validation_split=data_args.validation_split_name,
+        test_split=data_args.test_split_name,
+        audio_dir=os.path.join(data_args.data_dir, "embedded_audio") if data_args.data_dir else None,
+        revision=data_args.dataset_revision,
+        allow_outside_paths=data_args.allow_paths_outside_dataset,
+    )
+    songs = streamed.songs
+    limits = {"validation": data_args.max_eval_samples, "test": data_args.max_predict_samples}
+    for split_name in songs:
+        songs[split_name] = select_songs(songs[split_name], limits[split_name], data_args.split_seed)
+    return streamed, songs, list(streamed.labels.names), streamed.labels.multi_label
+
+
+def streamed_train_slices(streamed, data_args: DataTrainingArguments, config, training_args: LCATrainingArguments):
+    """This process's endless stream of training slices, cut by the model's slicing rule (`config.sampling_rate`,
+    `slice_seconds`, `slice_remainder`) and shuffled with `--data_seed` (else `--seed`)."""
+    from ..data.streaming import SongSlicer, StreamedSlices, stream_slices
+
+    slicer = SongSlicer(
+        streamed.labels,
+        data_args.audio_column_name,
+        data_args.song_column_name,
+        config.sampling_rate,
+        config.slice_seconds,
+        data_args.slice_overlap_seconds,
+        config.slice_remainder,
+        streamed.base_dir,
+        data_args.allow_paths_outside_dataset,
+    )
+    seed = training_args.data_seed if training_args.data_seed is not None else training_args.seed
+    rank, world_size = training_args.process_index, training_args.world_size
+    slices = stream_slices(
+        streamed.train,
+        slicer,
+        rank=rank,
+        world_size=world_size,
+        seed=seed,
+        shuffle_buffer_size=data_args.shuffle_buffer_size,
+    )
+    return StreamedSlices(
+        slices, f"--dataset_name {data_args.dataset_name} --streaming, process {rank} of {world_size}"
+    )
+
+
+class StreamedLCATrainer(LCATrainer):
+    """`LCATrainer` on a training stream that `split_dataset_by_node` already split between the processes: its
+    DataLoader is not split again by accelerate, and its batches go through `train_collator`: the run's collator with
+    no song index (streamed songs are not known up front; evaluation keeps the run's collator and index)."""
+
+    def __init__(self, *args, **kwargs):
+        from ..data.streaming import UnindexedSongs
+
+        super().__init__(*args, **kwargs)
+        collator = self.data_collator
+        self.train_collator = SliceCollator(collator.feature_extractor, UnindexedSongs(), collator.num_tags)
+
+    def get_train_dataloader(self):
+        from ..data.streaming import streamed_dataloader
+
+        return streamed_dataloader(self.train_dataset, self._train_batch_size, self.train_collator, self.args)
 
 
 def select_songs(songs: datasets.Dataset, max_songs: int | None, seed: int) -> datasets.Dataset:

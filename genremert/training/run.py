@@ -35,11 +35,15 @@ from ..evaluation.tagging_metrics import TaggingMetrics, write_tagging_reports
 from .arguments import (
     parse_arguments,
 )
+from .frozen_backbone import configure_frozen_backbone
 from .preparation import (
+    StreamedLCATrainer,
     load_or_build_model,
     prepare_songs,
+    prepare_streamed_songs,
     resolve_checkpoint,
     slice_run_songs,
+    streamed_train_slices,
 )
 from .run_folder import (
     ChecksumCallback,
@@ -347,7 +351,10 @@ def run(model_args, data_args, training_args: LCATrainingArguments) -> dict:
 
     store = to_attach = None
     with preparation_first(training_args, data_args, "load and slice the songs"):
-        songs, label_names, multi_label = prepare_songs(data_args, training_args.output_dir)
+        if data_args.streaming:  # the training split stays a stream; validation and test are song datasets
+            streamed, songs, label_names, multi_label = prepare_streamed_songs(data_args, training_args)
+        else:
+            songs, label_names, multi_label = prepare_songs(data_args, training_args.output_dir)
         checkpoint = resolve_checkpoint(training_args, label_names)
         config_defaults = None
         if data_args.feature_store is not None:  # the backbone's weights are not read: the store holds its output
@@ -367,12 +374,16 @@ def run(model_args, data_args, training_args: LCATrainingArguments) -> dict:
         model.config.slice_overlap_seconds = float(data_args.slice_overlap_seconds)
         slice_seconds = model.config.slice_seconds
         slices, bias_class, _ = slice_run_songs(songs, data_args, model.config, label_names)
+        if data_args.streaming and training_args.do_train:
+            slices = {**slices, "train": streamed_train_slices(streamed, data_args, model.config, training_args)}
         if store is not None:
             to_attach = check_store_matches(store, model, data_args, model_args)
             slices = store_slices(slices, store, model)
+    # GenreMERT: the backbone's precision and feature cache (--backbone_dtype, --backbone_cache), logged with reasons.
+    backbone_choices = configure_frozen_backbone(model, model_args, training_args, slices, data_args.feature_store)
     if training_args.process_index == 0:  # tiny or odd data: said once, before training
         checks = [short_recordings_warning(songs, model.config.sampling_rate, slice_seconds)]
-        if training_args.do_train:
+        if training_args.do_train and not data_args.streaming:
             train_labels = songs["train"].with_format(None)["label"]
             checks.insert(0, few_training_songs_warning(train_labels, label_names, multi_label))
         for warning in checks:
@@ -389,7 +400,7 @@ def run(model_args, data_args, training_args: LCATrainingArguments) -> dict:
 
     vote_threshold = data_args.parsed_vote_threshold()
     needs_validation = training_args.do_eval or training_args.eval_strategy != "no" or vote_threshold == "auto"
-    trainer = LCATrainer(
+    trainer = (StreamedLCATrainer if data_args.streaming else LCATrainer)(
         callbacks=[ChecksumCallback()],
         model=model,
         args=training_args,
@@ -411,6 +422,7 @@ def run(model_args, data_args, training_args: LCATrainingArguments) -> dict:
         "slice_seconds": slice_seconds,
         "slice_overlap_seconds": data_args.slice_overlap_seconds,
         "feature_store": data_args.feature_store,
+        **backbone_choices,
     }
     results = dict(run_info)
     trainer.save_metrics("run", run_info)
@@ -434,8 +446,9 @@ def run(model_args, data_args, training_args: LCATrainingArguments) -> dict:
         metrics = dict(train_result.metrics)
         if checkpoint is not None:
             metrics["train_loss"] = whole_run_train_loss(trainer, checkpoint, metrics["train_loss"])
-        metrics["train_songs"] = len(songs["train"])
-        metrics["train_slices"] = len(slices["train"])
+        if not data_args.streaming:  # a stream's songs are never counted
+            metrics["train_songs"] = len(songs["train"])
+            metrics["train_slices"] = len(slices["train"])
         trainer.log_metrics("train", metrics)
         trainer.save_metrics("train", metrics)
         trainer.save_state()
