@@ -28,15 +28,9 @@ import sys
 
 def cli(argv=None) -> int:
     from genremert.training.feature_extraction import main
-    from genremert.training.run import USER_ERRORS, end_process_group
+    from genremert.training.run import script_main
 
-    try:
-        main(argv)
-    except USER_ERRORS as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    end_process_group()
-    return 0
+    return script_main(argv, entry=main)
 
 
 if __name__ == "__main__":

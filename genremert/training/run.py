@@ -243,14 +243,15 @@ def end_process_group() -> None:
         torch.distributed.destroy_process_group()
 
 
-def script_main(argv: list[str] | None = None) -> int:
-    """The entry point of `run_classification.py`: `main`, then the process group closed; returns the exit status.
+def script_main(argv: list[str] | None = None, entry=None) -> int:
+    """The entry point of `run_classification.py` (and, with `entry`, of `extract_features.py`): `main` (or `entry`),
+    then the process group closed; returns the exit status.
 
     A mistake the user can fix (`USER_ERRORS`: a bad flag, a missing or damaged file, bad data, a diverging loss) is
     printed as `error: <message>` on stderr with exit status 2, as argparse does for a bad flag; any other exception is
     a bug and keeps its traceback. `main` itself raises, for callers in Python."""
     try:
-        main(argv)
+        (entry or main)(argv)
     except USER_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
