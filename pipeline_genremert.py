@@ -304,6 +304,10 @@ class SongLevelAudioClassificationPipeline(AudioClassificationPipeline):
             autocast_dtype (`str`, *optional*):
                 `"bfloat16"` (CPU or GPU) or `"float16"` (GPU): run the model under `torch.autocast` of that dtype. To
                 run the weights themselves in reduced precision, load with `pipeline(..., dtype=torch.bfloat16)`.
+            compile (`bool` or `str`, *optional*, defaults to `False`):
+                Run the model through `torch.compile` (compiled once, at the first slice batch; a new batch size
+                recompiles): `True` for its default backend (inductor), or a backend name (e.g. `"aot_eager"`).
+                Worth it for many recordings; the first batch pays the compile time (minutes on a small CPU).
             return_slices (`bool`, *optional*, defaults to `False`):
                 Return a dict `{"scores": song answer, "aggregation": str, "slices": [{"start", "end" (seconds),
                 "scores"}, ...]}` instead of the song answer alone.
@@ -349,13 +353,14 @@ class SongLevelAudioClassificationPipeline(AudioClassificationPipeline):
         slice_batch_size=None,
         return_slices=None,
         autocast_dtype=None,
+        compile=None,
         **kwargs,
     ):
         if kwargs:
             raise TypeError(
                 f"Unknown argument(s) {sorted(kwargs)} for SongLevelAudioClassificationPipeline; expected top_k, "
                 "threshold, function_to_apply, aggregation, vote_threshold, slice_overlap_seconds, slice_remainder, "
-                "slice_batch_size, return_slices, autocast_dtype, batch_size, num_workers."
+                "slice_batch_size, return_slices, autocast_dtype, compile, batch_size, num_workers."
             )
         preprocess_params, forward_params, postprocess_params = {}, {}, {}
 
@@ -410,6 +415,10 @@ class SongLevelAudioClassificationPipeline(AudioClassificationPipeline):
             if autocast_dtype not in ("bfloat16", "float16"):
                 raise ValueError(f"`autocast_dtype` must be 'bfloat16' or 'float16', got {autocast_dtype!r}.")
             forward_params["autocast_dtype"] = autocast_dtype
+        if compile is not None and compile is not False:
+            if compile is not True and not isinstance(compile, str):
+                raise ValueError(f"`compile` must be True, False or a torch.compile backend name, got {compile!r}.")
+            forward_params["compile"] = "inductor" if compile is True else compile
         if slice_batch_size is not None:
             if isinstance(slice_batch_size, bool) or not isinstance(slice_batch_size, int) or slice_batch_size < 1:
                 raise ValueError(f"`slice_batch_size` must be a positive integer, got {slice_batch_size!r}.")
@@ -555,7 +564,7 @@ class SongLevelAudioClassificationPipeline(AudioClassificationPipeline):
         self._warn_about_level(float(np.abs(waveform).max()))
         return {"waveform": waveform, **with_starts(waveform.shape[0])}
 
-    def _forward(self, model_inputs, slice_batch_size=8, autocast_dtype=None):
+    def _forward(self, model_inputs, slice_batch_size=8, autocast_dtype=None, compile=None):
         peak = 0.0
 
         def tracking_peak(blocks):
@@ -583,7 +592,7 @@ class SongLevelAudioClassificationPipeline(AudioClassificationPipeline):
                 break
             batch.append(segment)
             if len(batch) == slice_batch_size or done + len(batch) == len(starts):
-                batch_logits = self._classify_slices(np.stack(batch), autocast_dtype)
+                batch_logits = self._classify_slices(np.stack(batch), autocast_dtype, compile)
                 if logits is None:
                     logits = batch_logits.new_empty((len(starts), batch_logits.shape[1]))
                 logits[done : done + len(batch)] = batch_logits
@@ -601,18 +610,24 @@ class SongLevelAudioClassificationPipeline(AudioClassificationPipeline):
             "slice_lengths": torch.full((len(starts),), slice_samples),  # (slices,)
         }
 
-    def _classify_slices(self, slices: np.ndarray, autocast_dtype=None) -> torch.Tensor:
-        """float32 logits `(batch, num_labels)` of the slices `(batch, samples)`."""
+    def _classify_slices(self, slices: np.ndarray, autocast_dtype=None, compile=None) -> torch.Tensor:
+        """float32 logits `(batch, num_labels)` of the slices `(batch, samples)`; with `compile` (a backend name),
+        through the model compiled once with that backend."""
         # Rows of a 2-D array are separate examples: each slice is normalised on its own, as in training.
         batch = self.feature_extractor(slices, sampling_rate=self.sampling_rate, return_tensors="pt")
         if self.dtype is not None:  # waveforms or a spectrogram backbone's features
             batch = {k: v.to(self.dtype) if v.is_floating_point() else v for k, v in batch.items()}
         batch = self._ensure_tensor_on_device(dict(batch), self.device)
+        model = self.model
+        if compile is not None:
+            if getattr(self, "_compiled", (None, None))[0] != compile:  # compiled once per backend, kept
+                self._compiled = (compile, torch.compile(self.model, backend=compile))
+            model = self._compiled[1]
         if autocast_dtype is None:
-            return self.model(**batch).logits.float()
+            return model(**batch).logits.float()
         # Mixed precision on a float32 model (the log-mel and the softmaxes stay in float32).
         with torch.autocast(self.device.type, dtype=getattr(torch, autocast_dtype)):
-            return self.model(**batch).logits.float()
+            return model(**batch).logits.float()
 
     def postprocess(
         self,

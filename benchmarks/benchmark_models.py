@@ -16,6 +16,7 @@ Usage:
     python benchmarks/benchmark_models.py                   # CPU, all threads torch picks
     python benchmarks/benchmark_models.py --threads 2 --batch-size 4 --repeats 5
     python benchmarks/benchmark_models.py --device cuda
+    python benchmarks/benchmark_models.py --bf16 --compile --threads 2 --repeats 5   # GenreMERT bfloat16 ratios
 """
 
 import argparse
@@ -229,6 +230,94 @@ def attention_backend_ratio(name, model_class, config_class, config_kwargs, args
     )
 
 
+def timed_call(call, inputs, device) -> float:
+    """Seconds of one `call(inputs)` under `torch.inference_mode`."""
+    with torch.inference_mode():
+        synchronize(device)
+        start = time.perf_counter()
+        call(inputs)
+        synchronize(device)
+    return time.perf_counter() - start
+
+
+def bf16_ratios(args, device) -> None:
+    """GenreMERT (default size, random weights) per clip: float32 against the reference-shaped model, and bfloat16
+    weights, bfloat16 autocast and (with `--compile`) the compiled bfloat16 model against float32. The variants run
+    interleaved (float32, reference, bfloat16, autocast, compiled, float32, ...); each figure is the median of the
+    per-round ratios with their range, the load printed. Agreement with float32 on the timed clips: top-1 and the
+    largest probability difference."""
+    torch.manual_seed(0)
+    config = GenreMERTConfig(num_labels=10)
+    model = GenreMERTForAudioClassification(config).to(device).eval()
+    bfloat16 = GenreMERTForAudioClassification(config).to(device)
+    bfloat16.load_state_dict(model.state_dict())
+    bfloat16 = bfloat16.to(torch.bfloat16).eval()
+    reference = ReferenceShapedGenreMERT(model.backbone, config.num_labels).to(device).eval()
+    seconds = args.slice_seconds or 10.0
+    generator = torch.Generator().manual_seed(0)
+    inputs = (0.1 * torch.randn(args.batch_size, int(seconds * config.sampling_rate), generator=generator)).to(device)
+
+    def autocast(batch):
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            return model(batch)
+
+    variants = {
+        "float32": model,
+        "reference": reference,
+        "bfloat16": bfloat16,
+        "autocast": autocast,
+    }
+    if args.compile:
+        compiled = torch.compile(bfloat16)
+        start = time.perf_counter()
+        with torch.inference_mode():
+            compiled(inputs)
+        print(f"torch.compile of the bfloat16 model: first call {time.perf_counter() - start:.1f} s")
+        variants["compiled"] = compiled
+
+    with torch.inference_mode():
+        full = model(inputs).logits.float().softmax(-1)
+        agreement = {}
+        for name in ("bfloat16", "autocast", "compiled"):
+            if name in variants:
+                reduced = variants[name](inputs).logits.float().softmax(-1)
+                agreement[name] = (
+                    (full.argmax(-1) == reduced.argmax(-1)).float().mean().item(),
+                    (full - reduced).abs().max().item(),
+                )
+        for call in variants.values():  # warm-up (oneDNN primitive caches)
+            call(inputs)
+    times = {name: [] for name in variants}
+    for _ in range(args.repeats):
+        for name, call in variants.items():
+            times[name].append(timed_call(call, inputs, device))
+
+    def ratio(name, baseline):
+        ratios = [a / b for a, b in zip(times[name], times[baseline], strict=True)]
+        return f"{statistics.median(ratios):.3f} (range {min(ratios):.3f}–{max(ratios):.3f})"
+
+    per_clip = {name: statistics.median(values) / args.batch_size * 1000 for name, values in times.items()}
+    # Without native bfloat16 (oneDNN needs AVX-512 with BF16 or AMX), bfloat16 convolutions and matmuls fall back to
+    # reference kernels many times slower than float32: say which case the figures are.
+    hardware = f"CPU capability {torch.backends.cpu.get_cpu_capability()}, oneDNN bfloat16 " + (
+        "yes" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "NO (reference kernels)"
+    )
+    if device.type == "cuda":
+        hardware = torch.cuda.get_device_name(device)
+    print(
+        f"GenreMERT eval per {seconds:g} s clip, batch {args.batch_size}, {torch.get_num_threads()} threads, "
+        f"{args.repeats} interleaved rounds, load {os.getloadavg()[0]:.2f}; {hardware}:"
+    )
+    print(f"  float32 {per_clip['float32']:.0f} ms; / reference-shaped model: {ratio('float32', 'reference')}")
+    for name in ("bfloat16", "autocast", "compiled"):
+        if name in variants:
+            top1, difference = agreement[name]
+            print(
+                f"  {name} {per_clip[name]:.0f} ms; / float32: {ratio(name, 'float32')}; top-1 agreement {top1:.2f}, "
+                f"max probability difference {difference:.4f}"
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
@@ -245,10 +334,22 @@ def main() -> None:
         action="store_true",
         help="only the sdpa / eager ratio of GenreMERT (its backbone) and the tagger, interleaved",
     )
+    parser.add_argument(
+        "--bf16",
+        action="store_true",
+        help="only GenreMERT per-clip ratios: float32 / reference-shaped model, bfloat16 weights and autocast / "
+        "float32, interleaved",
+    )
+    parser.add_argument("--compile", action="store_true", help="with --bf16: also the torch.compile'd bfloat16 model")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
+    if args.compile and not args.bf16:
+        parser.error("--compile goes with --bf16")
+    if args.bf16:
+        bf16_ratios(args, device)
+        return
     if args.attention_backends:
         if "genremert" in args.models:
             attention_backend_ratio(
