@@ -5,7 +5,11 @@ filtering, as accuracy and F1 (frame and song level) against the budget; JSON an
     python robustness.py --model_dir outputs/sweep/plain/seed0 --model_dir outputs/sweep/lca/seed0 \
         --name plain --name lca --output_dir figures/robustness
 
-The command line of `genremert.robustness` (its docstring describes the attack).
+One line per condition (a model's clean score, a PGD budget, a noise level or a cutoff) on stderr says what was done,
+on how many slices, its score and the time left; OUT/robustness.json is rewritten (atomically) after each, so an
+interrupted run keeps every condition that finished. The plot is drawn at the end.
+
+The command line of `genremert.analysis.robustness` (its docstring describes the attack).
 """
 
 import sys

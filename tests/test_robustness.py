@@ -363,3 +363,61 @@ def test_the_command_line_scores_a_tagger(tmp_path):
         assert all(0.0 <= scores[key] <= 1.0 for key in TAGGING_SCORES), scores
     assert results["pgd"]["20.0"]["snr_reached_min"] >= 20.0 - 1e-3
     assert (tmp_path / "out" / "robustness.png").read_bytes().startswith(b"\x89PNG")
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Progress: one line per condition, and results saved as the run goes
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def test_each_condition_prints_a_line_and_hands_over_the_results_so_far(tone_model, capsys):
+    import copy
+
+    snapshots = []
+    results = robustness_curves(
+        {"tones": tone_model}, tone_slices(2, seed=4), snrs=(30.0, 10.0), cutoffs=(1000.0,), steps=2,
+        corruptions=("white_noise", "lowpass"), batch_size=4, on_condition=lambda r: snapshots.append(copy.deepcopy(r)),
+    )  # fmt: skip
+    # clean, 2 PGD budgets, 2 white-noise levels, 1 cutoff: one hand-over each, growing by one condition at a time
+    assert [len(s["tones"]) + sum(len(v) - 1 for k, v in s["tones"].items() if k != "clean") for s in snapshots] == [
+        1, 2, 3, 4, 5, 6,
+    ]  # fmt: skip
+    assert snapshots[0] == {"tones": {"clean": results["tones"]["clean"]}}
+    assert snapshots[1]["tones"]["pgd"] == {"30.0": results["tones"]["pgd"]["30.0"]}
+    assert snapshots[-1] == results
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("robustness [")]
+    assert len(lines) == 6, lines
+    assert lines[0].startswith("robustness [1/6] tones: clean, 6 slices in 2 batches: frame_accuracy ")
+    assert lines[1].startswith("robustness [2/6] tones: pgd at 30 dB SNR, 6 slices in 2 batches: frame_accuracy ")
+    assert lines[5].startswith("robustness [6/6] tones: lowpass at 1000 Hz, 6 slices")
+    assert all("left)" in line for line in lines[:5]) and lines[5].endswith("done)")
+
+
+def test_an_interrupted_command_line_keeps_the_conditions_that_finished(source_model, tmp_path, monkeypatch, capsys):
+    import json
+
+    from genremert.analysis import robustness
+
+    attacked = []
+    real_attack = robustness.pgd_attack
+
+    def attack_then_interrupt(model, waveforms, labels, snr, *args):
+        if snr == 10.0:  # the second budget: the user presses Ctrl-C
+            raise KeyboardInterrupt
+        attacked.append(snr)
+        return real_attack(model, waveforms, labels, snr, *args)
+
+    monkeypatch.setattr(robustness, "pgd_attack", attack_then_interrupt)
+    run = str(source_model / "source")
+    with pytest.raises(KeyboardInterrupt):
+        robustness.main(["--model_dir", run, "--output_dir", str(tmp_path), "--snr_db", "30", "10", "--cutoff_hz",
+                         "1000", "--steps", "1", "--max_slices", "4"])  # fmt: skip
+    assert attacked and set(attacked) == {30.0}
+    saved = json.loads((tmp_path / "robustness.json").read_text())
+    assert set(saved["source"]) == {"clean", "pgd"} and list(saved["source"]["pgd"]) == ["30.0"]
+    assert saved["source"]["pgd"]["30.0"]["snr_reached_min"] >= 30.0 - 1e-3
+    assert not (tmp_path / "robustness.png").exists() and [p.name for p in tmp_path.iterdir()] == ["robustness.json"]
+    error = capsys.readouterr().err
+    # clean, 2 PGD budgets, 2 white and 2 band noise levels, 1 cutoff
+    assert "robustness: 1 model(s) × 8 conditions on 4 test slices" in error, error
+    assert "robustness [2/8] source: pgd at 30 dB SNR, 4 slices in 1 batch: frame_accuracy" in error, error

@@ -11,14 +11,21 @@ non-adversarial corruptions (white noise, 3–5 kHz band noise, low-pass filteri
 - `evaluate_under(model, slices, transform)` → frame and song (majority vote) accuracy and weighted F1; for a tagger,
   the tagging metrics instead: frame and song (mean of the slices) macro ROC-AUC and PR-AUC.
 - `robustness_curves(models, slices, snrs, ...)` → JSON-ready curves for every model; `plot_curves` draws them.
+  One line per condition (a model's clean score, one PGD budget, one corruption level) says what was done, on how
+  many slices, its score and the time left; `on_condition` receives the results after each, so the command line
+  rewrites robustness.json as it goes and an interrupted run keeps every condition that finished.
 
-Deterministic given `seed`; batched; with a progress bar.
+Deterministic given `seed`; batched.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
+import sys
+import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -231,6 +238,41 @@ def evaluate_under(model, slices, transform=None, batch_size: int = 16, progress
     return result
 
 
+def _conditions(models: dict, snrs, cutoffs, corruptions, attack: bool) -> list:
+    """Every `(model name, curve, level)` to evaluate, in the order of evaluation: a model's clean score (curve
+    `"clean"`, level None), its PGD budgets, then each corruption's levels; then the next model."""
+    conditions = []
+    for name in models:
+        conditions.append((name, "clean", None))
+        if attack:
+            conditions += [(name, "pgd", snr) for snr in snrs]
+        for kind in corruptions:
+            conditions += [(name, kind, level) for level in (cutoffs if kind == "lowpass" else snrs)]
+    return conditions
+
+
+def _cost(curve: str, steps: int, restarts: int) -> int:
+    """Forward passes a condition costs per batch (a backward pass counted as two): the weights of the time left."""
+    return restarts * (3 * steps + 1) + 1 if curve == "pgd" else 1
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def _describe_condition(curve: str, level) -> str:
+    if curve == "clean":
+        return "clean"
+    if curve == "lowpass":
+        return f"lowpass at {float(level):g} Hz"
+    return f"{curve.replace('_', ' ')} at {float(level):g} dB SNR"
+
+
 def robustness_curves(
     models: dict,
     slices,
@@ -244,37 +286,72 @@ def robustness_curves(
     corruptions=CORRUPTIONS,
     attack: bool = True,
     progress: bool = True,
+    on_condition=None,
 ) -> dict:
     """`{model name: {"clean": scores, "pgd": {snr: scores}, "white_noise": {...}, "band_noise": {...},
-    "lowpass": {cutoff: scores}}}`, every score set from `evaluate_under`."""
-    results = {}
-    for name, model in models.items():
-        rate = model.config.sampling_rate
-        curves = {"clean": evaluate_under(model, slices, batch_size=batch_size)}
-        if attack:
-            curves["pgd"] = {
-                str(snr): evaluate_under(
-                    model,
-                    slices,
-                    lambda w, y, n, snr=snr: pgd_attack(model, w, y, snr, steps, step_size, restarts, seed + n),
-                    batch_size,
-                    progress,
-                )
-                for snr in snrs
-            }
-        for kind in corruptions:
-            levels = cutoffs if kind == "lowpass" else snrs
-            curves[kind] = {
-                str(level): evaluate_under(
-                    model,
-                    slices,
-                    lambda w, y, n, kind=kind, level=level: corrupt(w, kind, level, rate, seed + n),
-                    batch_size,
-                )
-                for level in levels
-            }
-        results[name] = curves
+    "lowpass": {cutoff: scores}}}`, every score set from `evaluate_under`.
+
+    `progress`: one line per condition on stderr, `robustness [k/n] <model>: <condition>, <slices> in <batches>:
+    <score> (<its time>; about <time> left)`, the time left weighted by each remaining condition's passes (a PGD
+    budget costs `restarts · (3 · steps + 1) + 1` passes per batch, a corruption one). `on_condition(results)`: called
+    after every condition with the results so far (the finished conditions only), so a caller can save them as the
+    run goes."""
+    conditions = _conditions(models, snrs, cutoffs, corruptions, attack)
+    costs = [_cost(curve, steps, restarts) for _, curve, _ in conditions]
+    num_batches = math.ceil(len(slices) / batch_size)
+    results = {}  # a model appears with its first finished condition
+    begin = time.perf_counter()
+    for number, (name, curve, level) in enumerate(conditions):
+        model = models[name]
+        started = time.perf_counter()
+        if curve == "clean":
+            transform = None
+        elif curve == "pgd":  # the batch number `n` seeds the restarts: deterministic given `seed`
+
+            def transform(w, y, n, model=model, snr=level):
+                return pgd_attack(model, w, y, snr, steps, step_size, restarts, seed + n)
+
+        else:
+
+            def transform(w, y, n, kind=curve, level=level, rate=model.config.sampling_rate):
+                return corrupt(w, kind, level, rate, seed + n)
+
+        scores = evaluate_under(model, slices, transform, batch_size, progress and curve == "pgd")
+        if curve == "clean":
+            results.setdefault(name, {})["clean"] = scores
+        else:
+            results.setdefault(name, {}).setdefault(curve, {})[str(level)] = scores
+        if progress:
+            elapsed = time.perf_counter() - begin
+            left = elapsed / sum(costs[: number + 1]) * sum(costs[number + 1 :])
+            metric = "frame_roc_auc" if "frame_roc_auc" in scores else "frame_accuracy"
+            print(
+                f"robustness [{number + 1}/{len(conditions)}] {name}: {_describe_condition(curve, level)}, "
+                f"{len(slices)} slices in {num_batches} batch{'es' if num_batches > 1 else ''}: {metric} {scores[metric]:.3f} "
+                f"({_duration(time.perf_counter() - started)}; "
+                + ("done" if number + 1 == len(conditions) else f"about {_duration(left)} left")
+                + ")",
+                file=sys.stderr,
+                flush=True,
+            )
+        if on_condition is not None:
+            on_condition(results)
     return results
+
+
+def write_json_atomically(path, data) -> Path:
+    """`data` as JSON at `path`, through a temporary file in the same folder renamed over it: a reader (or a run
+    interrupted while writing) sees the previous file or the new one, never half of one."""
+    path = Path(path)
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=1)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+    return path
 
 
 def _default_metric(results: dict) -> str:
@@ -466,6 +543,16 @@ def main(argv=None) -> int:
         return fail(str(error))
     if args.max_slices:
         slices = slices.select(range(min(args.max_slices, len(slices))))
+    output = Path(args.output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    json_path = output / "robustness.json"
+    conditions = len(_conditions(models, args.snr_db, args.cutoff_hz, CORRUPTIONS, True))
+    print(
+        f"robustness: {len(models)} model(s) × {conditions // len(models)} conditions on {len(slices)} test slices; "
+        f"{json_path} is rewritten after each condition (an interrupted run keeps what finished)",
+        file=sys.stderr,
+        flush=True,
+    )
     results = robustness_curves(
         models,
         slices,
@@ -476,9 +563,8 @@ def main(argv=None) -> int:
         args.restarts,
         args.batch_size,
         args.seed,
+        on_condition=lambda partial: write_json_atomically(json_path, partial),
     )
-    output = Path(args.output_dir)
-    output.mkdir(parents=True, exist_ok=True)
-    (output / "robustness.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
+    write_json_atomically(json_path, results)
     print(plot_curves(results, output / "robustness.png"))
     return 0
