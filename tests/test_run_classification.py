@@ -509,7 +509,9 @@ def test_resuming_with_another_architecture_is_refused_before_anything_is_writte
     shutil.copytree(checkpoint, output_dir / checkpoint.name)
     flags = tiny_flags(output_dir.parent / "synthetic_cache", output_dir, "--resume_from_checkpoint", "last")
     flags[flags.index("--config_overrides") + 1] = TINY_CRNN.replace("gru_hidden_size=8", "gru_hidden_size=6")
-    with pytest.raises(ValueError, match=r"holds a model of another architecture .*(head\.classifier|recurrent\.gru_1)"):
+    with pytest.raises(
+        ValueError, match=r"holds a model of another architecture .*(head\.classifier|recurrent\.gru_1)"
+    ):
         training_run.main(flags)
     assert sorted(path.name for path in output_dir.iterdir()) == [checkpoint.name]  # run_args.json not written
 
