@@ -38,8 +38,15 @@ def model_and_data_flags(data_dir, *extra):
 
 
 def extract(data_dir, store_dir, *extra):
+    """One-process extraction in this process, on one thread like each process of the two-process launch (torchrun
+    sets OMP_NUM_THREADS=1): float32 matrix products are bit-identical only at one blocking, i.e. one thread count."""
     flags = ["--output_dir", str(store_dir), "--shard_size", "16", "--disable_tqdm", "true", *extra]
-    return feature_extraction.main(model_and_data_flags(data_dir, *flags))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return feature_extraction.main(model_and_data_flags(data_dir, *flags))
+    finally:
+        torch.set_num_threads(threads)
 
 
 def free_port() -> int:

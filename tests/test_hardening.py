@@ -5,6 +5,7 @@ import os
 import struct
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -197,7 +198,9 @@ def test_model_card_lists_the_inference_requirements():
 # ----------------------------------------------------------------------------------------------------------------------
 
 
-def test_a_stream_a_few_ms_short_of_its_header_is_accepted_with_a_warning(tmp_path, monkeypatch):
+def test_a_stream_a_few_ms_short_of_its_header_is_accepted_by_the_file_check(tmp_path, monkeypatch):
+    """The up-front check accepts it silently; decoding reports a shortfall beyond the encoder's padding (pipeline and
+    mp3 tests), so an ordinary lossy file is not warned about twice from a thread pool."""
     song = tmp_path / "song.ogg"
     sf.write(song, tone(2.0, 44100), 44100, format="OGG", subtype="VORBIS")
 
@@ -207,7 +210,8 @@ def test_a_stream_a_few_ms_short_of_its_header_is_accepted_with_a_warning(tmp_pa
             return data[:-104] if self.tell() >= self.frames and len(data) > 104 else data
 
     monkeypatch.setattr(audio_files.sf, "SoundFile", ShortStream)
-    with pytest.warns(UserWarning, match="ends 104 frames"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
         assert audio_files.check_audio_file(song) is None
 
 
