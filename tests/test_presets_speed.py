@@ -124,9 +124,11 @@ def test_the_off_switches_and_a_contradiction(tmp_path, monkeypatch, caplog):
         "every epoch)"
     )
     assert not (tmp_path / "cache").exists()
-    with pytest.raises(ValueError, match=r"--backbone_cache off and --backbone_cache_dir .*x contradict"):
-        frozen_backbone.configure_frozen_backbone(model, off, training_args(backbone_cache_dir=str(tmp_path / "x")), {})
-    # --backbone_cache_dir alone keeps its meaning: the cache on in that folder.
+    # --backbone_cache_dir keeps its meaning whatever the mode (off is the default): the cache on in that folder.
+    mine = training_args(backbone_cache_dir=str(tmp_path / "x"))
+    assert frozen_backbone.configure_frozen_backbone(model, off, mine, slices)["backbone_cache_dir"] == str(
+        tmp_path / "x"
+    )
     args = training_args(backbone_cache_dir=str(tmp_path / "mine"))
     auto = SimpleNamespace(backbone_cache="auto", backbone_dtype="float32")
     assert (

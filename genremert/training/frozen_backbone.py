@@ -183,15 +183,10 @@ def choose_backbone_cache(
     mode: str, cache_dir: str | None, cache_dtype: str, model, num_slices: int | None, backbone_dtype: str
 ) -> tuple[str | None, str]:
     """`(folder or None, reason)` of the backbone feature cache: `--backbone_cache_dir` when given (as before these
-    switches); else with `mode="auto"` the default folder when the backbone is frozen and `num_slices` entries fit in
+    switches, whatever `mode`: `off` is the default); else with `mode="auto"` the default folder when the backbone is frozen and `num_slices` entries fit in
     `DISK_SHARE` of the free space (entries already there count as written); else None. `num_slices` None: not known
     up front (streamed data), so `auto` cannot size the cache and leaves it off."""
-    if cache_dir is not None:
-        if mode == "off":
-            raise ValueError(
-                f"--backbone_cache off and --backbone_cache_dir {cache_dir} contradict each other: pass one "
-                "(--backbone_cache_dir alone turns the cache on in that folder)."
-            )
+    if cache_dir is not None:  # the more specific flag: the cache on in that folder (as before --backbone_cache)
         return str(cache_dir), "--backbone_cache_dir"
     if mode == "off":
         return None, "--backbone_cache off: the backbone runs every epoch"
